@@ -1,0 +1,10 @@
+//! vila2: a platform that makes a vision-language model improve its own pretraining data
+//! (VILA², arXiv 2407.17453).
+//!
+//! - [`plugin`]: the sandboxed WebAssembly plugin runtime (WIT package `vila2:plugin`).
+//! - [`vlm`]: the vision-language model on libtorch.
+//! - [`cli`]: the `vila2` command line.
+
+pub mod cli;
+pub mod plugin;
+pub mod vlm;

@@ -1,0 +1,3 @@
+fn main() -> anyhow::Result<()> {
+    vila2::cli::main()
+}
