@@ -1,0 +1,33 @@
+//! The `vila2` command line: one submodule per command group.
+
+mod plugin;
+
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// vila2: make a vision-language model improve its own pretraining data.
+#[derive(Debug, Parser)]
+#[command(name = "vila2", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Inspect and run WebAssembly plugins (filters, prompt templates, post-processors).
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
+}
+
+/// Entry point of the `vila2` binary.
+pub fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_env("VILA2_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Plugin(cmd) => plugin::run(cmd),
+    }
+}
