@@ -1,0 +1,198 @@
+//! Glue between the world traits and the generated bindings; used by the `export_*!` macros.
+//!
+//! A component holds one plugin instance, kept in a single slot: `configure` replaces it, the
+//! first batch of an unconfigured component builds it from `Config::default()`.
+
+use std::any::Any;
+use std::cell::RefCell;
+use std::marker::PhantomData;
+
+use crate::bindings::{
+    caption_filter as cf, post_processor as pp, prompt_template as pt, specialist as sp,
+};
+use crate::{
+    Candidate, CaptionFilter, Description, Plugin, PostProcessor, Processed, Prompt, PromptRequest,
+    PromptTemplate, SpecialistOutput, Verdict, WorldKind,
+};
+
+thread_local! {
+    static INSTANCE: RefCell<Option<Box<dyn Any>>> = const { RefCell::new(None) };
+}
+
+/// Parses `json` into `T::Config`, builds `T` and makes it the instance. On error the previous
+/// instance (if any) stays.
+pub fn configure<T: Plugin>(json: &str) -> Result<(), String> {
+    let plugin = T::new(crate::parse_config(json)?)?;
+    INSTANCE.with(|slot| *slot.borrow_mut() = Some(Box::new(plugin)));
+    Ok(())
+}
+
+/// Runs `f` on the instance, building it from the default config when there is none.
+pub fn with_instance<T: Plugin, R>(f: impl FnOnce(&T) -> R) -> Result<R, String> {
+    INSTANCE.with(|slot| {
+        let mut slot = slot.borrow_mut();
+        if slot.as_ref().is_none_or(|p| !p.is::<T>()) {
+            *slot = Some(Box::new(T::new(T::Config::default())?));
+        }
+        let plugin = slot
+            .as_ref()
+            .and_then(|p| p.downcast_ref::<T>())
+            .expect("instance was just set");
+        Ok(f(plugin))
+    })
+}
+
+/// Runs a batch method, turning a failure to build the plugin into one error per item.
+fn batch<T: Plugin, I, O>(
+    items: &[I],
+    f: impl FnOnce(&T, &[I]) -> Vec<Result<O, String>>,
+) -> Vec<Result<O, String>> {
+    match with_instance::<T, _>(|p| f(p, items)) {
+        Ok(out) => out,
+        Err(e) => items.iter().map(|_| Err(e.clone())).collect(),
+    }
+}
+
+fn describe<T: Plugin>(world: WorldKind) -> Description {
+    T::about().describe(world)
+}
+
+/// Exports a [`CaptionFilter`] as world `caption-filter`.
+pub struct CaptionFilterExport<T>(PhantomData<T>);
+
+impl<T: CaptionFilter> cf::exports::vila2::plugin::plugin::Guest for CaptionFilterExport<T> {
+    fn describe() -> Description {
+        describe::<T>(WorldKind::CaptionFilter)
+    }
+    fn configure(config: String) -> Result<(), String> {
+        configure::<T>(&config)
+    }
+}
+
+impl<T: CaptionFilter> cf::exports::vila2::plugin::filter::Guest for CaptionFilterExport<T> {
+    fn filter(batch: Vec<Candidate>) -> Vec<Result<Verdict, String>> {
+        self::batch::<T, _, _>(&batch, |p, b| p.filter_batch(b))
+    }
+}
+
+/// Exports a [`PromptTemplate`] as world `prompt-template`.
+pub struct PromptTemplateExport<T>(PhantomData<T>);
+
+impl<T: PromptTemplate> pt::exports::vila2::plugin::plugin::Guest for PromptTemplateExport<T> {
+    fn describe() -> Description {
+        describe::<T>(WorldKind::PromptTemplate)
+    }
+    fn configure(config: String) -> Result<(), String> {
+        configure::<T>(&config)
+    }
+}
+
+impl<T: PromptTemplate> pt::exports::vila2::plugin::template::Guest for PromptTemplateExport<T> {
+    fn render(batch: Vec<PromptRequest>) -> Vec<Result<Prompt, String>> {
+        self::batch::<T, _, _>(&batch, |p, b| p.render_batch(b))
+    }
+}
+
+/// Exports a [`PostProcessor`] as world `post-processor`.
+pub struct PostProcessorExport<T>(PhantomData<T>);
+
+impl<T: PostProcessor> pp::exports::vila2::plugin::plugin::Guest for PostProcessorExport<T> {
+    fn describe() -> Description {
+        describe::<T>(WorldKind::PostProcessor)
+    }
+    fn configure(config: String) -> Result<(), String> {
+        configure::<T>(&config)
+    }
+}
+
+impl<T: PostProcessor> pp::exports::vila2::plugin::processor::Guest for PostProcessorExport<T> {
+    fn process(batch: Vec<SpecialistOutput>) -> Vec<Result<Processed, String>> {
+        self::batch::<T, _, _>(&batch, |p, b| p.process_batch(b))
+    }
+}
+
+/// Exports a [`PromptTemplate`] + [`PostProcessor`] as world `specialist`.
+pub struct SpecialistExport<T>(PhantomData<T>);
+
+impl<T: PromptTemplate + PostProcessor> sp::exports::vila2::plugin::plugin::Guest
+    for SpecialistExport<T>
+{
+    fn describe() -> Description {
+        describe::<T>(WorldKind::Specialist)
+    }
+    fn configure(config: String) -> Result<(), String> {
+        configure::<T>(&config)
+    }
+}
+
+impl<T: PromptTemplate + PostProcessor> sp::exports::vila2::plugin::template::Guest
+    for SpecialistExport<T>
+{
+    fn render(batch: Vec<PromptRequest>) -> Vec<Result<Prompt, String>> {
+        self::batch::<T, _, _>(&batch, |p, b| p.render_batch(b))
+    }
+}
+
+impl<T: PromptTemplate + PostProcessor> sp::exports::vila2::plugin::processor::Guest
+    for SpecialistExport<T>
+{
+    fn process(batch: Vec<SpecialistOutput>) -> Vec<Result<Processed, String>> {
+        self::batch::<T, _, _>(&batch, |p, b| p.process_batch(b))
+    }
+}
+
+/// Exports a [`CaptionFilter`](crate::CaptionFilter) implementation as the component's
+/// `caption-filter` world. Use once, at the root of the plugin crate.
+#[macro_export]
+macro_rules! export_caption_filter {
+    ($plugin:ty) => {
+        const _: () = {
+            type Vila2Export = $crate::export::CaptionFilterExport<$plugin>;
+            $crate::bindings::caption_filter::export_caption_filter_world!(
+                Vila2Export with_types_in $crate::bindings::caption_filter
+            );
+        };
+    };
+}
+
+/// Exports a [`PromptTemplate`](crate::PromptTemplate) implementation as the component's
+/// `prompt-template` world.
+#[macro_export]
+macro_rules! export_prompt_template {
+    ($plugin:ty) => {
+        const _: () = {
+            type Vila2Export = $crate::export::PromptTemplateExport<$plugin>;
+            $crate::bindings::prompt_template::export_prompt_template_world!(
+                Vila2Export with_types_in $crate::bindings::prompt_template
+            );
+        };
+    };
+}
+
+/// Exports a [`PostProcessor`](crate::PostProcessor) implementation as the component's
+/// `post-processor` world.
+#[macro_export]
+macro_rules! export_post_processor {
+    ($plugin:ty) => {
+        const _: () = {
+            type Vila2Export = $crate::export::PostProcessorExport<$plugin>;
+            $crate::bindings::post_processor::export_post_processor_world!(
+                Vila2Export with_types_in $crate::bindings::post_processor
+            );
+        };
+    };
+}
+
+/// Exports a type implementing both [`PromptTemplate`](crate::PromptTemplate) and
+/// [`PostProcessor`](crate::PostProcessor) as the component's `specialist` world.
+#[macro_export]
+macro_rules! export_specialist {
+    ($plugin:ty) => {
+        const _: () = {
+            type Vila2Export = $crate::export::SpecialistExport<$plugin>;
+            $crate::bindings::specialist::export_specialist_world!(
+                Vila2Export with_types_in $crate::bindings::specialist
+            );
+        };
+    };
+}
