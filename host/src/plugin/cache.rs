@@ -60,15 +60,23 @@ impl ComponentCache {
         }
         let path = self.artifact_path(digest);
         if let Some(path) = path.as_deref().filter(|p| p.exists()) {
-            // SAFETY: the artifact was written by `store` below into our own cache dir, under
-            // a name that includes the engine's compatibility hash; wasmtime still checks the
-            // header and refuses an artifact from another engine configuration.
-            match unsafe { Component::deserialize_file(engine, path) } {
+            // Read into memory rather than mmap the file: a cache file truncated by someone
+            // else while mapped would crash the process (SIGBUS) instead of failing cleanly.
+            let loaded = std::fs::read(path)
+                .map_err(wasmtime::Error::from)
+                // SAFETY: the artifact was written by `store` below into our own cache dir,
+                // under a name carrying the engine's compatibility hash; wasmtime still checks
+                // its header and refuses one from another engine configuration.
+                .and_then(|art| unsafe { Component::deserialize(engine, art) });
+            match loaded {
                 Ok(c) => {
                     self.remember(digest, &c);
                     return Ok((c, CacheHit::Disk));
                 }
-                Err(e) => tracing::warn!(path = %path.display(), "discarding unusable cached artifact: {e}"),
+                Err(e) => tracing::warn!(
+                    path = %path.display(),
+                    "discarding unusable cached artifact: {e}"
+                ),
             }
         }
         let component = Component::new(engine, bytes).map_err(|e| PluginError::Compile {

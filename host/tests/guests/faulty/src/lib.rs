@@ -3,7 +3,9 @@
 //! the same plugin works.
 //!
 //! Modes: `ok`, `loop`, `alloc`, `recurse`, `panic`, `open-file`, `socket`, `env`,
-//! `huge-string`, `wrong-length`, `trap-once` (traps on the first batch of each instance).
+//! `huge-string`, `wrong-length`, `judge`. A batch whose first candidate's text is
+//! `fault:MODE` uses that mode instead of the configured one, so a test can make one batch
+//! misbehave and check that the next batch on the same plugin works.
 #![allow(clippy::missing_safety_doc)]
 
 use std::cell::RefCell;
@@ -19,7 +21,6 @@ use vila2::plugin::types::{Candidate, Description, Verdict, WorldKind};
 
 thread_local! {
     static MODE: RefCell<String> = RefCell::new("ok".to_string());
-    static CALLS: RefCell<u32> = const { RefCell::new(0) };
 }
 
 struct Faulty;
@@ -78,14 +79,13 @@ fn keep(reason: String) -> Result<Verdict, String> {
 
 impl FilterGuest for Faulty {
     fn filter(batch: Vec<Candidate>) -> Vec<Result<Verdict, String>> {
-        let mode = MODE.with(|m| m.borrow().clone());
-        let calls = CALLS.with(|c| {
-            *c.borrow_mut() += 1;
-            *c.borrow()
-        });
+        let mode = match batch.first().and_then(|c| c.text.strip_prefix("fault:")) {
+            Some(m) => m.to_string(),
+            None => MODE.with(|m| m.borrow().clone()),
+        };
         match mode.as_str() {
             "loop" => loop {
-                std::hint::black_box(calls);
+                std::hint::black_box(&mode);
             },
             "alloc" => {
                 let mut hoard: Vec<Vec<u8>> = Vec::new();
@@ -99,7 +99,17 @@ impl FilterGuest for Faulty {
                 batch.iter().map(|_| keep(n.to_string())).collect()
             }
             "panic" => panic!("faulty plugin panics on purpose"),
-            "trap-once" if calls == 1 => panic!("first call of this instance traps"),
+            "judge" => batch
+                .iter()
+                .map(|c| {
+                    vila2::plugin::judge::score(&c.sample.key, "Describe the image.", &c.text)
+                        .map(|j| Verdict {
+                            keep: j.mean_logprob > -5.0,
+                            score: j.mean_logprob.exp(),
+                            reasons: Vec::new(),
+                        })
+                })
+                .collect(),
             "open-file" => {
                 let r = std::fs::read_to_string("/etc/passwd");
                 batch
@@ -133,22 +143,26 @@ impl FilterGuest for Faulty {
                 .map(|_| keep("x".repeat(100 << 20)))
                 .collect(),
             "wrong-length" => batch.iter().skip(1).map(|c| keep(c.text.clone())).collect(),
-            _ => batch
+            "ok" => batch.iter().map(judge_length).collect(),
+            other => batch
                 .iter()
-                .map(|c| {
-                    vila2::plugin::log::log(
-                        vila2::plugin::log::Level::Debug,
-                        &format!("judging {}", c.sample.key),
-                    );
-                    Ok(Verdict {
-                        keep: !c.text.is_empty(),
-                        score: c.text.len().min(100) as f32 / 100.0,
-                        reasons: Vec::new(),
-                    })
-                })
+                .map(|_| Err(format!("unknown fault mode `{other}`")))
                 .collect(),
         }
     }
+}
+
+/// The well-behaved path: keeps non-empty captions, scores by length.
+fn judge_length(c: &Candidate) -> Result<Verdict, String> {
+    vila2::plugin::log::log(
+        vila2::plugin::log::Level::Debug,
+        &format!("judging {}", c.sample.key),
+    );
+    Ok(Verdict {
+        keep: !c.text.is_empty(),
+        score: c.text.len().min(100) as f32 / 100.0,
+        reasons: Vec::new(),
+    })
 }
 
 export!(Faulty);
