@@ -1,0 +1,34 @@
+# The two commands of the README:
+#   make run    set up, build, and run the main job on the embedded default
+#   make test   set up, build, and pass the tests
+export CARGO_TARGET_DIR ?= $(CURDIR)/target
+export VILA2_COMPONENTS := $(CARGO_TARGET_DIR)/wasm32-wasip2/release
+
+# First-party components and the fault-test guest, built for wasm32-wasip2.
+COMPONENTS := vila2-recaption vila2-quality vila2-grounding vila2-ocr vila2-spatial vila2-faulty-plugin
+VILA2 := $(CARGO_TARGET_DIR)/release/vila2
+
+.PHONY: setup components build run test lint bench
+
+setup:
+	@scripts/setup.sh
+
+components: setup
+	cargo build --target wasm32-wasip2 --release $(addprefix -p ,$(COMPONENTS))
+
+build: components
+	cargo build --release -p vila2
+
+run: build
+	@scripts/run-demo.sh "$(VILA2)" "$(VILA2_COMPONENTS)"
+
+test: components
+	cargo test --workspace --no-fail-fast
+
+lint: setup
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --target wasm32-wasip2 $(addprefix -p ,$(COMPONENTS)) -- -D warnings
+
+bench: components
+	cargo bench -p vila2 --bench quality_filter
