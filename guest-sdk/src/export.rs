@@ -141,11 +141,27 @@ impl<T: PromptTemplate + PostProcessor> sp::exports::vila2::plugin::processor::G
     }
 }
 
+/// Native builds: the export macros only check the trait bounds (the exported symbol names,
+/// such as `vila2:plugin/filter@0.1.0#filter`, are not valid in a native shared library).
+pub const fn check_caption_filter<T: CaptionFilter>() {}
+
+#[doc(hidden)]
+pub const fn check_prompt_template<T: PromptTemplate>() {}
+
+#[doc(hidden)]
+pub const fn check_post_processor<T: PostProcessor>() {}
+
+#[doc(hidden)]
+pub const fn check_specialist<T: PromptTemplate + PostProcessor>() {}
+
 /// Exports a [`CaptionFilter`](crate::CaptionFilter) implementation as the component's
 /// `caption-filter` world. Use once, at the root of the plugin crate.
 #[macro_export]
 macro_rules! export_caption_filter {
     ($plugin:ty) => {
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: () = $crate::export::check_caption_filter::<$plugin>();
+        #[cfg(target_arch = "wasm32")]
         const _: () = {
             type Vila2Export = $crate::export::CaptionFilterExport<$plugin>;
             $crate::bindings::caption_filter::export_caption_filter_world!(
@@ -160,6 +176,9 @@ macro_rules! export_caption_filter {
 #[macro_export]
 macro_rules! export_prompt_template {
     ($plugin:ty) => {
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: () = $crate::export::check_prompt_template::<$plugin>();
+        #[cfg(target_arch = "wasm32")]
         const _: () = {
             type Vila2Export = $crate::export::PromptTemplateExport<$plugin>;
             $crate::bindings::prompt_template::export_prompt_template_world!(
@@ -174,6 +193,9 @@ macro_rules! export_prompt_template {
 #[macro_export]
 macro_rules! export_post_processor {
     ($plugin:ty) => {
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: () = $crate::export::check_post_processor::<$plugin>();
+        #[cfg(target_arch = "wasm32")]
         const _: () = {
             type Vila2Export = $crate::export::PostProcessorExport<$plugin>;
             $crate::bindings::post_processor::export_post_processor_world!(
@@ -188,6 +210,9 @@ macro_rules! export_post_processor {
 #[macro_export]
 macro_rules! export_specialist {
     ($plugin:ty) => {
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: () = $crate::export::check_specialist::<$plugin>();
+        #[cfg(target_arch = "wasm32")]
         const _: () = {
             type Vila2Export = $crate::export::SpecialistExport<$plugin>;
             $crate::bindings::specialist::export_specialist_world!(

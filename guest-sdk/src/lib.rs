@@ -19,7 +19,8 @@
 //!
 //! Build with `cargo build --target wasm32-wasip2 --release`; the `.wasm` in
 //! `target/wasm32-wasip2/release/` is the component. The crate also compiles natively, so a
-//! plugin's logic can be unit-tested with `cargo test`: there [`log`] writes to stderr and
+//! plugin's logic can be unit-tested with `cargo test` (also in a `cdylib` + `rlib` crate):
+//! natively the export macros only check the trait bounds, [`log`] writes to stderr and
 //! [`judge::score`] returns an error.
 //!
 //! # Example: a complete caption filter
@@ -82,6 +83,7 @@ pub mod bindings;
 mod config;
 #[doc(hidden)]
 pub mod export;
+pub mod hash;
 pub mod judge;
 pub mod log;
 
@@ -156,6 +158,16 @@ pub fn reject<S: Into<String>>(score: f32, reasons: impl IntoIterator<Item = S>)
         keep: false,
         score,
         reasons: reasons.into_iter().map(Into::into).collect(),
+    }
+}
+
+/// `<image>\n` followed by `instruction`: the prompt layout the VLM engine expects (`<image>`
+/// marks where the image goes), or `instruction` alone when `image_token` is false.
+pub fn image_prompt(instruction: &str, image_token: bool) -> String {
+    if image_token {
+        format!("<image>\n{instruction}")
+    } else {
+        instruction.to_string()
     }
 }
 
