@@ -300,10 +300,10 @@ fn assess(
     if list_items(text) > config.max_list_items {
         reasons.insert(Reason::ListForm);
     }
-    if count_phrases(hashes, BOILERPLATE) > 0 {
+    if count_phrases(hashes, BOILERPLATE, BOILERPLATE_MASK) > 0 {
         reasons.insert(Reason::Boilerplate);
     }
-    let speculative = count_phrases(hashes, SPECULATIVE);
+    let speculative = count_phrases(hashes, SPECULATIVE, SPECULATIVE_MASK);
     if speculative > config.max_speculative {
         reasons.insert(Reason::Speculative);
     }
@@ -372,31 +372,64 @@ fn list_items(text: &str) -> usize {
         .count()
 }
 
-/// Occurrences of any of `phrases` as consecutive words.
-fn count_phrases(words: &[u64], phrases: &[&[u64]]) -> usize {
+/// Bit `h % 128` set for the first word hash `h` of every phrase: a quick reject for words
+/// that start no phrase.
+const fn first_word_mask(phrases: &[&[u64]]) -> u128 {
+    let mut mask = 0u128;
+    let mut i = 0;
+    while i < phrases.len() {
+        mask |= 1 << (phrases[i][0] % 128);
+        i += 1;
+    }
+    mask
+}
+
+const BOILERPLATE_MASK: u128 = first_word_mask(BOILERPLATE);
+const SPECULATIVE_MASK: u128 = first_word_mask(SPECULATIVE);
+
+/// Occurrences of any of `phrases` (whose first words make `mask`) as consecutive words.
+fn count_phrases(words: &[u64], phrases: &[&[u64]], mask: u128) -> usize {
     (0..words.len())
         .filter(|&i| {
             let w = words[i];
-            phrases
-                .iter()
-                .any(|p| p[0] == w && words[i..].starts_with(p))
+            mask & (1 << (w % 128)) != 0
+                && phrases
+                    .iter()
+                    .any(|p| p[0] == w && words[i..].starts_with(p))
         })
         .count()
 }
 
 /// Share of word `n`-grams that repeat an earlier one (0 for fewer than four n-grams).
-fn repeated_ratio(words: &[u64], n: usize, grams: &mut Vec<u64>) -> f32 {
+/// Distinct n-grams are counted in an open-addressing set kept in `table`.
+fn repeated_ratio(words: &[u64], n: usize, table: &mut Vec<u64>) -> f32 {
     if n == 0 || words.len() < n + 3 {
         return 0.0;
     }
     let total = words.len() - n + 1;
-    grams.clear();
-    grams.extend(words.windows(n).map(|w| {
-        w.iter().fold(0u64, |g, &h| {
+    let slots = (2 * total).next_power_of_two();
+    table.clear();
+    table.resize(slots, 0);
+    let mut repeated = 0usize;
+    for w in words.windows(n) {
+        // 0 marks an empty slot, so hashes are forced odd.
+        let g = w.iter().fold(0u64, |g, &h| {
             (g.rotate_left(23) ^ h).wrapping_mul(FNV_PRIME)
-        })
-    }));
-    grams.sort_unstable();
-    let distinct = 1 + grams.windows(2).filter(|p| p[0] != p[1]).count();
-    (total - distinct) as f32 / total as f32
+        }) | 1;
+        let mut i = (g >> 7) as usize & (slots - 1);
+        loop {
+            match table[i] {
+                0 => {
+                    table[i] = g;
+                    break;
+                }
+                x if x == g => {
+                    repeated += 1;
+                    break;
+                }
+                _ => i = (i + 1) & (slots - 1),
+            }
+        }
+    }
+    repeated as f32 / total as f32
 }

@@ -1,0 +1,448 @@
+//! The first-party components (`specialists/*`), built for wasm32-wasip2, exercised through the
+//! host runtime: descriptions, configs (good and bad), and each world's batch call.
+//! `make components` builds them; `cargo test -p vila2 --test specialists` runs this file.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use vila2::plugin::records::{
+    Candidate, Description, Processed, Prompt, PromptRequest, Sample, SpecialistOutput, Verdict,
+};
+use vila2::plugin::{ItemError, Plugin, PluginError, PluginRuntime, RuntimeConfig, World};
+
+/// Tests share one artifact cache so each component is compiled at most once.
+fn runtime() -> PluginRuntime {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    PluginRuntime::new(RuntimeConfig {
+        cache_dir: Some(target.join("vila2-test-cache")),
+        ..RuntimeConfig::default()
+    })
+    .unwrap()
+}
+
+fn load(name: &str, world: World) -> Plugin {
+    runtime()
+        .load_file(&common::component(name), world)
+        .unwrap()
+}
+
+fn sample(key: &str, width: u32, height: u32) -> Sample {
+    Sample {
+        key: key.into(),
+        width,
+        height,
+        original_caption: "a photo".into(),
+        metadata: vec![("source".into(), "test".into())],
+    }
+}
+
+fn ok<T: std::fmt::Debug>(out: Vec<Result<T, ItemError>>) -> Vec<T> {
+    out.into_iter().map(|r| r.expect("item result")).collect()
+}
+
+fn assert_description(d: &Description, name: &str, world: World, fields: &[&str]) {
+    assert_eq!(d.name, name);
+    assert_eq!(d.version, "0.1.0");
+    assert_eq!(d.world, world);
+    assert!(!d.description.is_empty());
+    let schema: serde_json::Value = serde_json::from_str(&d.config_schema).unwrap();
+    assert_eq!(schema["type"], "object", "{name}");
+    for f in fields {
+        assert!(
+            schema["properties"].get(f).is_some(),
+            "{name}: {f} missing from schema"
+        );
+    }
+}
+
+fn config_error(p: &Plugin, json: &str) -> String {
+    match p.configure(json) {
+        Err(PluginError::Config { message, .. }) => message,
+        other => panic!("{json}: expected a config error, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------- quality (caption-filter)
+
+fn demo() -> Vec<Candidate> {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/filter-demo.jsonl");
+    std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn quality_describes_itself() {
+    let p = load("vila2_quality", World::CaptionFilter);
+    let d = p.describe().unwrap();
+    assert_description(
+        &d,
+        "vila2-quality",
+        World::CaptionFilter,
+        &["min_words", "max_words", "min_score"],
+    );
+}
+
+#[test]
+fn quality_gives_each_demo_sample_its_verdict() {
+    let p = load("vila2_quality", World::CaptionFilter);
+    let batch = demo();
+    let verdicts = ok(p.filter(&batch).unwrap());
+    assert_eq!(verdicts.len(), batch.len());
+    let by_key: BTreeMap<&str, &Verdict> = batch
+        .iter()
+        .map(|c| c.sample.key.as_str())
+        .zip(&verdicts)
+        .collect();
+    let expect = |key: &str, keep: bool, reasons: &[&str]| {
+        let v = by_key[key];
+        assert_eq!(
+            (v.keep, v.reasons.as_slice()),
+            (keep, reasons),
+            "{key}: {v:?}"
+        );
+        assert!((0.0..=1.0).contains(&v.score), "{key}: {v:?}");
+    };
+    expect("coyo-000001", true, &[]);
+    expect("coyo-000002", true, &[]);
+    expect("coyo-000003", true, &[]);
+    expect("coyo-000004", false, &["empty"]);
+    expect("coyo-000005", false, &["too-short"]);
+    expect("coyo-000006", false, &["repetition"]);
+    expect("coyo-000007", false, &["truncated"]);
+    expect("coyo-000008", false, &["boilerplate"]);
+    expect("coyo-000009", false, &["list-form"]);
+    expect("coyo-000010", false, &["speculative"]);
+    expect("coyo-000011", false, &["too-short", "truncated", "garbage"]);
+    expect("coyo-000012", false, &["boilerplate"]);
+    expect("coyo-000013", true, &[]);
+    assert_eq!(by_key["coyo-000001"].score, 1.0);
+    assert_eq!(by_key["coyo-000004"].score, 0.0);
+}
+
+#[test]
+fn quality_component_agrees_with_the_native_logic() {
+    let p = load("vila2_quality", World::CaptionFilter);
+    let batch = demo();
+    let config = vila2_quality::Config::default();
+    for (c, v) in batch.iter().zip(ok(p.filter(&batch).unwrap())) {
+        let native = vila2_quality::judge_candidate(&config, &c.text, c.mean_logprob).to_verdict();
+        assert_eq!(
+            (v.keep, v.score, &v.reasons),
+            (native.keep, native.score, &native.reasons),
+            "{}",
+            c.sample.key
+        );
+    }
+}
+
+#[test]
+fn quality_config_changes_verdicts_and_bad_config_names_the_field() {
+    let p = load("vila2_quality", World::CaptionFilter);
+    let batch = demo();
+    let train = batch
+        .iter()
+        .position(|c| c.sample.key == "coyo-000013")
+        .unwrap();
+    let cake = batch
+        .iter()
+        .position(|c| c.sample.key == "coyo-000005")
+        .unwrap();
+
+    let config = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/quality-config.json"),
+    )
+    .unwrap();
+    p.configure(&config).unwrap();
+    let v = ok(p.filter(&batch).unwrap());
+    assert_eq!(v[train].reasons, ["low-logprob"]);
+    assert!(!v[train].keep);
+
+    p.configure(r#"{"min_words": 3}"#).unwrap();
+    let v = ok(p.filter(&batch[cake..=cake]).unwrap());
+    assert!(v[0].keep, "{:?}", v[0]);
+
+    let e = config_error(&p, r#"{"min_words": "five"}"#);
+    assert!(e.contains("min_words"), "{e}");
+    let e = config_error(&p, r#"{"min_wrods": 3}"#);
+    assert!(e.contains("min_wrods"), "{e}");
+    let e = config_error(&p, r#"{"min_words": 50, "max_words": 10}"#);
+    assert!(e.contains("min_words") && e.contains("max_words"), "{e}");
+    // A rejected config leaves the last good one in force.
+    let v = ok(p.filter(&batch[cake..=cake]).unwrap());
+    assert!(v[0].keep);
+}
+
+// ---------------------------------------------------------- recaption (prompt-template)
+
+fn requests(keys: &[&str], seed: u64) -> Vec<PromptRequest> {
+    keys.iter()
+        .map(|k| PromptRequest {
+            sample: sample(k, 640, 480),
+            seed,
+            round: 1,
+        })
+        .collect()
+}
+
+const LONG_V1: &str = "Describe the image in details.";
+const LONG_V2: &str = "Elaborate on the visual and narrative elements of the image in detail.";
+const LONG_V3: &str = "Instead of describing the imaginary content, only describing the content one can determine confidently from the image. Do not describe the contents by itemizing them in list form. Minimize aesthetic descriptions as much as possible.";
+
+#[test]
+fn recaption_describes_itself() {
+    let d = load("vila2_recaption", World::PromptTemplate)
+        .describe()
+        .unwrap();
+    assert_description(
+        &d,
+        "vila2-recaption",
+        World::PromptTemplate,
+        &["recipe", "image_token"],
+    );
+}
+
+#[test]
+fn recaption_vila2_recipe_is_deterministic_per_key_and_seed() {
+    let p = load("vila2_recaption", World::PromptTemplate);
+    let keys = ["000000", "000001", "000002", "000003", "000004", "000005"];
+    let prompts: Vec<Prompt> = ok(p.render(&requests(&keys, 0)).unwrap());
+    let variants: Vec<&str> = prompts.iter().map(|p| p.variant.as_str()).collect();
+    // The same golden picks as the native unit test: component and native hash agree.
+    assert_eq!(
+        variants,
+        [
+            "long-v3", "long-v2", "long-v3", "long-v1", "long-v2", "long-v1"
+        ]
+    );
+    for p in &prompts {
+        let text = match p.variant.as_str() {
+            "long-v1" => LONG_V1,
+            "long-v2" => LONG_V2,
+            _ => LONG_V3,
+        };
+        assert_eq!(p.text, format!("<image>\n{text}"));
+    }
+    // A fresh runtime and instance give the same prompts.
+    let again = ok(load("vila2_recaption", World::PromptTemplate)
+        .render(&requests(&keys, 0))
+        .unwrap());
+    assert_eq!(prompts, again);
+    // Another seed moves some picks.
+    let many: Vec<String> = (0..60).map(|i| format!("key-{i}")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    let a = ok(p.render(&requests(&many, 1)).unwrap());
+    let b = ok(p.render(&requests(&many, 2)).unwrap());
+    assert!(
+        a.iter()
+            .zip(&b)
+            .filter(|(x, y)| x.variant != y.variant)
+            .count()
+            > 10
+    );
+}
+
+#[test]
+fn recaption_fixed_recipes_and_config_errors() {
+    let p = load("vila2_recaption", World::PromptTemplate);
+    p.configure(r#"{"recipe": "brief"}"#).unwrap();
+    let out = ok(p.render(&requests(&["a", "b"], 0)).unwrap());
+    for prompt in out {
+        assert_eq!(prompt.text, "<image>\nDescribe the image briefly.");
+        assert_eq!(prompt.variant, "brief");
+    }
+    p.configure(r#"{"recipe": "long-v2", "image_token": false}"#)
+        .unwrap();
+    assert_eq!(ok(p.render(&requests(&["a"], 0)).unwrap())[0].text, LONG_V2);
+    let e = config_error(&p, r#"{"recipe": "long-v9"}"#);
+    assert!(e.contains("recipe") && e.contains("long-v9"), "{e}");
+}
+
+// ------------------------------------------------------------------ specialists (specialist)
+
+fn answer(key: &str, task: &str, text: &str, width: u32, height: u32) -> SpecialistOutput {
+    SpecialistOutput {
+        sample: sample(key, width, height),
+        task: task.into(),
+        prompt: String::new(),
+        answer: text.into(),
+        model: format!("vila-{task}"),
+    }
+}
+
+fn prompt_of(p: &Plugin) -> Prompt {
+    ok(p.render(&requests(&["k"], 0)).unwrap()).remove(0)
+}
+
+#[test]
+fn specialists_describe_themselves_and_render_the_papers_prompts() {
+    for (name, crate_name, task, text) in [
+        (
+            "vila2_grounding",
+            "vila2-grounding",
+            "grounding",
+            "Elaborate on the visual and narrative elements in the image, and specify their location with [xmin,ymin,xmax,ymax].",
+        ),
+        (
+            "vila2_ocr",
+            "vila2-ocr",
+            "ocr",
+            "Your task is to recognize and describe the text in the image. Please provide a brief description that focuses on the textual content.",
+        ),
+        (
+            "vila2_spatial",
+            "vila2-spatial",
+            "spatial",
+            "Elaborate on the visual and narrative elements of the image in detail, with a focus on spatial relations.",
+        ),
+    ] {
+        let p = load(name, World::Specialist);
+        assert_description(
+            &p.describe().unwrap(),
+            crate_name,
+            World::Specialist,
+            &["image_token"],
+        );
+        let prompt = prompt_of(&p);
+        assert_eq!(prompt.text, format!("<image>\n{text}"));
+        assert_eq!(prompt.variant, task);
+    }
+}
+
+#[test]
+fn grounding_normalises_boxes_and_reports_dropped_ones() {
+    let p = load("vila2_grounding", World::Specialist);
+    let batch = [
+        answer(
+            "g1",
+            "grounding",
+            "A vase [0.28, 0.57, 0.55, 0.73] stands on a table [000,680,999,999]. A cup [500,10,20,30] and a plate [12,34].",
+            0,
+            0,
+        ),
+        answer(
+            "g2",
+            "grounding",
+            "A dog [320,240,1280,960] runs near a fence [10,20,300,400].",
+            1280,
+            960,
+        ),
+        answer("g3", "grounding", "   ", 0, 0),
+    ];
+    let out: Vec<Processed> = ok(p.process(&batch).unwrap());
+    assert_eq!(out[0].turns.len(), 1);
+    assert_eq!(
+        out[0].turns[0].answer,
+        "A vase [280,569,549,729] stands on a table [000,680,999,999]. A cup and a plate."
+    );
+    assert_eq!(
+        out[0].dropped,
+        [
+            "inverted-box: cup [500,10,20,30]",
+            "malformed-box: plate [12,34]"
+        ]
+    );
+    assert!(
+        out[0].turns[0].question.contains("[xmin,ymin,xmax,ymax]")
+            || out[0].turns[0].question.contains("box")
+    );
+    assert_eq!(
+        out[1].turns[0].answer,
+        "A dog [250,250,999,999] runs near a fence [010,020,300,400]."
+    );
+    assert!(out[2].turns.is_empty());
+    assert_eq!(out[2].dropped, ["empty-answer"]);
+
+    p.configure(r#"{"object_turns": true, "max_box_area": 0.9}"#)
+        .unwrap();
+    let out = ok(p.process(&batch[..1]).unwrap());
+    let answers: Vec<&str> = out[0].turns.iter().map(|t| t.answer.as_str()).collect();
+    assert_eq!(
+        answers[1..],
+        ["vase [280,569,549,729]", "table [000,680,999,999]"]
+    );
+    let e = config_error(&p, r#"{"max_box_area": 2}"#);
+    assert!(e.contains("max_box_area"), "{e}");
+}
+
+#[test]
+fn ocr_normalises_and_deduplicates_text() {
+    let p = load("vila2_ocr", World::Specialist);
+    let out = ok(p
+        .process(&[
+            answer(
+                "o1",
+                "ocr",
+                "\u{201C}OPEN\u{201D}  24 hours\nopen 24 hours\n\nSTOP \u{2014} NO ENTRY",
+                100,
+                100,
+            ),
+            answer(
+                "o2",
+                "ocr",
+                "There is no visible text in this image.",
+                100,
+                100,
+            ),
+            answer("o3", "ocr", "\n \n", 100, 100),
+        ])
+        .unwrap());
+    assert_eq!(out[0].turns.len(), 1);
+    assert_eq!(out[0].turns[0].answer, "\"OPEN\" 24 hours\nSTOP - NO ENTRY");
+    assert!(
+        out[0]
+            .dropped
+            .iter()
+            .any(|d| d.starts_with("duplicate-line")),
+        "{:?}",
+        out[0].dropped
+    );
+    assert!(out[1].turns.is_empty() && out[1].dropped[0].starts_with("no-text"));
+    assert_eq!(out[2].dropped, ["empty-answer"]);
+}
+
+#[test]
+fn spatial_keeps_statements_relating_two_objects() {
+    let p = load("vila2_spatial", World::Specialist);
+    let out = ok(p
+        .process(&[answer(
+            "s1",
+            "spatial",
+            "A bright kitchen. The kettle is next to the toaster. It is on the left of the image. The fridge stands behind the table.",
+            100,
+            100,
+        )])
+        .unwrap());
+    assert_eq!(out[0].turns.len(), 1);
+    assert_eq!(
+        out[0].turns[0].answer,
+        "The kettle is next to the toaster. The fridge stands behind the table."
+    );
+    assert_eq!(
+        out[0].dropped,
+        [
+            "no-relation: A bright kitchen.",
+            "one-object: It is on the left of the image."
+        ]
+    );
+    // The question is drawn per key: the same key gets the same question.
+    let again = ok(p
+        .process(&[answer("s1", "spatial", "The cup is under the table.", 1, 1)])
+        .unwrap());
+    assert_eq!(again[0].turns[0].question, out[0].turns[0].question);
+}
+
+#[test]
+fn a_specialist_is_not_a_caption_filter() {
+    let e = runtime()
+        .load_file(&common::component("vila2_spatial"), World::CaptionFilter)
+        .err()
+        .expect("a specialist must not load as a caption filter");
+    assert!(e.to_string().contains("filter"), "{e}");
+}
