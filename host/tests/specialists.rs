@@ -102,11 +102,8 @@ fn quality_gives_each_demo_sample_its_verdict() {
         .collect();
     let expect = |key: &str, keep: bool, reasons: &[&str]| {
         let v = by_key[key];
-        assert_eq!(
-            (v.keep, v.reasons.as_slice()),
-            (keep, reasons),
-            "{key}: {v:?}"
-        );
+        assert_eq!(v.keep, keep, "{key}: {v:?}");
+        assert_eq!(v.reasons, reasons, "{key}: {v:?}");
         assert!((0.0..=1.0).contains(&v.score), "{key}: {v:?}");
     };
     expect("coyo-000001", true, &[]);

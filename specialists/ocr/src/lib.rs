@@ -2,8 +2,8 @@
 //! and a post-processor for the answers.
 //!
 //! The post-processor [`normalize`]s the answer (typographic quotes, dashes and ellipses to
-//! ASCII, no-break and zero-width spaces, runs of spaces), drops empty and repeated lines (case
-//! and spacing ignored), drops answers that only say there is no text, and turns what is left
+//! ASCII, no-break and zero-width spaces, runs of spaces), drops empty and repeated lines (case,
+//! spacing and punctuation ignored), drops answers that only say there is no text, and turns what is left
 //! into one QA turn whose question is drawn per sample key from [`QUESTIONS`].
 
 use serde::{Deserialize, Serialize};
@@ -107,6 +107,15 @@ pub fn normalize_line(line: &str) -> String {
     out
 }
 
+/// What two lines must share to be the same text: their words, lowercased, punctuation left out.
+fn dedup_key(line: &str) -> String {
+    line.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The kept lines of an answer, and why the others were dropped.
 pub fn normalize(answer: &str) -> (Vec<String>, Vec<String>) {
     let mut kept: Vec<String> = Vec::new();
@@ -117,7 +126,7 @@ pub fn normalize(answer: &str) -> (Vec<String>, Vec<String>) {
         if line.is_empty() {
             continue;
         }
-        let key = line.to_lowercase();
+        let key = dedup_key(&line);
         if keys.contains(&key) {
             dropped.push(format!("duplicate-line: {line}"));
         } else {
@@ -253,11 +262,16 @@ mod tests {
 
     #[test]
     fn repeated_lines_are_dropped_case_insensitively() {
-        let (kept, dropped) = normalize("STOP\n\nNo  parking\nstop\n  no parking \nExit");
+        let (kept, dropped) =
+            normalize("STOP\n\nNo  parking\nstop\n  no parking \nExit\n\u{201C}EXIT!\u{201D}");
         assert_eq!(kept, ["STOP", "No parking", "Exit"]);
         assert_eq!(
             dropped,
-            ["duplicate-line: stop", "duplicate-line: no parking"]
+            [
+                "duplicate-line: stop",
+                "duplicate-line: no parking",
+                "duplicate-line: \"EXIT!\""
+            ]
         );
     }
 
