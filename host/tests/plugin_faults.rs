@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 
 use vila2::plugin::records::{Candidate, Sample};
 use vila2::plugin::{
-    CacheHit, ItemError, Judge, Judgement, Plugin, PluginError, PluginRuntime, RuntimeConfig,
-    World,
+    CacheHit, ItemError, Judge, Judgement, Plugin, PluginError, PluginRuntime, RuntimeConfig, World,
 };
 
 fn faulty_bytes() -> Vec<u8> {
@@ -52,12 +51,17 @@ fn cand(key: &str, text: &str) -> Candidate {
 
 /// A batch that triggers `mode` on its first item, plus one ordinary item.
 fn fault(mode: &str) -> Vec<Candidate> {
-    vec![cand("bad", &format!("fault:{mode}")), cand("other", "a red square")]
+    vec![
+        cand("bad", &format!("fault:{mode}")),
+        cand("other", "a red square"),
+    ]
 }
 
 /// The plugin still answers an ordinary batch correctly.
 fn assert_healthy(p: &Plugin) {
-    let out = p.filter(&[cand("k1", "a blue circle"), cand("k2", "")]).unwrap();
+    let out = p
+        .filter(&[cand("k1", "a blue circle"), cand("k2", "")])
+        .unwrap();
     let v: Vec<_> = out.into_iter().map(|r| r.unwrap()).collect();
     assert!(v[0].keep && !v[1].keep, "{v:?}");
     assert!((v[0].score - 0.13).abs() < 1e-6);
@@ -80,7 +84,11 @@ fn trap_message(out: Vec<Result<vila2::plugin::records::Verdict, ItemError>>) ->
 fn malformed_bytes_are_not_wasm() {
     let rt = PluginRuntime::new(config()).unwrap();
     let err = rt
-        .load_bytes("junk.wasm", b"this is not wasm at all", World::CaptionFilter)
+        .load_bytes(
+            "junk.wasm",
+            b"this is not wasm at all",
+            World::CaptionFilter,
+        )
         .err()
         .unwrap();
     assert!(matches!(err, PluginError::NotWasm { .. }), "{err}");
@@ -88,7 +96,10 @@ fn malformed_bytes_are_not_wasm() {
     // A truncated component: right header, garbage body.
     let mut bytes = faulty_bytes();
     bytes.truncate(bytes.len() / 2);
-    let err = rt.load_bytes("half.wasm", &bytes, World::CaptionFilter).err().unwrap();
+    let err = rt
+        .load_bytes("half.wasm", &bytes, World::CaptionFilter)
+        .err()
+        .unwrap();
     assert!(matches!(err, PluginError::Compile { .. }), "{err}");
     assert!(err.to_string().contains("half.wasm"));
 }
@@ -97,7 +108,10 @@ fn malformed_bytes_are_not_wasm() {
 fn core_module_is_refused_with_a_hint() {
     let rt = PluginRuntime::new(config()).unwrap();
     let module = wat::parse_str("(module (func (export \"filter\")))").unwrap();
-    let err = rt.load_bytes("core.wasm", &module, World::CaptionFilter).err().unwrap();
+    let err = rt
+        .load_bytes("core.wasm", &module, World::CaptionFilter)
+        .err()
+        .unwrap();
     assert!(matches!(err, PluginError::CoreModule { .. }), "{err}");
     assert!(err.to_string().contains("wasm32-wasip2"), "{err}");
 }
@@ -112,10 +126,16 @@ fn wrong_world_names_the_missing_export() {
     let msg = err.to_string();
     assert!(matches!(err, PluginError::WrongWorld { .. }), "{msg}");
     assert!(msg.contains("vila2:plugin/template@0.1.0"), "{msg}");
-    assert!(msg.contains("vila2:plugin/filter@0.1.0"), "lists what it exports: {msg}");
+    assert!(
+        msg.contains("vila2:plugin/filter@0.1.0"),
+        "lists what it exports: {msg}"
+    );
     // An empty component implements nothing.
     let empty = wat::parse_str("(component)").unwrap();
-    let err = rt.load_bytes("empty.wasm", &empty, World::CaptionFilter).err().unwrap();
+    let err = rt
+        .load_bytes("empty.wasm", &empty, World::CaptionFilter)
+        .err()
+        .unwrap();
     assert!(err.to_string().contains("exports: nothing"), "{err}");
 }
 
@@ -130,9 +150,15 @@ fn oversized_file_is_refused_before_reading() {
     })
     .unwrap();
     let err = rt.load_file(&path, World::CaptionFilter).err().unwrap();
-    assert!(matches!(err, PluginError::TooLarge { limit: 1024, .. }), "{err}");
+    assert!(
+        matches!(err, PluginError::TooLarge { limit: 1024, .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("big.wasm"));
-    let err = rt.load_bytes("big", &faulty_bytes(), World::CaptionFilter).err().unwrap();
+    let err = rt
+        .load_bytes("big", &faulty_bytes(), World::CaptionFilter)
+        .err()
+        .unwrap();
     assert!(matches!(err, PluginError::TooLarge { .. }), "{err}");
 }
 
@@ -143,7 +169,10 @@ fn missing_file_names_the_path() {
         .load_file("/nonexistent/plugin.wasm".as_ref(), World::CaptionFilter)
         .err()
         .unwrap();
-    assert!(err.to_string().contains("/nonexistent/plugin.wasm"), "{err}");
+    assert!(
+        err.to_string().contains("/nonexistent/plugin.wasm"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -193,7 +222,11 @@ fn endless_loop_hits_the_deadline_when_fuel_is_plenty() {
     let start = Instant::now();
     let msg = trap_message(p.filter(&fault("loop")).unwrap());
     assert!(msg.contains("deadline of 150ms"), "{msg}");
-    assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
     assert_healthy(&p);
 }
 
@@ -296,7 +329,11 @@ fn judge_import_reaches_the_host_judge() {
         .unwrap();
     p.configure(r#"{"mode": "judge"}"#).unwrap();
     let out = p
-        .filter(&[cand("a", "ab cdef"), cand("b", "abcdefghij"), cand("unknown", "x")])
+        .filter(&[
+            cand("a", "ab cdef"),
+            cand("b", "abcdefghij"),
+            cand("unknown", "x"),
+        ])
         .unwrap();
     let a = out[0].as_ref().unwrap();
     assert!(a.keep && (a.score - (-3.0f32).exp()).abs() < 1e-6, "{a:?}");
@@ -322,7 +359,12 @@ fn compiled_once_then_loaded_from_the_disk_cache() {
     let p = rt2.load_bytes("f", &bytes, World::CaptionFilter).unwrap();
     assert_healthy(&p);
     // A corrupted artifact is discarded and recompiled, not trusted.
-    let art = std::fs::read_dir(dir.path()).unwrap().next().unwrap().unwrap().path();
+    let art = std::fs::read_dir(dir.path())
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     std::fs::write(&art, b"garbage").unwrap();
     let rt3 = PluginRuntime::new(RuntimeConfig {
         cache_dir: Some(dir.path().to_path_buf()),

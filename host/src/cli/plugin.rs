@@ -125,9 +125,12 @@ fn run_file(args: RunArgs) -> anyhow::Result<()> {
     let world = match args.world {
         Some(w) => w,
         None => {
-            let detected = runtime.inspect_bytes(&name, &bytes)?.world.with_context(|| {
-                format!("{name} implements no vila2:plugin world; see `vila2 plugin inspect`")
-            })?;
+            let detected = runtime
+                .inspect_bytes(&name, &bytes)?
+                .world
+                .with_context(|| {
+                    format!("{name} implements no vila2:plugin world; see `vila2 plugin inspect`")
+                })?;
             if detected == World::Specialist {
                 let answers = lines.iter().any(|(_, l)| l.contains("\"answer\""));
                 if answers {
@@ -151,17 +154,30 @@ fn run_file(args: RunArgs) -> anyhow::Result<()> {
     }
     let input = args.input.display().to_string();
     match world {
-        World::CaptionFilter => emit(&plugin, &input, &lines, args.batch_size, |c: &Candidate| {
-            &c.sample.key
-        }, Plugin::filter),
-        World::PromptTemplate | World::Specialist => {
-            emit(&plugin, &input, &lines, args.batch_size, |r: &PromptRequest| {
-                &r.sample.key
-            }, Plugin::render)
-        }
-        World::PostProcessor => emit(&plugin, &input, &lines, args.batch_size, |o: &SpecialistOutput| {
-            &o.sample.key
-        }, Plugin::process),
+        World::CaptionFilter => emit(
+            &plugin,
+            &input,
+            &lines,
+            args.batch_size,
+            |c: &Candidate| &c.sample.key,
+            Plugin::filter,
+        ),
+        World::PromptTemplate | World::Specialist => emit(
+            &plugin,
+            &input,
+            &lines,
+            args.batch_size,
+            |r: &PromptRequest| &r.sample.key,
+            Plugin::render,
+        ),
+        World::PostProcessor => emit(
+            &plugin,
+            &input,
+            &lines,
+            args.batch_size,
+            |o: &SpecialistOutput| &o.sample.key,
+            Plugin::process,
+        ),
     }
 }
 
@@ -171,7 +187,8 @@ fn read_lines(path: &Path) -> anyhow::Result<Vec<(usize, String)>> {
         .with_context(|| format!("cannot open input {}", path.display()))?;
     let mut out = Vec::new();
     for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.with_context(|| format!("{}:{}: cannot read line", path.display(), i + 1))?;
+        let line =
+            line.with_context(|| format!("{}:{}: cannot read line", path.display(), i + 1))?;
         if !line.trim().is_empty() {
             out.push((i + 1, line));
         }
@@ -196,7 +213,9 @@ where
 {
     let items: Vec<I> = lines
         .iter()
-        .map(|(n, l)| serde_json::from_str(l).with_context(|| format!("{input}:{n}: invalid record")))
+        .map(|(n, l)| {
+            serde_json::from_str(l).with_context(|| format!("{input}:{n}: invalid record"))
+        })
         .collect::<anyhow::Result<_>>()?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
@@ -212,7 +231,12 @@ where
                     (None, Some(e))
                 }
             };
-            let rec = OutLine { line, key: key(item), ok, error };
+            let rec = OutLine {
+                line,
+                key: key(item),
+                ok,
+                error,
+            };
             serde_json::to_writer(&mut out, &rec)?;
             out.write_all(b"\n")?;
         }

@@ -6,7 +6,9 @@ use std::time::Duration;
 /// How plugins are compiled, cached and confined.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
-    /// Fuel (≈ wasm instructions) a batch may burn per item; `describe`/`configure` get one item's worth.
+    /// Fuel (≈ wasm instructions) a batch may burn per item; `describe`/`configure` get one
+    /// item's worth. 0 turns fuel metering off (only the call deadline bounds a call), which
+    /// makes guest code faster; the engine is built one way or the other.
     pub fuel_per_item: u64,
     /// Wall-clock deadline of one call, enforced with epoch interruption.
     pub call_deadline: Duration,

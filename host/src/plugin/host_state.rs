@@ -143,11 +143,17 @@ impl log::Host for HostState {
     fn log(&mut self, level: log::Level, message: String) {
         let plugin = &*self.plugin;
         match level {
-            log::Level::Trace => tracing::trace!(target: "vila2::plugin::guest", plugin, "{message}"),
-            log::Level::Debug => tracing::debug!(target: "vila2::plugin::guest", plugin, "{message}"),
+            log::Level::Trace => {
+                tracing::trace!(target: "vila2::plugin::guest", plugin, "{message}")
+            }
+            log::Level::Debug => {
+                tracing::debug!(target: "vila2::plugin::guest", plugin, "{message}")
+            }
             log::Level::Info => tracing::info!(target: "vila2::plugin::guest", plugin, "{message}"),
             log::Level::Warn => tracing::warn!(target: "vila2::plugin::guest", plugin, "{message}"),
-            log::Level::Error => tracing::error!(target: "vila2::plugin::guest", plugin, "{message}"),
+            log::Level::Error => {
+                tracing::error!(target: "vila2::plugin::guest", plugin, "{message}")
+            }
         }
     }
 }

@@ -86,12 +86,8 @@ impl Plugin {
         };
         let pre = match world {
             World::CaptionFilter => WorldPre::Filter(CaptionFilterPre::new(pre).map_err(link)?),
-            World::PromptTemplate => {
-                WorldPre::Template(PromptTemplatePre::new(pre).map_err(link)?)
-            }
-            World::PostProcessor => {
-                WorldPre::Processor(PostProcessorPre::new(pre).map_err(link)?)
-            }
+            World::PromptTemplate => WorldPre::Template(PromptTemplatePre::new(pre).map_err(link)?),
+            World::PostProcessor => WorldPre::Processor(PostProcessorPre::new(pre).map_err(link)?),
             World::Specialist => WorldPre::Specialist(SpecialistPre::new(pre).map_err(link)?),
         };
         Ok(Plugin {
@@ -119,9 +115,14 @@ impl Plugin {
     /// The plugin's name, version, world, description and config schema.
     pub fn describe(&self) -> Result<Description, PluginError> {
         let d = self.call("describe", 1, |store, bound| {
-            on_bound!(bound, |b| b.vila2_plugin_plugin().call_describe(store), [Filter, Template, Processor, Specialist])
+            on_bound!(
+                bound,
+                |b| b.vila2_plugin_plugin().call_describe(store),
+                [Filter, Template, Processor, Specialist]
+            )
         })?;
-        d.map(Description::from).map_err(|message| self.trap("describe", message))
+        d.map(Description::from)
+            .map_err(|message| self.trap("describe", message))
     }
 
     /// Applies a JSON configuration. It is checked on a fresh instance first; once accepted it
@@ -150,7 +151,11 @@ impl Plugin {
         self.expect_world(World::CaptionFilter, "filter")?;
         let items: Vec<wit::Candidate> = batch.iter().map(Into::into).collect();
         let out = self.call("filter", batch.len(), |store, bound| {
-            on_bound!(bound, |b| b.vila2_plugin_filter().call_filter(store, &items), [Filter])
+            on_bound!(
+                bound,
+                |b| b.vila2_plugin_filter().call_filter(store, &items),
+                [Filter]
+            )
         })?;
         Ok(self.finish(out, batch.len()))
     }
@@ -163,7 +168,11 @@ impl Plugin {
         self.expect_world(World::PromptTemplate, "render")?;
         let items: Vec<wit::PromptRequest> = batch.iter().map(Into::into).collect();
         let out = self.call("render", batch.len(), |store, bound| {
-            on_bound!(bound, |b| b.vila2_plugin_template().call_render(store, &items), [Template, Specialist])
+            on_bound!(
+                bound,
+                |b| b.vila2_plugin_template().call_render(store, &items),
+                [Template, Specialist]
+            )
         })?;
         Ok(self.finish(out, batch.len()))
     }
@@ -176,7 +185,11 @@ impl Plugin {
         self.expect_world(World::PostProcessor, "process")?;
         let items: Vec<wit::SpecialistOutput> = batch.iter().map(Into::into).collect();
         let out = self.call("process", batch.len(), |store, bound| {
-            on_bound!(bound, |b| b.vila2_plugin_processor().call_process(store, &items), [Processor, Specialist])
+            on_bound!(
+                bound,
+                |b| b.vila2_plugin_processor().call_process(store, &items),
+                [Processor, Specialist]
+            )
         })?;
         Ok(self.finish(out, batch.len()))
     }
@@ -214,14 +227,18 @@ impl Plugin {
     {
         let limit = self.inner.shared.config.max_result_bytes;
         match out {
-            Err(trap) => (0..expected).map(|_| Err(ItemError::Trap(trap.clone()))).collect(),
+            Err(trap) => (0..expected)
+                .map(|_| Err(ItemError::Trap(trap.clone())))
+                .collect(),
             Ok(results) if results.len() != expected => {
                 let msg = format!(
                     "returned {} results for a batch of {expected} items",
                     results.len()
                 );
                 tracing::warn!(plugin = self.name(), "{msg}");
-                (0..expected).map(|_| Err(ItemError::Contract(msg.clone()))).collect()
+                (0..expected)
+                    .map(|_| Err(ItemError::Contract(msg.clone())))
+                    .collect()
             }
             Ok(results) => results
                 .into_iter()
@@ -301,7 +318,13 @@ impl Plugin {
 
 fn apply_config(inner: &Inner, live: &mut Live, config: &str) -> Result<(), PluginError> {
     arm(inner, &mut live.store, 1);
-    let result = on_bound!(&live.bound, |b| b.vila2_plugin_plugin().call_configure(&mut live.store, config), [Filter, Template, Processor, Specialist]);
+    let result = on_bound!(
+        &live.bound,
+        |b| b
+            .vila2_plugin_plugin()
+            .call_configure(&mut live.store, config),
+        [Filter, Template, Processor, Specialist]
+    );
     match result {
         Ok(Ok(())) => Ok(()),
         Ok(Err(message)) => Err(PluginError::Config {
@@ -319,8 +342,10 @@ fn apply_config(inner: &Inner, live: &mut Live, config: &str) -> Result<(), Plug
 /// Gives the store fuel for `items` items and a fresh deadline.
 fn arm(inner: &Inner, store: &mut Store<HostState>, items: usize) {
     let cfg = &inner.shared.config;
-    let fuel = cfg.fuel_per_item.saturating_mul(items.max(1) as u64);
-    store.set_fuel(fuel).expect("fuel is enabled");
+    if cfg.fuel_per_item > 0 {
+        let fuel = cfg.fuel_per_item.saturating_mul(items.max(1) as u64);
+        store.set_fuel(fuel).expect("fuel is enabled");
+    }
     let ticks = (cfg.call_deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
     store.set_epoch_deadline(ticks);
     store.data_mut().start_call();

@@ -87,7 +87,12 @@ impl PluginRuntime {
     /// Loads component `bytes` (named `name` in errors) for use as `world`: checks the size and
     /// format, compiles or fetches from the cache, checks the exports against the world and
     /// the imports against what the host provides, and prepares instantiation.
-    pub fn load_bytes(&self, name: &str, bytes: &[u8], world: World) -> Result<Plugin, PluginError> {
+    pub fn load_bytes(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        world: World,
+    ) -> Result<Plugin, PluginError> {
         let (component, _) = self.compile(name, bytes)?;
         let exports = export_names(&self.shared.engine, &component);
         if let Some(missing) = world.missing_export(&exports) {
@@ -175,7 +180,7 @@ fn engine_config(rc: &RuntimeConfig) -> Config {
     let mut config = Config::new();
     config
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
-        .consume_fuel(true)
+        .consume_fuel(rc.fuel_per_item > 0)
         .epoch_interruption(true)
         .max_wasm_stack(rc.max_wasm_stack)
         .wasm_component_model(true);

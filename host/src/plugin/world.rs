@@ -62,7 +62,9 @@ impl World {
 
     /// The most specific world whose required exports are all in `exports`.
     pub fn detect(exports: &[String]) -> Option<World> {
-        World::ALL.into_iter().find(|w| w.missing_export(exports).is_none())
+        World::ALL
+            .into_iter()
+            .find(|w| w.missing_export(exports).is_none())
     }
 
     /// The first export `exports` lacks for this world, if any.
@@ -125,6 +127,11 @@ mod tests {
         assert!(!World::Specialist.satisfies(World::CaptionFilter));
         assert!(!World::PromptTemplate.satisfies(World::Specialist));
         assert_eq!("post-processor".parse::<World>(), Ok(World::PostProcessor));
-        assert!("filter".parse::<World>().unwrap_err().contains("caption-filter"));
+        assert!(
+            "filter"
+                .parse::<World>()
+                .unwrap_err()
+                .contains("caption-filter")
+        );
     }
 }

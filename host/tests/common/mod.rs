@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 pub fn component(name: &str) -> PathBuf {
     let file = format!("{name}.wasm");
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let dir = match (std::env::var_os("VILA2_COMPONENTS"), std::env::var_os("CARGO_TARGET_DIR")) {
+    let dir = match (
+        std::env::var_os("VILA2_COMPONENTS"),
+        std::env::var_os("CARGO_TARGET_DIR"),
+    ) {
         (Some(d), _) => PathBuf::from(d),
         (None, Some(t)) => workspace.join(t).join("wasm32-wasip2/release"),
         (None, None) => workspace.join("target/wasm32-wasip2/release"),

@@ -102,12 +102,13 @@ impl FilterGuest for Faulty {
             "judge" => batch
                 .iter()
                 .map(|c| {
-                    vila2::plugin::judge::score(&c.sample.key, "Describe the image.", &c.text)
-                        .map(|j| Verdict {
+                    vila2::plugin::judge::score(&c.sample.key, "Describe the image.", &c.text).map(
+                        |j| Verdict {
                             keep: j.mean_logprob > -5.0,
                             score: j.mean_logprob.exp(),
                             reasons: Vec::new(),
-                        })
+                        },
+                    )
                 })
                 .collect(),
             "open-file" => {
@@ -138,10 +139,7 @@ impl FilterGuest for Faulty {
                     .map(|_| keep(format!("env={} args={}", vars.len(), args.len())))
                     .collect()
             }
-            "huge-string" => batch
-                .iter()
-                .map(|_| keep("x".repeat(100 << 20)))
-                .collect(),
+            "huge-string" => batch.iter().map(|_| keep("x".repeat(100 << 20))).collect(),
             "wrong-length" => batch.iter().skip(1).map(|c| keep(c.text.clone())).collect(),
             "ok" => batch.iter().map(judge_length).collect(),
             other => batch
