@@ -76,7 +76,7 @@ pub const SCHEMA: &str = r#"{
   "additionalProperties": false,
   "properties": {
     "image_token": {"type": "boolean", "default": true, "description": "start the prompt with <image> and a newline"},
-    "coords": {"enum": ["auto", "normalized", "fraction", "pixel"], "default": "auto", "description": "how box numbers are read: auto = all <= 1 is a fraction, any > 999 is pixels, else 000-999"},
+    "coords": {"enum": ["auto", "normalized", "fraction", "pixel"], "default": "auto", "description": "how box numbers are read: auto = all <= 1 is a fraction, any > 1000 is pixels, else 000-999"},
     "max_box_area": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.7, "description": "boxes covering more of the image are dropped"},
     "object_turns": {"type": "boolean", "default": false, "description": "also emit a turn per kept box"},
     "seed": {"type": "integer", "minimum": 0, "default": 0, "description": "seed of the per-sample question draw"}

@@ -325,7 +325,8 @@ fn assess(
             _ => r.penalty(),
         })
         .sum();
-    let score = (1.0 - penalty).clamp(0.0, 1.0);
+    // Three decimals: 1 - 0.6 reads 0.4, not 0.39999998.
+    let score = ((1.0 - penalty).clamp(0.0, 1.0) * 1000.0).round() / 1000.0;
     Assessment {
         keep: score >= config.min_score,
         score,
