@@ -221,3 +221,201 @@ macro_rules! export_specialist {
         };
     };
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{About, Sample};
+    use cf::exports::vila2::plugin::filter::Guest as _;
+    use cf::exports::vila2::plugin::plugin::Guest as _;
+    use sp::exports::vila2::plugin::plugin::Guest as _;
+    use sp::exports::vila2::plugin::processor::Guest as _;
+    use sp::exports::vila2::plugin::template::Guest as _;
+
+    #[derive(serde::Deserialize)]
+    #[serde(default, deny_unknown_fields)]
+    struct Cfg {
+        min: usize,
+    }
+
+    impl Default for Cfg {
+        fn default() -> Self {
+            Cfg { min: 2 }
+        }
+    }
+
+    /// Keeps texts of at least `min` words; `min` 99 is refused by `new`.
+    struct MinWords(usize);
+
+    impl Plugin for MinWords {
+        type Config = Cfg;
+        fn about() -> About {
+            crate::about!(r#"{"type":"object"}"#, "test filter")
+        }
+        fn new(config: Cfg) -> Result<Self, String> {
+            match config.min {
+                99 => Err("min 99 is refused".into()),
+                n => Ok(MinWords(n)),
+            }
+        }
+    }
+
+    impl CaptionFilter for MinWords {
+        fn filter(&self, c: &Candidate) -> Result<Verdict, String> {
+            if c.text == "fail" {
+                return Err("cannot judge".into());
+            }
+            let n = c.text.split_whitespace().count();
+            Ok(if n >= self.0 {
+                crate::keep(1.0)
+            } else {
+                crate::reject(0.0, ["too-short"])
+            })
+        }
+    }
+
+    /// A specialist whose batch override answers every item at once.
+    struct Echo;
+
+    impl Plugin for Echo {
+        type Config = Cfg;
+        fn about() -> About {
+            crate::about!("{}")
+        }
+        fn new(_: Cfg) -> Result<Self, String> {
+            Ok(Echo)
+        }
+    }
+
+    impl PromptTemplate for Echo {
+        fn render(&self, r: &PromptRequest) -> Result<Prompt, String> {
+            Ok(Prompt {
+                text: crate::image_prompt(&r.sample.key, true),
+                variant: "echo".into(),
+            })
+        }
+    }
+
+    impl PostProcessor for Echo {
+        fn process(&self, _: &SpecialistOutput) -> Result<Processed, String> {
+            unreachable!("process_batch is overridden")
+        }
+        fn process_batch(&self, batch: &[SpecialistOutput]) -> Vec<Result<Processed, String>> {
+            let all: Vec<String> = batch.iter().map(|o| o.answer.clone()).collect();
+            batch
+                .iter()
+                .map(|_| {
+                    Ok(Processed {
+                        turns: vec![],
+                        dropped: all.clone(),
+                    })
+                })
+                .collect()
+        }
+    }
+
+    fn sample(key: &str) -> Sample {
+        Sample {
+            key: key.into(),
+            width: 1,
+            height: 1,
+            original_caption: String::new(),
+            metadata: vec![],
+        }
+    }
+
+    fn cand(text: &str) -> Candidate {
+        Candidate {
+            sample: sample("k"),
+            text: text.into(),
+            model: "m".into(),
+            round: 0,
+            mean_logprob: None,
+        }
+    }
+
+    type F = CaptionFilterExport<MinWords>;
+    type S = SpecialistExport<Echo>;
+
+    // One test: the instance slot is per thread and the steps depend on each other.
+    #[test]
+    fn filter_export_configures_loops_and_keeps_the_last_good_config() {
+        INSTANCE.with(|s| *s.borrow_mut() = None);
+        let d = F::describe();
+        assert_eq!(
+            (d.name.as_str(), d.world),
+            ("vila2-guest", WorldKind::CaptionFilter)
+        );
+        assert_eq!(d.description, "test filter");
+        assert_eq!(d.version, env!("CARGO_PKG_VERSION"));
+
+        // Unconfigured: built from the default config (min 2).
+        let out = F::filter(vec![cand("one"), cand("two words"), cand("fail")]);
+        assert_eq!(out.len(), 3);
+        assert!(!out[0].as_ref().unwrap().keep);
+        assert!(out[1].as_ref().unwrap().keep);
+        assert_eq!(out[2], Err("cannot judge".to_string()));
+
+        F::configure(r#"{"min": 1}"#.into()).unwrap();
+        assert!(F::filter(vec![cand("one")])[0].as_ref().unwrap().keep);
+
+        let e = F::configure(r#"{"min": "x"}"#.into()).unwrap_err();
+        assert!(e.contains("`min`"), "{e}");
+        assert_eq!(
+            F::configure(r#"{"min": 99}"#.into()),
+            Err("min 99 is refused".into())
+        );
+        assert!(
+            F::filter(vec![cand("one")])[0].as_ref().unwrap().keep,
+            "last good config stays"
+        );
+    }
+
+    /// A filter that refuses every config, the default one included.
+    struct Refusing;
+
+    impl Plugin for Refusing {
+        type Config = Cfg;
+        fn about() -> About {
+            crate::about!("{}")
+        }
+        fn new(_: Cfg) -> Result<Self, String> {
+            Err("no model directory configured".into())
+        }
+    }
+
+    impl CaptionFilter for Refusing {
+        fn filter(&self, _: &Candidate) -> Result<Verdict, String> {
+            unreachable!("never built")
+        }
+    }
+
+    #[test]
+    fn a_default_config_that_new_refuses_fails_every_item_with_the_reason() {
+        let out = CaptionFilterExport::<Refusing>::filter(vec![cand("a"), cand("b")]);
+        let err = Err("no model directory configured".to_string());
+        assert_eq!(out, [err.clone(), err]);
+    }
+
+    #[test]
+    fn specialist_export_uses_both_traits_and_batch_overrides() {
+        assert_eq!(S::describe().world, WorldKind::Specialist);
+        let req = PromptRequest {
+            sample: sample("k7"),
+            seed: 0,
+            round: 0,
+        };
+        let out = S::render(vec![req]);
+        assert_eq!(out[0].as_ref().unwrap().text, "<image>\nk7");
+        let o = |a: &str| SpecialistOutput {
+            sample: sample("k"),
+            task: "t".into(),
+            prompt: String::new(),
+            answer: a.into(),
+            model: "m".into(),
+        };
+        let out = S::process(vec![o("a"), o("b")]);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1].as_ref().unwrap().dropped, ["a", "b"]);
+    }
+}
