@@ -9,18 +9,23 @@ use std::collections::BTreeMap;
 use vila2::plugin::records::{
     Candidate, Description, Processed, Prompt, PromptRequest, Sample, SpecialistOutput, Verdict,
 };
-use vila2::plugin::{ItemError, Plugin, PluginError, PluginRuntime, RuntimeConfig, World};
+use vila2::plugin::{
+    ItemError, Judge, Judgement, Plugin, PluginError, PluginRuntime, RuntimeConfig, World,
+};
 
 /// Tests share one artifact cache so each component is compiled at most once.
-fn runtime() -> PluginRuntime {
+fn runtime_config() -> RuntimeConfig {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    PluginRuntime::new(RuntimeConfig {
+    RuntimeConfig {
         cache_dir: Some(target.join("vila2-test-cache")),
         ..RuntimeConfig::default()
-    })
-    .unwrap()
+    }
+}
+
+fn runtime() -> PluginRuntime {
+    PluginRuntime::new(runtime_config()).unwrap()
 }
 
 fn load(name: &str, world: World) -> Plugin {
@@ -174,6 +179,65 @@ fn quality_config_changes_verdicts_and_bad_config_names_the_field() {
     // A rejected config leaves the last good one in force.
     let v = ok(p.filter(&batch[cake..=cake]).unwrap());
     assert!(v[0].keep);
+}
+
+/// A judge that likes captions about vases and counts its calls.
+#[derive(Default)]
+struct VaseJudge {
+    calls: std::sync::Mutex<Vec<String>>,
+}
+
+impl Judge for VaseJudge {
+    fn score(&self, sample_key: &str, prompt: &str, text: &str) -> Result<Judgement, String> {
+        assert_eq!(prompt, "<image>\nDescribe the image in details.");
+        self.calls.lock().unwrap().push(sample_key.to_string());
+        let mean_logprob = if text.contains("vase") { -0.5 } else { -3.0 };
+        Ok(Judgement {
+            mean_logprob,
+            token_logprobs: vec![mean_logprob; 4],
+        })
+    }
+}
+
+const JUDGED: &str =
+    r#"{"judge_prompt": "<image>\nDescribe the image in details.", "min_mean_logprob": -2.0}"#;
+
+#[test]
+fn quality_asks_the_host_judge_only_about_captions_that_pass() {
+    let judge = std::sync::Arc::new(VaseJudge::default());
+    let rt = PluginRuntime::with_judge(runtime_config(), judge.clone()).unwrap();
+    let p = rt
+        .load_file(&common::component("vila2_quality"), World::CaptionFilter)
+        .unwrap();
+    p.configure(JUDGED).unwrap();
+    let mut batch: Vec<Candidate> = demo().into_iter().take(5).collect();
+    batch.iter_mut().for_each(|c| c.mean_logprob = None);
+    batch[1].mean_logprob = Some(-1.0); // known: the judge is not asked
+    let v = ok(p.filter(&batch).unwrap());
+    // 000001 (a vase) is judged and kept; 000003 (a market) is judged and scores too low;
+    // 000004 (empty) and 000005 (too short) fail before any judging.
+    assert_eq!(*judge.calls.lock().unwrap(), ["coyo-000001", "coyo-000003"]);
+    assert!(v[0].keep && v[0].reasons.is_empty(), "{:?}", v[0]);
+    assert!(v[1].keep);
+    assert_eq!(v[2].reasons, ["low-logprob"]);
+    assert_eq!(v[3].reasons, ["empty"]);
+    assert_eq!(v[4].reasons, ["too-short"]);
+}
+
+#[test]
+fn quality_with_a_judge_but_no_model_fails_the_judged_items_and_says_why() {
+    let p = load("vila2_quality", World::CaptionFilter);
+    p.configure(JUDGED).unwrap();
+    let mut batch: Vec<Candidate> = demo().into_iter().take(4).collect();
+    batch.iter_mut().for_each(|c| c.mean_logprob = None);
+    let out = p.filter(&batch).unwrap();
+    match &out[0] {
+        Err(ItemError::Plugin(m)) => assert!(m.contains("no VLM is loaded"), "{m}"),
+        other => panic!("expected the judge's error, got {other:?}"),
+    }
+    assert_eq!(out[3].as_ref().unwrap().reasons, ["empty"]);
+    let e = config_error(&p, r#"{"judge_prompt": "<image>\nDescribe."}"#);
+    assert!(e.contains("min_mean_logprob"), "{e}");
 }
 
 // ---------------------------------------------------------- recaption (prompt-template)

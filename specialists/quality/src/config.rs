@@ -34,6 +34,11 @@ pub struct Config {
     pub min_mean_logprob: Option<f32>,
     /// Verdicts scoring below this are dropped (default 0.6).
     pub min_score: f32,
+    /// When set, a candidate that passes every other check and has no `mean_logprob` is scored
+    /// by the host's judge (the VLM's mean log-probability of the caption as the answer to this
+    /// prompt), and `min_mean_logprob` applies to that. A judge error fails the item (default
+    /// null: the judge is never called).
+    pub judge_prompt: Option<String>,
 }
 
 impl Default for Config {
@@ -51,6 +56,7 @@ impl Default for Config {
             max_token_chars: 40,
             min_mean_logprob: None,
             min_score: 0.6,
+            judge_prompt: None,
         }
     }
 }
@@ -78,6 +84,13 @@ impl Config {
                 ));
             }
         }
+        if self.judge_prompt.is_some() && self.min_mean_logprob.is_none() {
+            return Err(
+                "invalid config field `judge_prompt`: it needs `min_mean_logprob`, the threshold \
+                 the judged log-probability is held to"
+                    .into(),
+            );
+        }
         Ok(())
     }
 }
@@ -100,6 +113,7 @@ pub const SCHEMA: &str = r#"{
     "max_symbol_run": {"type": "integer", "minimum": 1, "default": 6, "description": "longest run of symbols before garbage"},
     "max_token_chars": {"type": "integer", "minimum": 1, "default": 40, "description": "longest token before garbage"},
     "min_mean_logprob": {"type": ["number", "null"], "default": null, "description": "candidates below this mean log-probability are low-logprob"},
-    "min_score": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.6, "description": "verdicts scoring below this are dropped"}
+    "min_score": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.6, "description": "verdicts scoring below this are dropped"},
+    "judge_prompt": {"type": ["string", "null"], "default": null, "description": "score candidates without mean_logprob with the host's VLM judge under this prompt (needs min_mean_logprob)"}
   }
 }"#;

@@ -20,6 +20,9 @@
 //! assert_eq!(v.reasons, ["boilerplate"]);
 //! ```
 //!
+//! With `judge_prompt` set, candidates that pass every check and carry no `mean_logprob` are
+//! scored by the host's VLM judge (`vila2:plugin/judge`) before `min_mean_logprob` applies.
+//!
 //! [`judge`] does not allocate once warm; [`Assessment::to_verdict`] builds the WIT record the
 //! component returns (one `String` per reason), so `judge(..).to_verdict()` is the like-for-like
 //! native counterpart of the component's `filter` for a benchmark. [`QualityFilter`] is the
@@ -54,7 +57,18 @@ impl Plugin for QualityFilter {
 
 impl CaptionFilter for QualityFilter {
     fn filter(&self, candidate: &Candidate) -> Result<Verdict, String> {
-        Ok(judge_candidate(&self.config, &candidate.text, candidate.mean_logprob).to_verdict())
+        let config = &self.config;
+        let text = &candidate.text;
+        let assessment = judge_candidate(config, text, candidate.mean_logprob);
+        // The VLM judge is costly: only asked about captions that pass everything else.
+        let Some(prompt) = &config.judge_prompt else {
+            return Ok(assessment.to_verdict());
+        };
+        if !assessment.keep || candidate.mean_logprob.is_some() {
+            return Ok(assessment.to_verdict());
+        }
+        let judged = vila2_guest::judge::score(&candidate.sample.key, prompt, text)?;
+        Ok(judge_candidate(config, text, Some(judged.mean_logprob)).to_verdict())
     }
 }
 

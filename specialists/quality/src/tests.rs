@@ -251,3 +251,44 @@ fn plugin_filter_uses_the_candidate_logprob() {
     assert_eq!(out[0].as_ref().unwrap().reasons, ["low-logprob"]);
     assert!(out[1].as_ref().unwrap().keep);
 }
+
+#[test]
+fn judge_prompt_needs_a_threshold_and_is_only_asked_about_passing_captions() {
+    let e = QualityFilter::new(Config {
+        judge_prompt: Some("<image>\nDescribe.".into()),
+        ..Config::default()
+    })
+    .err()
+    .unwrap();
+    assert!(
+        e.contains("judge_prompt") && e.contains("min_mean_logprob"),
+        "{e}"
+    );
+
+    let f = QualityFilter::new(Config {
+        judge_prompt: Some("<image>\nDescribe the image in details.".into()),
+        min_mean_logprob: Some(-2.0),
+        ..Config::default()
+    })
+    .unwrap();
+    let sample = vila2_guest::Sample {
+        key: "k".into(),
+        width: 10,
+        height: 10,
+        original_caption: String::new(),
+        metadata: vec![],
+    };
+    let c = |text: &str, lp| Candidate {
+        sample: sample.clone(),
+        text: text.into(),
+        model: "m".into(),
+        round: 1,
+        mean_logprob: lp,
+    };
+    // Natively there is no judge: asking it is an item error, which proves it was asked.
+    let asked = f.filter(&c(GOOD, None)).unwrap_err();
+    assert!(asked.contains("judge"), "{asked}");
+    // Not asked: a caption that fails anyway, or one whose log-probability is known.
+    assert_eq!(f.filter(&c("", None)).unwrap().reasons, ["empty"]);
+    assert!(f.filter(&c(GOOD, Some(-1.0))).unwrap().keep);
+}
