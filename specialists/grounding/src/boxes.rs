@@ -62,6 +62,9 @@ pub fn parse(answer: &str, width: u32, height: u32, config: &Config) -> Grounded
         ..Grounded::default()
     };
     let mut rest = answer;
+    // Where the text after the last box starts: an object name never reaches back past a box,
+    // kept or dropped.
+    let mut since_box = 0;
     while let Some(open) = rest.find('[') {
         out.text.push_str(&rest[..open]);
         let after = &rest[open + 1..];
@@ -87,7 +90,7 @@ pub fn parse(answer: &str, width: u32, height: u32, config: &Config) -> Grounded
             }
             continue;
         }
-        let object = object_before(&out.text);
+        let object = object_before(&out.text[since_box..]);
         let raw: String = inner.chars().filter(|c| !c.is_whitespace()).collect();
         let verdict = if !terminated {
             Err("malformed-box")
@@ -117,6 +120,7 @@ pub fn parse(answer: &str, width: u32, height: u32, config: &Config) -> Grounded
                 out.dropped.push(format!("{kind}: {what}[{raw}]"));
             }
         }
+        since_box = out.text.len();
     }
     out.text.push_str(rest);
     out.text = tidy(&out.text);

@@ -102,6 +102,19 @@ fn bad_boxes_are_dropped_with_reasons_and_removed_from_the_text() {
 }
 
 #[test]
+fn an_object_name_does_not_reach_back_past_a_dropped_box() {
+    let g = parse(
+        "A vendor [500,100,200,400] fresh oranges [120,300,200,400].",
+        0,
+        0,
+        &cfg(),
+    );
+    assert_eq!(g.dropped, ["inverted-box: vendor [500,100,200,400]"]);
+    assert_eq!(g.kept[0].object, "fresh oranges");
+    assert_eq!(g.text, "A vendor fresh oranges [120,300,200,400].");
+}
+
+#[test]
 fn large_box_threshold_is_configurable() {
     let answer = "a table [000,200,999,999] indoors.";
     assert_eq!(parse(answer, 0, 0, &cfg()).dropped.len(), 1);

@@ -225,6 +225,22 @@ pub fn sentences(answer: &str) -> Vec<String> {
     out
 }
 
+/// A kept clause as a sentence of its own: capitalised, ending in a full stop ("the lamp is
+/// above it;" → "The lamp is above it.").
+fn as_statement(clause: &str) -> String {
+    let body = clause.trim_end_matches([';', ',', ':']);
+    let mut chars = body.chars();
+    let mut out: String = chars
+        .next()
+        .map(|c| c.to_uppercase().collect())
+        .unwrap_or_default();
+    out.push_str(chars.as_str());
+    if !out.ends_with(['.', '!', '?']) {
+        out.push('.');
+    }
+    out
+}
+
 /// The plugin.
 #[derive(Debug, Clone, Default)]
 pub struct Spatial {
@@ -265,7 +281,7 @@ impl PostProcessor for Spatial {
         let mut dropped = Vec::new();
         for s in all {
             match check_sentence(&s) {
-                Ok(_) => kept.push(s),
+                Ok(_) => kept.push(as_statement(&s)),
                 Err(Rejection::NoRelation) => dropped.push(format!("no-relation: {s}")),
                 Err(Rejection::OneObject) => dropped.push(format!("one-object: {s}")),
             }
@@ -412,6 +428,20 @@ mod tests {
             })
             .collect();
         assert!(questions.len() > 1);
+    }
+
+    #[test]
+    fn kept_clauses_become_full_sentences() {
+        let out = spatial()
+            .process(&output(
+                "k",
+                "The sofa is behind the table; the lamp is above the sofa",
+            ))
+            .unwrap();
+        assert_eq!(
+            out.turns[0].answer,
+            "The sofa is behind the table. The lamp is above the sofa."
+        );
     }
 
     #[test]
