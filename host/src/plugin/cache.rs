@@ -83,10 +83,10 @@ impl ComponentCache {
             name: name.to_string(),
             message: format!("{e:#}"),
         })?;
-        if let Some(path) = path {
-            if let Err(e) = store(&component, &path) {
-                tracing::warn!(path = %path.display(), "cannot write plugin cache: {e}");
-            }
+        if let Some(path) = path
+            && let Err(e) = store(&component, &path)
+        {
+            tracing::warn!(path = %path.display(), "cannot write plugin cache: {e}");
         }
         self.remember(digest, &component);
         Ok((component, CacheHit::Compiled))
