@@ -66,7 +66,8 @@ fn parse_mode(config: &str) -> Result<String, String> {
 
 #[allow(unconditional_recursion)]
 fn recurse(depth: u64) -> u64 {
-    std::hint::black_box(recurse(depth + 1)) + 1
+    let frame = std::hint::black_box([depth; 16]);
+    recurse(frame[0] + 1) + frame[15]
 }
 
 fn keep(reason: String) -> Result<Verdict, String> {
