@@ -9,9 +9,9 @@ pub mod config;
 pub mod llama;
 pub mod llava;
 pub mod nn;
-// pub mod preprocess;
+pub mod preprocess;
 pub mod projector;
-// pub mod tokenizer;
+pub mod tokenizer;
 pub mod vision;
 pub mod weights;
 

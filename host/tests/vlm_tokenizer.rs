@@ -1,0 +1,58 @@
+//! Prompt tokenization against transformers' LLaVA processor (`<image>` expanded to the
+//! feature count, special tokens added by the tokenizer), and refusal of a tokenizer that
+//! lacks the image token.
+
+mod common;
+
+use vila2::vlm::VlmError;
+use vila2::vlm::config::LlavaConfig;
+use vila2::vlm::tokenizer::VlmTokenizer;
+
+fn check_ids(case: &str) {
+    let dir = common::fixture(case);
+    let exp = common::expected(&dir);
+    let cfg = LlavaConfig::from_file(&dir.join("config.json")).unwrap();
+    let tok = VlmTokenizer::load(&dir, cfg.image_token_id, &cfg.text.eos_token_ids).unwrap();
+    let prompt = exp["prompt"].as_str().unwrap();
+    let ids = tok
+        .encode_prompt(prompt, cfg.image_feature_count())
+        .unwrap();
+    assert_eq!(ids, common::ints(&exp["input_ids"]), "{case}");
+    let cont = tok
+        .encode(exp["score"]["text"].as_str().unwrap(), false)
+        .unwrap();
+    assert_eq!(cont, common::ints(&exp["score"]["token_ids"]));
+}
+
+#[test]
+fn clip_prompt_ids_match_processor() {
+    check_ids("clip_llama");
+}
+
+#[test]
+fn siglip_full_strategy_prompt_ids_match_processor() {
+    check_ids("siglip_qwen2");
+}
+
+#[test]
+fn tokenizer_without_image_token_is_refused() {
+    let dir = common::fixture("clip_llama");
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(dir.join("tokenizer.json")).unwrap();
+    std::fs::write(
+        tmp.path().join("tokenizer.json"),
+        text.replace("<image>", "<picture>"),
+    )
+    .unwrap();
+    match VlmTokenizer::load(tmp.path(), 4, &[2]) {
+        Err(e @ VlmError::Tokenizer { .. }) => {
+            let msg = e.to_string();
+            assert!(
+                msg.contains("tokenizer.json") && msg.contains("<image>"),
+                "{msg}"
+            );
+        }
+        Err(other) => panic!("wrong error: {other}"),
+        Ok(_) => panic!("a tokenizer without <image> was accepted"),
+    }
+}
