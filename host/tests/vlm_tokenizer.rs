@@ -15,7 +15,7 @@ fn check_ids(case: &str) {
     let tok = VlmTokenizer::load(&dir, cfg.image_token_id, &cfg.text.eos_token_ids).unwrap();
     let prompt = exp["prompt"].as_str().unwrap();
     let ids = tok
-        .encode_prompt(prompt, cfg.image_feature_count())
+        .encode_prompt(prompt, cfg.image_feature_count(), true)
         .unwrap();
     assert_eq!(ids, common::ints(&exp["input_ids"]), "{case}");
     let cont = tok

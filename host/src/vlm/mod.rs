@@ -2,10 +2,10 @@
 //! vision tower, MLP projector, Llama or Qwen2 decoder), their tokenizer and image
 //! preprocessing, batched generation and scoring, and the engine thread that serves them.
 
-// pub mod chat_template;
+pub mod chat_template;
 pub mod config;
 // pub mod engine;
-// pub mod generate;
+pub mod generate;
 pub mod llama;
 pub mod llava;
 pub mod nn;

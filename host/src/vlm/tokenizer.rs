@@ -122,10 +122,16 @@ impl VlmTokenizer {
     }
 
     /// Encodes a prompt in which each image placeholder is expanded to `n_features` copies,
-    /// adding the tokenizer's special tokens (as transformers' processor does).
-    pub fn encode_prompt(&self, prompt: &str, n_features: usize) -> Result<Vec<i64>, VlmError> {
+    /// adding the tokenizer's special tokens when `special` (as transformers' processor does
+    /// for raw prompts; rendered chat templates already hold them).
+    pub fn encode_prompt(
+        &self,
+        prompt: &str,
+        n_features: usize,
+        special: bool,
+    ) -> Result<Vec<i64>, VlmError> {
         let expanded = prompt.replace(&self.image_token, &self.image_token.repeat(n_features));
-        self.encode(&expanded, true)
+        self.encode(&expanded, special)
     }
 
     /// Number of image placeholders in a prompt.
