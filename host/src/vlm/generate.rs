@@ -43,6 +43,8 @@ pub struct GenerationParams {
     pub stop_token_ids: Vec<i64>,
     /// Strings that end generation; the text is cut before the first one.
     pub stop_strings: Vec<String>,
+    /// Do not stop on the checkpoint's EOS ids (benchmarks want fixed lengths).
+    pub ignore_eos: bool,
 }
 
 impl Default for GenerationParams {
@@ -52,6 +54,7 @@ impl Default for GenerationParams {
             sampling: Sampling::Greedy,
             stop_token_ids: Vec::new(),
             stop_strings: Vec::new(),
+            ignore_eos: false,
         }
     }
 }
@@ -298,7 +301,11 @@ impl Vlm {
         let h = llm.forward(&emb, &positions, &mask, &mut cache);
         let mut logits = llm.logits(&h.select(1, t as i64 - 1)).to_kind(Kind::Float);
 
-        let mut stop_ids = self.tokenizer.eos_token_ids.clone();
+        let mut stop_ids = if params.ignore_eos {
+            Vec::new()
+        } else {
+            self.tokenizer.eos_token_ids.clone()
+        };
         stop_ids.extend(&params.stop_token_ids);
         let mut rng = match params.sampling {
             Sampling::TopP { seed, .. } => Some(StdRng::seed_from_u64(seed)),

@@ -4,7 +4,7 @@
 
 pub mod chat_template;
 pub mod config;
-// pub mod engine;
+pub mod engine;
 pub mod generate;
 pub mod llama;
 pub mod llava;
