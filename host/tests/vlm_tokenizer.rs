@@ -56,3 +56,21 @@ fn tokenizer_without_image_token_is_refused() {
         Ok(_) => panic!("a tokenizer without <image> was accepted"),
     }
 }
+
+#[test]
+fn chat_template_matches_processor_apply_chat_template() {
+    for case in ["clip_llama", "siglip_qwen2"] {
+        let dir = common::fixture(case);
+        let exp = common::expected(&dir);
+        let vlm = vila2::vlm::generate::Vlm::load(&dir, tch::Device::Cpu).unwrap();
+        let chat = &exp["chat"];
+        let msg = chat["message"].as_str().unwrap();
+        assert_eq!(
+            vlm.chat_prompt(msg, 1).unwrap(),
+            chat["text"].as_str().unwrap()
+        );
+        let img = vila2::vlm::preprocess::load_image(&dir.join("image_a.png")).unwrap();
+        let p = vlm.prepare_chat(msg, &[img]).unwrap();
+        assert_eq!(p.ids, common::ints(&chat["input_ids"]), "{case}");
+    }
+}

@@ -10,6 +10,9 @@ import json
 import os
 import sys
 
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
 import numpy as np
 import torch
 from PIL import Image
@@ -41,7 +44,7 @@ CHAT_TEMPLATE = (
     "{% for message in messages %}{% if message['role'] == 'user' %}USER: "
     "{% if message['content'] is string %}{{ message['content'] }}{% else %}"
     "{% for c in message['content'] %}{% if c['type'] == 'image' %}<image>\n"
-    "{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}{% endfor %}{% endif %}"
+    "{% elif c['type'] == 'text' %}{{ c['text'].strip() }}{% endif %}{% endfor %}{% endif %}"
     " {% else %}ASSISTANT: {{ message['content'] }}{{ eos_token }}{% endif %}{% endfor %}"
     "{% if add_generation_prompt %}ASSISTANT:{% endif %}"
 )
@@ -241,6 +244,15 @@ def build(case, out):
         tlp = [lp[start - 1 + i, t].item() for i, t in enumerate(cont_ids)]
         expected["score"] = {"text": cont, "token_ids": cont_ids, "token_logprobs": tlp,
                              "mean_logprob": sum(tlp) / len(tlp)}
+        # Chat template: one user turn with the image, as the processor renders and tokenizes it.
+        message = "What is shown in the image?"
+        messages = [{"role": "user", "content": [{"type": "image", "path": img_a},
+                                                  {"type": "text", "text": message}]}]
+        chat_text = processor.apply_chat_template(messages, add_generation_prompt=True)
+        chat = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
+                                             return_dict=True, return_tensors="pt")
+        expected["chat"] = {"message": message, "text": chat_text,
+                            "input_ids": chat["input_ids"][0].tolist()}
     with open(os.path.join(out, "expected.json"), "w") as f:
         json.dump(expected, f)
 

@@ -153,6 +153,11 @@ impl ChatTemplate {
         self.render(&serde_json::json!([{"role": "user", "content": content}]))
     }
 
+    /// The BOS token text the template sees.
+    pub fn bos_token(&self) -> &str {
+        &self.bos_token
+    }
+
     fn err(&self, e: Error) -> VlmError {
         VlmError::Template {
             file: self.file.clone(),

@@ -187,10 +187,17 @@ impl Vlm {
     }
 
     /// Treats `message` as the user's turn: renders the chat template with one image slot
-    /// per image, then tokenizes without adding special tokens (the template holds them).
+    /// per image, then tokenizes as transformers' `processor.apply_chat_template` does
+    /// (special tokens added unless the rendered text already starts with the BOS token).
     pub fn prepare_chat(&self, message: &str, images: &[RgbImage]) -> Result<Prompt, VlmError> {
         let text = self.chat_prompt(message, images.len())?;
-        self.prepare_text(&text, images, false)
+        let bos = self
+            .chat_template
+            .as_ref()
+            .map(|t| t.bos_token())
+            .unwrap_or_default();
+        let special = bos.is_empty() || !text.starts_with(bos);
+        self.prepare_text(&text, images, special)
     }
 
     fn prepare_text(
