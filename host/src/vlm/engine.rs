@@ -4,6 +4,8 @@
 //! same parameters joins that batch.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -57,6 +59,25 @@ enum Job {
     Shutdown,
 }
 
+/// Counters of what the engine thread has run.
+#[derive(Debug, Default)]
+pub struct EngineStats {
+    batches: AtomicUsize,
+    largest_batch: AtomicUsize,
+}
+
+impl EngineStats {
+    /// Generation batches run so far.
+    pub fn batches(&self) -> usize {
+        self.batches.load(Ordering::Relaxed)
+    }
+
+    /// Size of the largest generation batch so far.
+    pub fn largest_batch(&self) -> usize {
+        self.largest_batch.load(Ordering::Relaxed)
+    }
+}
+
 /// A handle to the engine thread; cheap to clone, usable from any thread.
 #[derive(Clone)]
 pub struct EngineHandle {
@@ -68,6 +89,7 @@ pub struct EngineHandle {
 pub struct Engine {
     handle: EngineHandle,
     thread: Option<JoinHandle<()>>,
+    stats: Arc<EngineStats>,
 }
 
 impl Engine {
@@ -75,12 +97,14 @@ impl Engine {
     pub fn spawn(dir: PathBuf, device: Device, config: EngineConfig) -> Result<Self, VlmError> {
         let (tx, rx) = unbounded::<Job>();
         let (ready_tx, ready_rx) = bounded::<Result<(), VlmError>>(1);
+        let stats = Arc::new(EngineStats::default());
+        let thread_stats = Arc::clone(&stats);
         let thread = std::thread::Builder::new()
             .name("vila2-engine".into())
             .spawn(move || match Vlm::load(&dir, device) {
                 Ok(vlm) => {
                     let _ = ready_tx.send(Ok(()));
-                    serve(&vlm, &rx, config);
+                    serve(&vlm, &rx, config, &thread_stats);
                 }
                 Err(e) => {
                     let _ = ready_tx.send(Err(e));
@@ -91,12 +115,18 @@ impl Engine {
         Ok(Self {
             handle: EngineHandle { tx },
             thread: Some(thread),
+            stats,
         })
     }
 
     /// A handle for submitting requests.
     pub fn handle(&self) -> EngineHandle {
         self.handle.clone()
+    }
+
+    /// What the thread has run so far.
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
     }
 }
 
@@ -162,7 +192,7 @@ fn prepare(vlm: &Vlm, input: &PromptInput) -> Result<Prompt, VlmError> {
     }
 }
 
-fn serve(vlm: &Vlm, rx: &Receiver<Job>, config: EngineConfig) {
+fn serve(vlm: &Vlm, rx: &Receiver<Job>, config: EngineConfig, stats: &EngineStats) {
     let max_batch = config.max_batch.max(1);
     let mut pending: Vec<Job> = Vec::new();
     loop {
@@ -211,6 +241,10 @@ fn serve(vlm: &Vlm, rx: &Receiver<Job>, config: EngineConfig) {
                     }
                 }
                 pending = rest;
+                stats.batches.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .largest_batch
+                    .fetch_max(batch.len(), Ordering::Relaxed);
                 run_batch(vlm, batch, &params);
             }
         }
