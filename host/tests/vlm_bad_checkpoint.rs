@@ -101,7 +101,8 @@ fn shape_mismatch_names_key_and_file() {
 
 #[test]
 fn unknown_model_types_are_refused() {
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Edit)> = vec![
         (
             "\"blip\"",
             Box::new(|v: &mut Value| v["model_type"] = "blip".into()),

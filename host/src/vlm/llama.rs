@@ -263,13 +263,13 @@ impl Llama {
             let a = layer
                 .attn
                 .forward(&layer.input_norm.forward(&h), &cos, &sin, &mask, slot);
-            h = h + a;
+            h = &h + a;
             let x = layer.post_norm.forward(&h);
             let m = layer
                 .mlp
                 .down
                 .forward(&(layer.mlp.gate.forward(&x).silu() * layer.mlp.up.forward(&x)));
-            h = h + m;
+            h = &h + m;
         }
         self.norm.forward(&h)
     }

@@ -179,7 +179,7 @@ impl ImageProcessor {
             )?;
             let std = triple(
                 v.get("image_std"),
-                [0.268_629_54, 0.261_302_58, 0.275_777_1],
+                [0.268_629_54, 0.261_302_6, 0.275_777_1],
                 file,
                 "image_std",
             )?;

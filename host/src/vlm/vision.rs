@@ -180,7 +180,7 @@ impl VisionTower {
             let cls = cls.view([1, 1, c]).expand([b, 1, c], false);
             h = Tensor::cat(&[cls, h], 1);
         }
-        h = h + self.position_embedding.unsqueeze(0);
+        h = &h + self.position_embedding.unsqueeze(0);
         if let Some(ln) = &self.pre_layernorm {
             h = ln.forward(&h);
         }
