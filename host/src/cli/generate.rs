@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::vlm::engine::{Engine, EngineConfig, PromptInput};
-use crate::vlm::generate::{GenerationParams, Sampling, parse_device};
+use crate::vlm::generate::{
+    GenerationParams, Sampling, Vlm, WeightSource, parse_device, parse_kind,
+};
 use crate::vlm::preprocess::load_image;
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
@@ -50,6 +52,9 @@ pub struct GenerateArgs {
     /// cpu, cuda, cuda:N or auto (fp32 on CPU, bf16 on CUDA).
     #[arg(long, default_value = "auto", env = "VILA2_DEVICE")]
     device: String,
+    /// auto (fp32 on CPU, bf16 on CUDA), f32, bf16 or f16.
+    #[arg(long, default_value = "auto")]
+    dtype: String,
     /// Largest batch the engine runs at once.
     #[arg(long, default_value_t = 16)]
     batch_size: usize,
@@ -79,6 +84,9 @@ pub struct ScoreArgs {
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "auto", env = "VILA2_DEVICE")]
     device: String,
+    /// auto (fp32 on CPU, bf16 on CUDA), f32, bf16 or f16.
+    #[arg(long, default_value = "auto")]
+    dtype: String,
 }
 
 /// `vila2 bench ...`.
@@ -115,6 +123,12 @@ pub struct BenchArgs {
     /// cpu, cuda, cuda:N or auto.
     #[arg(long, default_value = "auto")]
     device: String,
+    /// auto (fp32 on CPU, bf16 on CUDA), f32, bf16 or f16.
+    #[arg(long, default_value = "auto")]
+    dtype: String,
+    /// Use seeded random weights of the folder's config.json (sizes not shipped as files).
+    #[arg(long)]
+    random_weights: bool,
     /// Print JSON lines instead of a table.
     #[arg(long)]
     json: bool,
@@ -132,13 +146,14 @@ fn sampling(args: &GenerateArgs) -> Sampling {
     }
 }
 
-fn start(model: &Path, device: &str, max_batch: usize) -> anyhow::Result<Engine> {
+fn start(model: &Path, device: &str, dtype: &str, max_batch: usize) -> anyhow::Result<Engine> {
     let device = parse_device(device)?;
+    let kind = parse_kind(dtype, device)?;
     let config = EngineConfig {
         max_batch,
         ..Default::default()
     };
-    Engine::spawn(model.to_path_buf(), device, config)
+    Engine::spawn_with(model.to_path_buf(), device, kind, config)
         .with_context(|| format!("loading the model in {}", model.display()))
 }
 
@@ -151,7 +166,7 @@ pub fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     params.validate()?;
-    let engine = start(&args.model, &args.device, args.batch_size)?;
+    let engine = start(&args.model, &args.device, &args.dtype, args.batch_size)?;
     let handle = engine.handle();
     // Submit everything first so the engine can batch; bad images fail alone.
     let pending: Vec<_> = args
@@ -214,7 +229,7 @@ pub fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
 /// Runs `vila2 score`.
 pub fn run_score(args: ScoreArgs) -> anyhow::Result<()> {
     let img = load_image(&args.image)?;
-    let engine = start(&args.model, &args.device, 1)?;
+    let engine = start(&args.model, &args.device, &args.dtype, 1)?;
     let s = engine.handle().score(
         PromptInput {
             text: args.prompt,
@@ -245,7 +260,13 @@ pub fn run_score(args: ScoreArgs) -> anyhow::Result<()> {
 pub fn run_bench(cmd: BenchCommand) -> anyhow::Result<()> {
     let BenchCommand::Generate(args) = cmd;
     let device = parse_device(&args.device)?;
-    let vlm = crate::vlm::generate::Vlm::load(&args.model, device)?;
+    let kind = parse_kind(&args.dtype, device)?;
+    let source = if args.random_weights {
+        WeightSource::Random { seed: 0 }
+    } else {
+        WeightSource::Checkpoint
+    };
+    let vlm = Vlm::load_with(&args.model, device, kind, source)?;
     let img = load_image(&args.image)?;
     let params = GenerationParams {
         max_new_tokens: args.new_tokens,
@@ -253,7 +274,10 @@ pub fn run_bench(cmd: BenchCommand) -> anyhow::Result<()> {
         ..Default::default()
     };
     if !args.json {
-        println!("device {device:?}, {} new tokens, greedy", args.new_tokens);
+        println!(
+            "device {device:?} {kind:?}, {} new tokens, greedy",
+            args.new_tokens
+        );
         println!(
             "{:>6} {:>10} {:>12} {:>10}",
             "batch", "seconds", "tokens/s", "images/s"
@@ -281,7 +305,7 @@ pub fn run_bench(cmd: BenchCommand) -> anyhow::Result<()> {
         if args.json {
             println!(
                 "{}",
-                json!({"impl": "vila2", "device": format!("{device:?}"), "batch": b, "new_tokens": args.new_tokens,
+                json!({"impl": "vila2", "device": format!("{device:?}"), "dtype": format!("{kind:?}"), "batch": b, "new_tokens": args.new_tokens,
                        "seconds": best, "tokens_per_s": tps, "images_per_s": ips})
             );
         } else {

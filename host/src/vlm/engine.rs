@@ -11,10 +11,12 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use image::RgbImage;
-use tch::Device;
+use tch::{Device, Kind};
 
 use super::VlmError;
-use super::generate::{Generated, GenerationParams, Prompt, Score, Vlm};
+use super::generate::{
+    Generated, GenerationParams, Prompt, Score, Vlm, WeightSource, default_kind,
+};
 
 /// What a request says to the model: a prompt and its images.
 #[derive(Debug, Clone)]
@@ -93,23 +95,36 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Starts the thread and loads the checkpoint in it; returns once loaded (or failed).
+    /// Starts the thread and loads the checkpoint in it (fp32 on CPU, bf16 on CUDA); returns
+    /// once loaded (or failed).
     pub fn spawn(dir: PathBuf, device: Device, config: EngineConfig) -> Result<Self, VlmError> {
+        Self::spawn_with(dir, device, default_kind(device), config)
+    }
+
+    /// Like [`Engine::spawn`] with an explicit dtype.
+    pub fn spawn_with(
+        dir: PathBuf,
+        device: Device,
+        kind: Kind,
+        config: EngineConfig,
+    ) -> Result<Self, VlmError> {
         let (tx, rx) = unbounded::<Job>();
         let (ready_tx, ready_rx) = bounded::<Result<(), VlmError>>(1);
         let stats = Arc::new(EngineStats::default());
         let thread_stats = Arc::clone(&stats);
         let thread = std::thread::Builder::new()
             .name("vila2-engine".into())
-            .spawn(move || match Vlm::load(&dir, device) {
-                Ok(vlm) => {
-                    let _ = ready_tx.send(Ok(()));
-                    serve(&vlm, &rx, config, &thread_stats);
-                }
-                Err(e) => {
-                    let _ = ready_tx.send(Err(e));
-                }
-            })
+            .spawn(
+                move || match Vlm::load_with(&dir, device, kind, WeightSource::Checkpoint) {
+                    Ok(vlm) => {
+                        let _ = ready_tx.send(Ok(()));
+                        serve(&vlm, &rx, config, &thread_stats);
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                    }
+                },
+            )
             .map_err(|e| VlmError::Request(format!("cannot start the engine thread: {e}")))?;
         ready_rx.recv().map_err(|_| VlmError::EngineStopped)??;
         Ok(Self {

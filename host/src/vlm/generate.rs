@@ -130,6 +130,40 @@ pub struct Vlm {
     pub chat_template: Option<ChatTemplate>,
 }
 
+/// Where the weights come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightSource {
+    /// The folder's safetensors files.
+    Checkpoint,
+    /// Seeded random weights of the folder's config (benchmarks).
+    Random {
+        /// RNG seed.
+        seed: i64,
+    },
+}
+
+/// The engine's default dtype on a device: fp32 on CPU, bf16 on CUDA.
+pub fn default_kind(device: Device) -> Kind {
+    if device.is_cuda() {
+        Kind::BFloat16
+    } else {
+        Kind::Float
+    }
+}
+
+/// The dtype `name` (`auto`, `f32`, `bf16`, `f16`) denotes on `device`.
+pub fn parse_kind(name: &str, device: Device) -> Result<Kind, VlmError> {
+    match name {
+        "auto" => Ok(default_kind(device)),
+        "f32" | "fp32" | "float32" => Ok(Kind::Float),
+        "bf16" | "bfloat16" => Ok(Kind::BFloat16),
+        "f16" | "fp16" | "float16" => Ok(Kind::Half),
+        other => Err(VlmError::Request(format!(
+            "unknown dtype {other:?} (auto, f32, bf16, f16)"
+        ))),
+    }
+}
+
 /// The device `name` (`cpu`, `cuda`, `cuda:N` or `auto`) denotes.
 pub fn parse_device(name: &str) -> Result<Device, VlmError> {
     match name {
@@ -151,6 +185,16 @@ pub fn parse_device(name: &str) -> Result<Device, VlmError> {
 impl Vlm {
     /// Loads a checkpoint folder: fp32 on CPU, bf16 on CUDA.
     pub fn load(dir: &Path, device: Device) -> Result<Self, VlmError> {
+        Self::load_with(dir, device, default_kind(device), WeightSource::Checkpoint)
+    }
+
+    /// Loads a checkpoint folder with an explicit dtype and weight source.
+    pub fn load_with(
+        dir: &Path,
+        device: Device,
+        kind: Kind,
+        source: WeightSource,
+    ) -> Result<Self, VlmError> {
         if let Device::Cuda(_) = device
             && !tch::Cuda::is_available()
         {
@@ -158,12 +202,10 @@ impl Vlm {
                 "CUDA was requested but libtorch sees no GPU".into(),
             ));
         }
-        let kind = if device.is_cuda() {
-            Kind::BFloat16
-        } else {
-            Kind::Float
+        let model = match source {
+            WeightSource::Checkpoint => LlavaModel::load(dir, device, kind)?,
+            WeightSource::Random { seed } => LlavaModel::random(dir, device, kind, seed)?,
         };
-        let model = LlavaModel::load(dir, device, kind)?;
         let tokenizer = VlmTokenizer::load(
             dir,
             model.config.image_token_id,
@@ -171,7 +213,7 @@ impl Vlm {
         )?;
         let processor = ImageProcessor::load(dir)?;
         let chat_template = ChatTemplate::load(dir, &tokenizer)?;
-        tracing::info!(dir = %dir.display(), ?device, "loaded model");
+        tracing::info!(dir = %dir.display(), ?device, ?kind, "loaded model");
         Ok(Self {
             model,
             tokenizer,

@@ -74,6 +74,14 @@ impl LlavaModel {
         Self::from_weights(dir, config, &w, device, kind)
     }
 
+    /// Builds a model of the folder's `config.json` with seeded random weights (benchmarks
+    /// of sizes that are not worth shipping).
+    pub fn random(dir: &Path, device: Device, kind: Kind, seed: i64) -> Result<Self, VlmError> {
+        let config = LlavaConfig::from_file(&dir.join("config.json"))?;
+        let w = Weights::random(dir, seed, kind, device);
+        Self::from_weights(dir, config, &w, device, kind)
+    }
+
     /// Builds the model from already loaded weights.
     pub fn from_weights(
         dir: &Path,

@@ -11,11 +11,13 @@ use tch::{Device, Kind, Tensor};
 
 use super::VlmError;
 
-/// Tensors of a checkpoint, keyed by canonical name.
+/// Tensors of a checkpoint, keyed by canonical name — or, for benchmarks of model sizes
+/// that are not on disk, random tensors of whatever shape the config asks for.
 pub struct Weights {
     dir: PathBuf,
     files: Vec<PathBuf>,
     tensors: HashMap<String, (Tensor, usize)>,
+    random: Option<(Kind, Device)>,
 }
 
 fn kind_of(dtype: Dtype, file: &Path, key: &str) -> Result<Kind, VlmError> {
@@ -127,16 +129,40 @@ impl Weights {
             dir: dir.to_path_buf(),
             files,
             tensors,
+            random: None,
         })
+    }
+
+    /// Random weights (seeded): norms' weights 1, biases 0, everything else N(0, 0.02²).
+    /// Every key is present, so output heads are untied. For throughput benchmarks only.
+    pub fn random(dir: &Path, seed: i64, kind: Kind, device: Device) -> Self {
+        tch::manual_seed(seed);
+        Self {
+            dir: dir.to_path_buf(),
+            files: Vec::new(),
+            tensors: HashMap::new(),
+            random: Some((kind, device)),
+        }
     }
 
     /// Whether a canonical key is present.
     pub fn contains(&self, key: &str) -> bool {
-        self.tensors.contains_key(key)
+        self.random.is_some() || self.tensors.contains_key(key)
     }
 
     /// The tensor under a canonical key, checked to have `shape`.
     pub fn get(&self, key: &str, shape: &[i64]) -> Result<Tensor, VlmError> {
+        if let Some((kind, device)) = self.random {
+            let opts = (kind, device);
+            let is_norm = key.contains("norm") || key.contains("layrnorm");
+            return Ok(if key.ends_with(".bias") {
+                Tensor::zeros(shape, opts)
+            } else if is_norm {
+                Tensor::ones(shape, opts)
+            } else {
+                Tensor::randn(shape, opts) * 0.02
+            });
+        }
         let (t, idx) = self
             .tensors
             .get(key)
@@ -173,10 +199,5 @@ impl Weights {
         } else {
             Ok(None)
         }
-    }
-
-    /// All canonical keys (for diagnostics).
-    pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.tensors.keys().map(String::as_str)
     }
 }
