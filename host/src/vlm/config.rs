@@ -291,6 +291,44 @@ pub enum SelectStrategy {
     Full,
 }
 
+/// The projector between vision features and the language model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProjectorKind {
+    /// LLaVA's `multi_modal_projector.linear_1` → act → `linear_2`.
+    LlavaMlp,
+    /// VILA `mlp_downsample`: 2×2 neighbourhoods merged (zero-padded when odd), LayerNorm,
+    /// Linear, GELU, Linear. `fixed` is NVILA's row-major token order
+    /// (`mlp_downsample_2x2_fix`); otherwise VILA1.5's column-major order.
+    VilaDownsample {
+        /// NVILA token order.
+        fixed: bool,
+    },
+    /// VILA `mlp2x_gelu`: Linear, GELU, Linear.
+    VilaMlp2xGelu,
+    /// VILA `linear`.
+    VilaLinear,
+}
+
+impl ProjectorKind {
+    /// Parses VILA's `mm_projector_type`.
+    pub fn from_vila(name: &str, file: &Path) -> Result<Self, VlmError> {
+        Ok(match name {
+            "mlp_downsample" => Self::VilaDownsample { fixed: false },
+            "mlp_downsample_2x2_fix" => Self::VilaDownsample { fixed: true },
+            "mlp2x_gelu" => Self::VilaMlp2xGelu,
+            "linear" => Self::VilaLinear,
+            other => {
+                return Err(VlmError::Unsupported {
+                    file: file.to_path_buf(),
+                    what: format!(
+                        "mm_projector_type {other:?} (supported: mlp_downsample, mlp_downsample_2x2_fix, mlp2x_gelu, linear)"
+                    ),
+                });
+            }
+        })
+    }
+}
+
 /// Configuration of a `LlavaForConditionalGeneration` checkpoint.
 #[derive(Debug, Clone)]
 pub struct LlavaConfig {
@@ -308,6 +346,8 @@ pub struct LlavaConfig {
     pub projector_hidden_act: String,
     /// Whether projector linears have a bias.
     pub projector_bias: bool,
+    /// Projector architecture.
+    pub projector: ProjectorKind,
 }
 
 impl LlavaConfig {
@@ -385,15 +425,23 @@ impl LlavaConfig {
                 .get("multimodal_projector_bias")
                 .and_then(Value::as_bool)
                 .unwrap_or(true),
+            projector: ProjectorKind::LlavaMlp,
         })
     }
 
     /// Image features the projector yields per image (what `<image>` expands to).
     pub fn image_feature_count(&self) -> usize {
         let n = self.vision.num_positions();
-        match self.select_strategy {
+        let n = match self.select_strategy {
             SelectStrategy::Default => n - 1,
             SelectStrategy::Full => n,
+        };
+        match self.projector {
+            ProjectorKind::VilaDownsample { .. } => {
+                let side = (n as f64).sqrt() as usize;
+                side.div_ceil(2) * side.div_ceil(2)
+            }
+            _ => n,
         }
     }
 }

@@ -206,13 +206,19 @@ impl Vlm {
             WeightSource::Checkpoint => LlavaModel::load(dir, device, kind)?,
             WeightSource::Random { seed } => LlavaModel::random(dir, device, kind, seed)?,
         };
-        let tokenizer = VlmTokenizer::load(
-            dir,
-            model.config.image_token_id,
-            &model.config.text.eos_token_ids,
-        )?;
-        let processor = ImageProcessor::load(dir)?;
-        let chat_template = ChatTemplate::load(dir, &tokenizer)?;
+        let eos = &model.config.text.eos_token_ids;
+        let (tokenizer, processor, chat_template) = if super::vila::is_vila_dir(dir) {
+            let llm = super::vila::llm_dir(dir);
+            let tokenizer = VlmTokenizer::load_vila(&llm, eos)?;
+            let processor = ImageProcessor::load(&super::vila::vision_dir(dir))?;
+            let chat = ChatTemplate::load(&llm, &tokenizer)?;
+            (tokenizer, processor, chat)
+        } else {
+            let tokenizer = VlmTokenizer::load(dir, model.config.image_token_id, eos)?;
+            let processor = ImageProcessor::load(dir)?;
+            let chat = ChatTemplate::load(dir, &tokenizer)?;
+            (tokenizer, processor, chat)
+        };
         tracing::info!(dir = %dir.display(), ?device, ?kind, "loaded model");
         Ok(Self {
             model,

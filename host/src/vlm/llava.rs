@@ -13,7 +13,7 @@ use tch::{Device, Kind, Tensor};
 use super::VlmError;
 use super::config::{LlavaConfig, SelectStrategy};
 use super::llama::{KvCache, Llama};
-use super::projector::MlpProjector;
+use super::projector::Projector;
 use super::vision::VisionTower;
 use super::weights::{Weights, weight_files};
 
@@ -51,7 +51,7 @@ pub struct LlavaModel {
     /// Vision tower.
     pub vision: VisionTower,
     /// Projector.
-    pub projector: MlpProjector,
+    pub projector: Projector,
     /// Language model.
     pub llm: Llama,
     /// Parsed `config.json`.
@@ -66,8 +66,14 @@ pub struct LlavaModel {
 }
 
 impl LlavaModel {
-    /// Loads a `LlavaForConditionalGeneration` folder onto `device` in `kind`.
+    /// Loads a `LlavaForConditionalGeneration` folder, or a VILA1.5 native folder (see
+    /// [`super::vila`]), onto `device` in `kind`.
     pub fn load(dir: &Path, device: Device, kind: Kind) -> Result<Self, VlmError> {
+        if super::vila::is_vila_dir(dir) {
+            let config = super::vila::load_config(dir)?;
+            let w = super::vila::load_weights(dir, kind, device)?;
+            return Self::from_weights(dir, config, &w, device, kind);
+        }
         let config = LlavaConfig::from_file(&dir.join("config.json"))?;
         let files = weight_files(dir)?;
         let w = Weights::load(dir, files, kind, device, canonical_key)?;
@@ -77,7 +83,11 @@ impl LlavaModel {
     /// Builds a model of the folder's `config.json` with seeded random weights (benchmarks
     /// of sizes that are not worth shipping).
     pub fn random(dir: &Path, device: Device, kind: Kind, seed: i64) -> Result<Self, VlmError> {
-        let config = LlavaConfig::from_file(&dir.join("config.json"))?;
+        let config = if super::vila::is_vila_dir(dir) {
+            super::vila::load_config(dir)?
+        } else {
+            LlavaConfig::from_file(&dir.join("config.json"))?
+        };
         let w = Weights::random(dir, seed, kind, device);
         Self::from_weights(dir, config, &w, device, kind)
     }
@@ -97,9 +107,9 @@ impl LlavaModel {
             .map(|&i| vision.resolve_layer(i))
             .collect::<Result<Vec<_>, _>>()?;
         let proj_in = config.vision.hidden_size * feature_layers.len();
-        let projector = MlpProjector::load(
+        let projector = Projector::load(
             w,
-            "multi_modal_projector",
+            config.projector,
             proj_in,
             config.text.hidden_size,
             &config.projector_hidden_act,

@@ -12,6 +12,7 @@ pub mod nn;
 pub mod preprocess;
 pub mod projector;
 pub mod tokenizer;
+pub mod vila;
 pub mod vision;
 pub mod weights;
 

@@ -21,6 +21,10 @@ pub struct VlmTokenizer {
     pub eos_token_ids: Vec<i64>,
     /// Id used for left padding.
     pub pad_token_id: i64,
+    /// VILA mode: the image token is not in the vocabulary; prompts are split at it and
+    /// each chunk tokenized alone (`tokenizer_image_token`).
+    split_images: bool,
+    bos_token_id: Option<i64>,
 }
 
 fn read_json_opt(path: &Path) -> Result<Option<Value>, VlmError> {
@@ -62,6 +66,21 @@ impl VlmTokenizer {
     /// vocabulary with `image_token_id` (from the model config). EOS ids come from
     /// `generation_config.json`, else `config_eos`, else the tokenizer's `eos_token`.
     pub fn load(dir: &Path, image_token_id: i64, config_eos: &[i64]) -> Result<Self, VlmError> {
+        Self::load_inner(dir, Some(image_token_id), config_eos)
+    }
+
+    /// Loads the tokenizer of a VILA1.5 `llm/` folder: `<image>` is a text marker, replaced
+    /// by [`super::vila::IMAGE_TOKEN_INDEX`] placeholders as VILA's `tokenizer_image_token`
+    /// does.
+    pub fn load_vila(dir: &Path, config_eos: &[i64]) -> Result<Self, VlmError> {
+        Self::load_inner(dir, None, config_eos)
+    }
+
+    fn load_inner(
+        dir: &Path,
+        image_token_id: Option<i64>,
+        config_eos: &[i64],
+    ) -> Result<Self, VlmError> {
         let file = dir.join("tokenizer.json");
         if !file.exists() {
             return Err(VlmError::Tokenizer {
@@ -79,20 +98,26 @@ impl VlmTokenizer {
         let image_token = token_text(pcfg.get("image_token"))
             .or_else(|| token_text(tcfg.get("image_token")))
             .unwrap_or_else(|| "<image>".into());
-        let id = tok.token_to_id(&image_token).ok_or_else(|| VlmError::Tokenizer {
-            file: file.clone(),
-            msg: format!(
-                "has no image token {image_token:?}; add it as a special token (the model expects id {image_token_id})"
-            ),
-        })?;
-        if i64::from(id) != image_token_id {
-            return Err(VlmError::Tokenizer {
-                file: file.clone(),
-                msg: format!(
-                    "image token {image_token:?} has id {id} but config.json says image_token_index {image_token_id}"
-                ),
-            });
-        }
+        let (image_token_id, split_images) = match image_token_id {
+            None => (super::vila::IMAGE_TOKEN_INDEX, true),
+            Some(want) => {
+                let id = tok.token_to_id(&image_token).ok_or_else(|| VlmError::Tokenizer {
+                    file: file.clone(),
+                    msg: format!(
+                        "has no image token {image_token:?}; add it as a special token (the model expects id {want})"
+                    ),
+                })?;
+                if i64::from(id) != want {
+                    return Err(VlmError::Tokenizer {
+                        file: file.clone(),
+                        msg: format!(
+                            "image token {image_token:?} has id {id} but config.json says image_token_index {want}"
+                        ),
+                    });
+                }
+                (want, false)
+            }
+        };
         let lookup = |key: &str| {
             token_text(tcfg.get(key))
                 .and_then(|t| tok.token_to_id(&t))
@@ -111,6 +136,7 @@ impl VlmTokenizer {
             .or_else(|| lookup("pad_token"))
             .or_else(|| eos_token_ids.first().copied())
             .unwrap_or(0);
+        let bos_token_id = lookup("bos_token");
         Ok(Self {
             tok,
             file,
@@ -118,6 +144,8 @@ impl VlmTokenizer {
             image_token_id,
             eos_token_ids,
             pad_token_id,
+            split_images,
+            bos_token_id,
         })
     }
 
@@ -130,8 +158,41 @@ impl VlmTokenizer {
         n_features: usize,
         special: bool,
     ) -> Result<Vec<i64>, VlmError> {
+        if self.split_images {
+            return self.encode_split(prompt, n_features, special);
+        }
         let expanded = prompt.replace(&self.image_token, &self.image_token.repeat(n_features));
         self.encode(&expanded, special)
+    }
+
+    /// VILA's `tokenizer_image_token`: chunks between `<image>` markers are tokenized
+    /// separately; when the first chunk starts with BOS, the first token of every chunk is
+    /// dropped and BOS kept once; each marker becomes `n_features` placeholder ids.
+    fn encode_split(
+        &self,
+        prompt: &str,
+        n_features: usize,
+        special: bool,
+    ) -> Result<Vec<i64>, VlmError> {
+        let chunks = prompt
+            .split(self.image_token.as_str())
+            .map(|c| self.encode(c, special))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut ids = Vec::new();
+        let offset = match (chunks.first().and_then(|c| c.first()), self.bos_token_id) {
+            (Some(&first), Some(bos)) if first == bos => {
+                ids.push(first);
+                1
+            }
+            _ => 0,
+        };
+        for (i, chunk) in chunks.iter().enumerate() {
+            if i > 0 {
+                ids.extend(std::iter::repeat_n(self.image_token_id, n_features));
+            }
+            ids.extend(chunk.iter().skip(offset));
+        }
+        Ok(ids)
     }
 
     /// Number of image placeholders in a prompt.

@@ -145,6 +145,15 @@ impl Weights {
         }
     }
 
+    /// Adds the tensors of `other` (weights of a checkpoint split over folders).
+    pub fn merge(&mut self, other: Weights) {
+        let offset = self.files.len();
+        self.files.extend(other.files);
+        for (k, (t, i)) in other.tensors {
+            self.tensors.insert(k, (t, i + offset));
+        }
+    }
+
     /// Whether a canonical key is present.
     pub fn contains(&self, key: &str) -> bool {
         self.random.is_some() || self.tensors.contains_key(key)
