@@ -99,6 +99,11 @@ fn vila_mlp_downsample_nvila_order() {
 }
 
 #[test]
+fn nvila_root_config_switches_mlp_downsample_to_row_major() {
+    check("mlp_downsample_nvila");
+}
+
+#[test]
 fn vila_mlp2x_gelu() {
     check("mlp2x_gelu");
 }

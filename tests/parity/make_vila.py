@@ -5,6 +5,7 @@ NVlabs/VILA computes them (SigLIP hidden_states[-2], all tokens, the projector b
 
 Usage: make_vila.py OUT_DIR PROJECTOR
   PROJECTOR: mlp_downsample (VILA1.5 token order), mlp_downsample_2x2_fix (NVILA order),
+             mlp_downsample_nvila (type mlp_downsample in an NVILA root config: NVILA order),
              mlp2x_gelu, linear
 """
 
@@ -99,6 +100,9 @@ def tokenizer_image_token(prompt, tokenizer):
 
 
 def main(out, kind):
+    nvila = kind == "mlp_downsample_nvila"
+    if nvila:
+        kind = "mlp_downsample"
     torch.manual_seed(99)
     for sub in ["llm", "vision_tower", "mm_projector"]:
         os.makedirs(os.path.join(out, sub), exist_ok=True)
@@ -111,7 +115,8 @@ def main(out, kind):
                        pad_token_id=tok.pad_token_id)
     vt = SiglipVisionModel(vcfg).eval()
     llm = LlamaForCausalLM(tcfg).eval()
-    proj = Projector(kind, vcfg.hidden_size, tcfg.hidden_size).eval()
+    proj = Projector("mlp_downsample_2x2_fix" if nvila else kind, vcfg.hidden_size,
+                     tcfg.hidden_size).eval()
     with torch.no_grad():
         for m in (vt, llm, proj):
             for name, p in m.named_parameters():
@@ -135,7 +140,8 @@ def main(out, kind):
     pcfg = {"mm_projector_type": kind, "model_type": "v2l_projector"}
     json.dump(pcfg, open(os.path.join(out, "mm_projector", "config.json"), "w"))
     root = {
-        "architectures": ["LlavaLlamaModel"], "model_type": "llava_llama",
+        "architectures": ["VILAForCausalLM" if nvila else "LlavaLlamaModel"],
+        "model_type": "vila" if nvila else "llava_llama",
         "llm_cfg": json.load(open(os.path.join(out, "llm", "config.json"))),
         "vision_tower_cfg": json.load(open(os.path.join(out, "vision_tower", "config.json"))),
         "mm_projector_cfg": pcfg, "mm_vision_select_layer": -2,

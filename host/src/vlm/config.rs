@@ -298,7 +298,8 @@ pub enum ProjectorKind {
     LlavaMlp,
     /// VILA `mlp_downsample`: 2×2 neighbourhoods merged (zero-padded when odd), LayerNorm,
     /// Linear, GELU, Linear. `fixed` is NVILA's row-major token order
-    /// (`mlp_downsample_2x2_fix`); otherwise VILA1.5's column-major order.
+    /// (`mlp_downsample_2x2_fix`, and `mlp_downsample` in NVILA checkpoints); otherwise
+    /// VILA1.5's column-major order.
     VilaDownsample {
         /// NVILA token order.
         fixed: bool,

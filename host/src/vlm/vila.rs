@@ -69,7 +69,14 @@ pub fn load_config(dir: &Path) -> Result<LlavaConfig, VlmError> {
             file: pj_file.clone(),
             msg: "no \"mm_projector_type\"".into(),
         })?;
-    let projector = ProjectorKind::from_vila(ptype, &pj_file)?;
+    let mut projector = ProjectorKind::from_vila(ptype, &pj_file)?;
+    // NVILA's code (root model_type "vila") merges `mlp_downsample` tokens row-major, like
+    // `mlp_downsample_2x2_fix`; VILA1.5's ("llava_llama") merges them column-major.
+    if root.get("model_type").and_then(Value::as_str) == Some("vila")
+        && projector == (ProjectorKind::VilaDownsample { fixed: false })
+    {
+        projector = ProjectorKind::VilaDownsample { fixed: true };
+    }
     let layer = root
         .get("mm_vision_select_layer")
         .and_then(Value::as_i64)
