@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use tch::{Device, Kind, Tensor};
+use vila2::vlm::chat_template::VilaConversation;
 use vila2::vlm::generate::{GenerationParams, Vlm};
 use vila2::vlm::preprocess::load_image;
 
@@ -142,5 +143,32 @@ fn vila_unknown_projector_is_refused() {
     assert!(
         msg.contains("qformer") && msg.contains("mm_projector"),
         "{msg}"
+    );
+}
+
+#[test]
+fn vila_chat_uses_vila_conversation_templates() {
+    let dir = vila_fixture("mlp2x_gelu");
+    let mut vlm = Vlm::load(&dir, Device::Cpu).unwrap();
+    assert_eq!(
+        vlm.chat_prompt("Describe.", 1).unwrap(),
+        "A chat between a curious user and an artificial intelligence assistant. The assistant \
+         gives helpful, detailed, and polite answers to the user's questions. USER: <image>\n\
+         Describe. ASSISTANT:"
+    );
+    vlm.vila_conversation = Some(VilaConversation::Hermes2);
+    assert_eq!(
+        vlm.chat_prompt("Describe.", 1).unwrap(),
+        "<|im_start|>system\nAnswer the questions.<|im_end|><|im_start|>user\n<image>\nDescribe.\
+         <|im_end|><|im_start|>assistant\n"
+    );
+    let img = load_image(&dir.join("image_a.png")).unwrap();
+    let p = vlm.prepare_chat("Describe.", &[img]).unwrap();
+    let n = vlm.model.config.image_feature_count();
+    assert_eq!(p.ids.iter().filter(|&&t| t == -200).count(), n);
+    assert_eq!(p.ids[0], 1, "tokenizer_image_token keeps the BOS");
+    assert_eq!(
+        VilaConversation::for_model_path(std::path::Path::new("/m/VILA1.5-8b")),
+        Some(VilaConversation::Llama3)
     );
 }

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use crate::vlm::chat_template::VilaConversation;
 use crate::vlm::engine::{Engine, EngineConfig, PromptInput};
 use crate::vlm::generate::{
     GenerationParams, Sampling, Vlm, WeightSource, parse_device, parse_kind,
@@ -46,6 +47,10 @@ pub struct GenerateArgs {
     /// Treat --prompt as the user message and apply the checkpoint's chat template.
     #[arg(long)]
     chat: bool,
+    /// VILA checkpoints: conversation template for --chat (vicuna_v1, llama_3, hermes-2);
+    /// default: VILA's choice from the model path, else vicuna_v1.
+    #[arg(long)]
+    conv_template: Option<String>,
     /// Print `{"results":[{"image":..,"token_ids":[..],"text":..}]}`.
     #[arg(long)]
     json: bool,
@@ -146,11 +151,24 @@ fn sampling(args: &GenerateArgs) -> Sampling {
     }
 }
 
-fn start(model: &Path, device: &str, dtype: &str, max_batch: usize) -> anyhow::Result<Engine> {
+fn start(
+    model: &Path,
+    device: &str,
+    dtype: &str,
+    max_batch: usize,
+    conv: Option<&str>,
+) -> anyhow::Result<Engine> {
     let device = parse_device(device)?;
     let kind = parse_kind(dtype, device)?;
+    let vila_conversation = match conv {
+        None => None,
+        Some(name) => Some(VilaConversation::from_name(name).with_context(|| {
+            format!("unknown --conv-template {name:?} (vicuna_v1, llama_3, hermes-2)")
+        })?),
+    };
     let config = EngineConfig {
         max_batch,
+        vila_conversation,
         ..Default::default()
     };
     Engine::spawn_with(model.to_path_buf(), device, kind, config)
@@ -166,7 +184,13 @@ pub fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
         ..Default::default()
     };
     params.validate()?;
-    let engine = start(&args.model, &args.device, &args.dtype, args.batch_size)?;
+    let engine = start(
+        &args.model,
+        &args.device,
+        &args.dtype,
+        args.batch_size,
+        args.conv_template.as_deref(),
+    )?;
     let handle = engine.handle();
     // Submit everything first so the engine can batch; bad images fail alone.
     let pending: Vec<_> = args
@@ -229,7 +253,7 @@ pub fn run_generate(args: GenerateArgs) -> anyhow::Result<()> {
 /// Runs `vila2 score`.
 pub fn run_score(args: ScoreArgs) -> anyhow::Result<()> {
     let img = load_image(&args.image)?;
-    let engine = start(&args.model, &args.device, &args.dtype, 1)?;
+    let engine = start(&args.model, &args.device, &args.dtype, 1, None)?;
     let s = engine.handle().score(
         PromptInput {
             text: args.prompt,

@@ -165,3 +165,68 @@ impl ChatTemplate {
         }
     }
 }
+
+/// VILA's built-in conversation templates (`llava/conversation.py`), for VILA checkpoints
+/// whose tokenizer carries no chat template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VilaConversation {
+    /// `vicuna_v1` ("USER: ... ASSISTANT:"), VILA1.5-3b and -13b.
+    VicunaV1,
+    /// `llama_3`, VILA1.5-8b.
+    Llama3,
+    /// `hermes-2` (ChatML), VILA1.5-40b.
+    Hermes2,
+}
+
+impl VilaConversation {
+    /// Parses a VILA conversation mode name (`vicuna_v1`/`v1`, `llama_3`, `hermes-2`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "vicuna_v1" | "v1" => Self::VicunaV1,
+            "llama_3" => Self::Llama3,
+            "hermes-2" => Self::Hermes2,
+            _ => return None,
+        })
+    }
+
+    /// The mode VILA picks from a model path (`CONVERSATION_MODE_MAPPING`).
+    pub fn for_model_path(path: &Path) -> Option<Self> {
+        let p = path.to_string_lossy().to_lowercase();
+        [
+            ("vila1.5-3b", Self::VicunaV1),
+            ("vila1.5-8b", Self::Llama3),
+            ("vila1.5-13b", Self::VicunaV1),
+            ("vila1.5-40b", Self::Hermes2),
+            ("llama-3", Self::Llama3),
+            ("llama3", Self::Llama3),
+        ]
+        .into_iter()
+        .find(|(k, _)| p.contains(k))
+        .map(|(_, v)| v)
+    }
+
+    /// One user turn (`<image>\n` per image, then the text) and the assistant prompt, as
+    /// VILA's `Conversation.get_prompt` renders them.
+    pub fn render_user(self, text: &str, n_images: usize) -> String {
+        let msg = format!("{}{text}", "<image>\n".repeat(n_images));
+        match self {
+            Self::VicunaV1 => format!(
+                "A chat between a curious user and an artificial intelligence assistant. \
+                 The assistant gives helpful, detailed, and polite answers to the user's questions. \
+                 USER: {msg} ASSISTANT:"
+            ),
+            Self::Llama3 => format!(
+                "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n\
+                 You are a helpful language and vision assistant. You are able to understand the \
+                 visual content that the user provides, and assist the user with a variety of \
+                 tasks using natural language.<|eot_id|>\
+                 <|start_header_id|>user<|end_header_id|>\n\n{msg}<|eot_id|>\
+                 <|start_header_id|>assistant<|end_header_id|>\n\n"
+            ),
+            Self::Hermes2 => format!(
+                "<|im_start|>system\nAnswer the questions.<|im_end|><|im_start|>user\n{msg}\
+                 <|im_end|><|im_start|>assistant\n"
+            ),
+        }
+    }
+}

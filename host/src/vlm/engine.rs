@@ -14,6 +14,7 @@ use image::RgbImage;
 use tch::{Device, Kind};
 
 use super::VlmError;
+use super::chat_template::VilaConversation;
 use super::generate::{
     Generated, GenerationParams, Prompt, Score, Vlm, WeightSource, default_kind,
 };
@@ -36,6 +37,8 @@ pub struct EngineConfig {
     pub max_batch: usize,
     /// How long the first request of a batch waits for companions.
     pub batch_wait: Duration,
+    /// For VILA checkpoints: override the conversation template `chat` requests use.
+    pub vila_conversation: Option<VilaConversation>,
 }
 
 impl Default for EngineConfig {
@@ -43,6 +46,7 @@ impl Default for EngineConfig {
         Self {
             max_batch: 16,
             batch_wait: Duration::from_millis(5),
+            vila_conversation: None,
         }
     }
 }

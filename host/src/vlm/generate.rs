@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use tch::{Device, Kind, Tensor};
 
 use super::VlmError;
-use super::chat_template::ChatTemplate;
+use super::chat_template::{ChatTemplate, VilaConversation};
 use super::llama::KvCache;
 use super::llava::LlavaModel;
 use super::preprocess::ImageProcessor;
@@ -128,6 +128,9 @@ pub struct Vlm {
     pub processor: ImageProcessor,
     /// The chat template, when the checkpoint has one.
     pub chat_template: Option<ChatTemplate>,
+    /// For VILA checkpoints: the conversation template `--chat` uses (VILA's choice by
+    /// model path, else `vicuna_v1`), unless the tokenizer has a chat template.
+    pub vila_conversation: Option<VilaConversation>,
 }
 
 /// Where the weights come from.
@@ -207,7 +210,8 @@ impl Vlm {
             WeightSource::Random { seed } => LlavaModel::random(dir, device, kind, seed)?,
         };
         let eos = &model.config.text.eos_token_ids;
-        let (tokenizer, processor, chat_template) = if super::vila::is_vila_dir(dir) {
+        let is_vila = super::vila::is_vila_dir(dir);
+        let (tokenizer, processor, chat_template) = if is_vila {
             let llm = super::vila::llm_dir(dir);
             let tokenizer = VlmTokenizer::load_vila(&llm, eos)?;
             let processor = ImageProcessor::load(&super::vila::vision_dir(dir))?;
@@ -220,11 +224,14 @@ impl Vlm {
             (tokenizer, processor, chat)
         };
         tracing::info!(dir = %dir.display(), ?device, ?kind, "loaded model");
+        let vila_conversation = (is_vila && chat_template.is_none())
+            .then(|| VilaConversation::for_model_path(dir).unwrap_or(VilaConversation::VicunaV1));
         Ok(Self {
             model,
             tokenizer,
             processor,
             chat_template,
+            vila_conversation,
         })
     }
 
@@ -244,7 +251,8 @@ impl Vlm {
             .as_ref()
             .map(|t| t.bos_token())
             .unwrap_or_default();
-        let special = bos.is_empty() || !text.starts_with(bos);
+        // VILA's tokenizer_image_token always adds the tokenizer's special tokens.
+        let special = self.vila_conversation.is_some() || bos.is_empty() || !text.starts_with(bos);
         self.prepare_text(&text, images, special)
     }
 
@@ -277,6 +285,9 @@ impl Vlm {
     /// Renders `user_message` with the checkpoint's chat template (one user turn, one image
     /// per entry of `n_images` placed before the text), ready for [`Vlm::prepare`].
     pub fn chat_prompt(&self, user_message: &str, n_images: usize) -> Result<String, VlmError> {
+        if let Some(conv) = self.vila_conversation {
+            return Ok(conv.render_user(user_message, n_images));
+        }
         let t = self.chat_template.as_ref().ok_or_else(|| {
             VlmError::Request(format!(
                 "{} has no chat template (tokenizer_config.json, chat_template.jinja or chat_template.json)",
