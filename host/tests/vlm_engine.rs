@@ -38,6 +38,7 @@ fn concurrent_requests_are_batched_and_match_single_runs() {
     let config = EngineConfig {
         max_batch: 8,
         batch_wait: Duration::from_millis(200),
+        ..Default::default()
     };
     let engine = Engine::spawn(dir.clone(), Device::Cpu, config).unwrap();
     let got: Vec<_> = std::thread::scope(|s| {
