@@ -74,3 +74,44 @@ fn chat_template_matches_processor_apply_chat_template() {
         assert_eq!(p.ids, common::ints(&chat["input_ids"]), "{case}");
     }
 }
+
+#[test]
+fn chat_template_from_tokenizer_config_string_or_named_list() {
+    let dir = common::fixture("clip_llama");
+    let tok = VlmTokenizer::load(&dir, 4, &[2]).unwrap();
+    let template = "{{ bos_token }}{% for m in messages %}{{ m['role'] | upper }}: \
+                    {% for c in m['content'] %}{% if c.type == 'image' %}<image>{% else %}{{ c.text.strip() }}{% endif %}{% endfor %}\
+                    {% endfor %}{% if add_generation_prompt %} ASSISTANT:{% endif %}";
+    let cases = [
+        serde_json::json!({"bos_token": "<s>", "chat_template": template}),
+        serde_json::json!({"bos_token": {"content": "<s>"}, "chat_template": [
+            {"name": "tool_use", "template": "unused"},
+            {"name": "default", "template": template},
+        ]}),
+    ];
+    for cfg in cases {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("tokenizer_config.json"), cfg.to_string()).unwrap();
+        let t = vila2::vlm::chat_template::ChatTemplate::load(tmp.path(), &tok)
+            .unwrap()
+            .expect("template found");
+        assert_eq!(
+            t.render_user("  Hi there ", 1).unwrap(),
+            "<s>USER: <image>Hi there ASSISTANT:"
+        );
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("chat_template.json"),
+        serde_json::json!({"chat_template": "{{ raise_exception('no system role') }}"}).to_string(),
+    )
+    .unwrap();
+    let t = vila2::vlm::chat_template::ChatTemplate::load(tmp.path(), &tok)
+        .unwrap()
+        .unwrap();
+    let e = t.render_user("x", 0).unwrap_err().to_string();
+    assert!(
+        e.contains("no system role") && e.contains("chat_template.json"),
+        "{e}"
+    );
+}
