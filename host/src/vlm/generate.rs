@@ -265,9 +265,11 @@ impl Vlm {
         let n = self.tokenizer.count_images(prompt);
         if n != images.len() {
             return Err(VlmError::Request(format!(
-                "the prompt has {n} {} placeholders but {} images were given",
+                "the prompt has {n} {} placeholders but {} images were given \
+                 (put one {} where each image goes, or use the chat mode)",
                 self.tokenizer.image_token,
-                images.len()
+                images.len(),
+                self.tokenizer.image_token
             )));
         }
         let ids = self.tokenizer.encode_prompt(
