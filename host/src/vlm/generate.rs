@@ -365,7 +365,7 @@ impl Vlm {
         let mut next_pos = mask
             .sum_dim_intlist(1, false, Kind::Int64)
             .view([b as i64, 1]);
-        let mut cache = KvCache::new();
+        let mut cache = KvCache::with_capacity(t + params.max_new_tokens);
         let h = llm.forward(&emb, &positions, &mask, &mut cache);
         let mut logits = llm.logits(&h.select(1, t as i64 - 1)).to_kind(Kind::Float);
 

@@ -8,16 +8,75 @@ use super::config::TextConfig;
 use super::nn::{Linear, RmsNorm};
 use super::weights::Weights;
 
-/// Keys and values of every layer for the sequences of one batch, `[B, kv_heads, S, head_dim]`.
+/// Keys and values of one layer: `[B, kv_heads, capacity, head_dim]` buffers of which the
+/// first `len` positions are filled.
+#[derive(Debug)]
+struct LayerCache {
+    k: Tensor,
+    v: Tensor,
+    len: i64,
+}
+
+impl LayerCache {
+    /// Appends `[B, kv_heads, T, head_dim]` keys and values, writing into the preallocated
+    /// buffers while they have room (no copy of what is cached), growing them otherwise.
+    fn append(slot: &mut Option<Self>, k: Tensor, v: Tensor, capacity: i64) -> (Tensor, Tensor) {
+        let t = k.size()[2];
+        match slot {
+            None => {
+                let (kb, vb) = if capacity > t {
+                    let mut shape = k.size();
+                    shape[2] = capacity;
+                    let kb = Tensor::zeros(&shape, (k.kind(), k.device()));
+                    let vb = Tensor::zeros(&shape, (v.kind(), v.device()));
+                    kb.narrow(2, 0, t).copy_(&k);
+                    vb.narrow(2, 0, t).copy_(&v);
+                    (kb, vb)
+                } else {
+                    (k, v)
+                };
+                *slot = Some(Self {
+                    k: kb,
+                    v: vb,
+                    len: t,
+                });
+            }
+            Some(c) => {
+                if c.len + t <= c.k.size()[2] {
+                    c.k.narrow(2, c.len, t).copy_(&k);
+                    c.v.narrow(2, c.len, t).copy_(&v);
+                } else {
+                    c.k = Tensor::cat(&[c.k.narrow(2, 0, c.len), k], 2);
+                    c.v = Tensor::cat(&[c.v.narrow(2, 0, c.len), v], 2);
+                }
+                c.len += t;
+            }
+        }
+        let c = slot.as_ref().expect("slot filled above");
+        (c.k.narrow(2, 0, c.len), c.v.narrow(2, 0, c.len))
+    }
+}
+
+/// Keys and values of every layer for the sequences of one batch.
 #[derive(Debug, Default)]
 pub struct KvCache {
-    layers: Vec<Option<(Tensor, Tensor)>>,
+    layers: Vec<Option<LayerCache>>,
+    capacity: i64,
 }
 
 impl KvCache {
-    /// An empty cache.
+    /// An empty cache that grows as needed.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty cache with room for `positions` positions per sequence, so that decoding
+    /// writes each new key/value in place instead of copying the cache every step.
+    pub fn with_capacity(positions: usize) -> Self {
+        Self {
+            layers: Vec::new(),
+            capacity: positions as i64,
+        }
     }
 
     /// Number of cached positions.
@@ -25,7 +84,7 @@ impl KvCache {
         self.layers
             .first()
             .and_then(|l| l.as_ref())
-            .map_or(0, |(k, _)| k.size()[2])
+            .map_or(0, |c| c.len)
     }
 
     /// Whether nothing is cached yet.
@@ -35,9 +94,9 @@ impl KvCache {
 
     /// Keeps only the batch rows in `rows` (an int64 index tensor).
     pub fn select_rows(&mut self, rows: &Tensor) {
-        for (k, v) in self.layers.iter_mut().flatten() {
-            *k = k.index_select(0, rows);
-            *v = v.index_select(0, rows);
+        for c in self.layers.iter_mut().flatten() {
+            c.k = c.k.index_select(0, rows);
+            c.v = c.v.index_select(0, rows);
         }
     }
 }
@@ -82,7 +141,8 @@ impl Attention {
         cos: &Tensor,
         sin: &Tensor,
         mask: &Tensor,
-        cache: &mut Option<(Tensor, Tensor)>,
+        cache: &mut Option<LayerCache>,
+        capacity: i64,
     ) -> Tensor {
         let (b, t, _) = x.size3().expect("decoder hidden states are [B, T, D]");
         let q = self
@@ -102,11 +162,7 @@ impl Attention {
             .transpose(1, 2);
         let q = &q * cos + rotate_half(&q) * sin;
         let k = &k * cos + rotate_half(&k) * sin;
-        let (k, v) = match cache.take() {
-            Some((pk, pv)) => (Tensor::cat(&[pk, k], 2), Tensor::cat(&[pv, v], 2)),
-            None => (k, v),
-        };
-        *cache = Some((k.shallow_clone(), v.shallow_clone()));
+        let (k, v) = LayerCache::append(cache, k, v, capacity);
         let rep = self.heads / self.kv_heads;
         let expand = |t: &Tensor| {
             if rep == 1 {
@@ -259,10 +315,10 @@ impl Llama {
             cache.layers = (0..self.layers.len()).map(|_| None).collect();
         }
         let mut h = embeds.shallow_clone();
+        let capacity = cache.capacity;
         for (layer, slot) in self.layers.iter().zip(cache.layers.iter_mut()) {
-            let a = layer
-                .attn
-                .forward(&layer.input_norm.forward(&h), &cos, &sin, &mask, slot);
+            let x = layer.input_norm.forward(&h);
+            let a = layer.attn.forward(&x, &cos, &sin, &mask, slot, capacity);
             h = &h + a;
             let x = layer.post_norm.forward(&h);
             let m = layer
