@@ -1,5 +1,6 @@
 //! The `vila2` command line: one submodule per command group.
 
+mod generate;
 mod plugin;
 
 use std::io::IsTerminal;
@@ -20,6 +21,13 @@ enum Command {
     /// Inspect and run WebAssembly plugins (filters, prompt templates, post-processors).
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Caption images with a vision-language model checkpoint.
+    Generate(generate::GenerateArgs),
+    /// Log-probability of a text given an image and a prompt.
+    Score(generate::ScoreArgs),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(generate::BenchCommand),
 }
 
 /// Entry point of the `vila2` binary.
@@ -32,5 +40,8 @@ pub fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Plugin(cmd) => plugin::run(cmd),
+        Command::Generate(args) => generate::run_generate(args),
+        Command::Score(args) => generate::run_score(args),
+        Command::Bench(cmd) => generate::run_bench(cmd),
     }
 }

@@ -1,7 +1,11 @@
-//! Helpers shared by the host's integration tests.
+//! Helpers shared by the host's integration tests: built components for the plugin tests, and
+//! the tiny random checkpoints with transformers' goldens for the `vlm_*` tests (built by
+//! `tests/parity/make_llava.py` through the repo's `.venv`, once per case and build).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
 
 /// The built component `name` (e.g. `vila2_quality`): looked up in `$VILA2_COMPONENTS`, else
 /// `$CARGO_TARGET_DIR/wasm32-wasip2/release/`, else `<workspace>/target/wasm32-wasip2/release/`.
@@ -24,4 +28,70 @@ pub fn component(name: &str) -> PathBuf {
         path.display()
     );
     path
+}
+
+static LOCK: Mutex<()> = Mutex::new(());
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Folder of the fixture `case` (see make_llava.py), regenerated when the script changed.
+pub fn fixture(case: &str) -> PathBuf {
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let script = repo().join("tests/parity/make_llava.py");
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("parity")
+        .join(case);
+    let expected = out.join("expected.json");
+    let fresh = match (expected.metadata(), script.metadata()) {
+        (Ok(e), Ok(s)) => e.modified().unwrap() >= s.modified().unwrap(),
+        _ => false,
+    };
+    if !fresh {
+        let _ = std::fs::remove_dir_all(&out);
+        let python = repo().join(".venv/bin/python");
+        let status = Command::new(&python)
+            .arg(&script)
+            .arg(&out)
+            .arg(case)
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e} (run `make setup`)", python.display()));
+        assert!(status.success(), "{} {case} failed", script.display());
+    }
+    out
+}
+
+/// `expected.json` of a fixture.
+pub fn expected(dir: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(dir.join("expected.json")).expect("expected.json");
+    serde_json::from_str(&text).expect("expected.json parses")
+}
+
+/// A JSON array of numbers as f32.
+pub fn floats(v: &serde_json::Value) -> Vec<f32> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_f64().expect("number") as f32)
+        .collect()
+}
+
+/// A JSON array of integers.
+pub fn ints(v: &serde_json::Value) -> Vec<i64> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_i64().expect("integer"))
+        .collect()
+}
+
+/// Largest absolute difference of two equally long slices.
+pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "lengths differ");
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
