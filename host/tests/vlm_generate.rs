@@ -154,3 +154,38 @@ fn stop_strings_and_max_new_tokens_end_generation() {
     assert_eq!(by_id.token_ids, full.token_ids[..2].to_vec());
     assert_eq!(by_id.stop, StopReason::Eos);
 }
+
+#[test]
+fn batched_scores_equal_single_scores_and_empty_text_fails_alone() {
+    let dir = common::fixture("siglip_qwen2");
+    let vlm = Vlm::load(&dir, Device::Cpu).unwrap();
+    let a = load_image(&dir.join("image_a.png")).unwrap();
+    let b = load_image(&dir.join("image_b.png")).unwrap();
+    let p1 = vlm
+        .prepare(
+            "USER: <image>\nWhat is shown in the image? ASSISTANT:",
+            &[a],
+        )
+        .unwrap();
+    let p2 = vlm.prepare("<image> A cat", &[b]).unwrap();
+    let items = [
+        (&p1, " A red square on a blue background."),
+        (&p2, " sits on the table"),
+        (&p1, ""),
+        (&p2, " two circles"),
+    ];
+    let batch = vlm.score_batch(&items).unwrap();
+    assert!(matches!(batch[2], Err(vila2::vlm::VlmError::Request(_))));
+    for (i, (p, text)) in items.iter().enumerate() {
+        if text.is_empty() {
+            continue;
+        }
+        let one = vlm.score(p, text).unwrap();
+        let got = batch[i].as_ref().unwrap();
+        assert_eq!(got.token_ids, one.token_ids);
+        let a: Vec<f32> = got.token_logprobs.iter().map(|&x| x as f32).collect();
+        let b: Vec<f32> = one.token_logprobs.iter().map(|&x| x as f32).collect();
+        let diff = common::max_abs_diff(&a, &b);
+        assert!(diff < 1e-4, "item {i}: batched vs single differ by {diff}");
+    }
+}

@@ -150,6 +150,7 @@ def build(case, out):
         extra = 1
         layout, dtype, shards = ("memory", torch.float32, 1) if case.endswith("memory") else ("hub", torch.float32, 1)
         strategy = "default"
+        emb_std, w_std = 0.3, 0.12
     elif case == "siglip_qwen2":
         vision = SiglipVisionConfig(
             hidden_size=48, intermediate_size=96, num_hidden_layers=3, num_attention_heads=4,
@@ -171,6 +172,8 @@ def build(case, out):
         extra = 0
         layout, dtype, shards = "v5", torch.bfloat16, 3
         strategy = "full"
+        # Larger weights: with the CLIP case's scale this model repeats one token.
+        emb_std, w_std = 0.5, 0.2
     else:
         raise SystemExit(f"unknown case {case}")
 
@@ -181,7 +184,7 @@ def build(case, out):
             if "norm" in name and name.endswith("weight"):
                 p.copy_(1.0 + 0.1 * torch.randn_like(p))
             elif p.dim() >= 1:
-                p.copy_(torch.randn_like(p) * (0.3 if "embed" in name else 0.12))
+                p.copy_(torch.randn_like(p) * (emb_std if "embed" in name else w_std))
         # Round to the on-disk dtype so the reference sees the stored values.
         for p in model.parameters():
             p.copy_(p.to(dtype).to(torch.float32))

@@ -239,8 +239,20 @@ fn serve(vlm: &Vlm, rx: &Receiver<Job>, config: EngineConfig, stats: &EngineStat
                 continuation,
                 reply,
             } => {
-                let r = prepare(vlm, &input).and_then(|p| vlm.score(&p, &continuation));
-                let _ = reply.send(r);
+                let mut batch = vec![(input, continuation, reply)];
+                let mut rest = Vec::with_capacity(pending.len());
+                for job in pending.drain(..) {
+                    match job {
+                        Job::Score {
+                            input,
+                            continuation,
+                            reply,
+                        } if batch.len() < max_batch => batch.push((input, continuation, reply)),
+                        other => rest.push(other),
+                    }
+                }
+                pending = rest;
+                run_score_batch(vlm, batch);
             }
             Job::Generate {
                 input,
@@ -265,6 +277,43 @@ fn serve(vlm: &Vlm, rx: &Receiver<Job>, config: EngineConfig, stats: &EngineStat
                     .largest_batch
                     .fetch_max(batch.len(), Ordering::Relaxed);
                 run_batch(vlm, batch, &params);
+            }
+        }
+    }
+}
+
+type ScoreReply = Sender<Result<Score, VlmError>>;
+
+fn run_score_batch(vlm: &Vlm, batch: Vec<(PromptInput, String, ScoreReply)>) {
+    let mut ready = Vec::with_capacity(batch.len());
+    for (input, text, reply) in batch {
+        match prepare(vlm, &input) {
+            Ok(p) => ready.push((p, text, reply)),
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+    if ready.is_empty() {
+        return;
+    }
+    let items: Vec<(&Prompt, &str)> = ready.iter().map(|(p, t, _)| (p, t.as_str())).collect();
+    match vlm.score_batch(&items) {
+        Ok(results) => {
+            for ((_, _, reply), r) in ready.iter().zip(results) {
+                let _ = reply.send(r);
+            }
+        }
+        Err(e) => {
+            // A batch-level failure: retry each alone so one bad request fails alone.
+            let msg = e.to_string();
+            for (p, text, reply) in &ready {
+                let r = if ready.len() > 1 {
+                    vlm.score(p, text)
+                } else {
+                    Err(VlmError::Request(msg.clone()))
+                };
+                let _ = reply.send(r);
             }
         }
     }

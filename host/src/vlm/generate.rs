@@ -510,46 +510,86 @@ impl Vlm {
     /// Log-probabilities of `continuation` (tokenized without special tokens) after the
     /// prompt.
     pub fn score(&self, prompt: &Prompt, continuation: &str) -> Result<Score, VlmError> {
-        let cont = self.tokenizer.encode(continuation, false)?;
-        if cont.is_empty() {
-            return Err(VlmError::Request(
-                "the continuation to score is empty".into(),
-            ));
+        self.score_batch(&[(prompt, continuation)])?.remove(0)
+    }
+
+    /// Scores several (prompt, continuation) pairs in one left-padded forward pass; an
+    /// empty continuation fails alone.
+    pub fn score_batch(
+        &self,
+        items: &[(&Prompt, &str)],
+    ) -> Result<Vec<Result<Score, VlmError>>, VlmError> {
+        let mut out: Vec<Option<Result<Score, VlmError>>> = Vec::with_capacity(items.len());
+        let mut rows = Vec::new();
+        for (i, (prompt, text)) in items.iter().enumerate() {
+            let cont = self.tokenizer.encode(text, false)?;
+            if cont.is_empty() {
+                out.push(Some(Err(VlmError::Request(
+                    "the continuation to score is empty".into(),
+                ))));
+            } else {
+                out.push(None);
+                rows.push((i, *prompt, cont));
+            }
         }
-        tch::no_grad(|| {
-            let dev = self.model.device;
-            let all: Vec<i64> = prompt.ids.iter().chain(&cont).copied().collect();
-            let ids = Tensor::from_slice(&all)
-                .view([1, all.len() as i64])
-                .to_device(dev);
-            let feats = self.features(&[prompt])?;
-            let emb = self.model.embed_with_images(&ids, feats.as_ref())?;
-            let n = all.len() as i64;
-            let positions = Tensor::arange(n, (Kind::Int64, dev)).view([1, n]);
-            let mask = Tensor::ones([1, n], (Kind::Int64, dev));
-            let mut cache = KvCache::new();
-            let h = self.model.llm.forward(&emb, &positions, &mask, &mut cache);
-            let start = prompt.ids.len() as i64;
-            let h = h.narrow(1, start - 1, cont.len() as i64);
+        if !rows.is_empty() {
+            let scores = tch::no_grad(|| self.score_rows(&rows))?;
+            for ((i, _, _), s) in rows.iter().zip(scores) {
+                out[*i] = Some(Ok(s));
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|r| r.expect("every item answered"))
+            .collect())
+    }
+
+    fn score_rows(&self, rows: &[(usize, &Prompt, Vec<i64>)]) -> Result<Vec<Score>, VlmError> {
+        let dev = self.model.device;
+        let b = rows.len() as i64;
+        let lens: Vec<usize> = rows.iter().map(|(_, p, c)| p.ids.len() + c.len()).collect();
+        let t = *lens.iter().max().expect("at least one row");
+        let pad = self.tokenizer.pad_token_id;
+        let mut ids = Vec::with_capacity(rows.len() * t);
+        let mut mask = Vec::with_capacity(rows.len() * t);
+        for ((_, p, c), &len) in rows.iter().zip(&lens) {
+            ids.extend(std::iter::repeat_n(pad, t - len));
+            ids.extend(p.ids.iter().chain(c.iter()).copied());
+            mask.extend(std::iter::repeat_n(0i64, t - len).chain(std::iter::repeat_n(1, len)));
+        }
+        let ids = Tensor::from_slice(&ids).view([b, t as i64]).to_device(dev);
+        let mask = Tensor::from_slice(&mask).view([b, t as i64]).to_device(dev);
+        let prompts: Vec<&Prompt> = rows.iter().map(|(_, p, _)| *p).collect();
+        let feats = self.features(&prompts)?;
+        let emb = self.model.embed_with_images(&ids, feats.as_ref())?;
+        let positions = (mask.cumsum(1, Kind::Int64) - 1).clamp_min(0);
+        let mut cache = KvCache::new();
+        let h = self.model.llm.forward(&emb, &positions, &mask, &mut cache);
+        let mut scores = Vec::with_capacity(rows.len());
+        for (r, ((_, p, cont), &len)) in rows.iter().zip(&lens).enumerate() {
+            // Hidden states that predict the continuation's tokens.
+            let start = (t - len + p.ids.len() - 1) as i64;
+            let hr = h.get(r as i64).narrow(0, start, cont.len() as i64);
             let lp = self
                 .model
                 .llm
-                .logits(&h)
+                .logits(&hr)
                 .to_kind(Kind::Float)
                 .log_softmax(-1, Kind::Float);
-            let target = Tensor::from_slice(&cont).to_device(dev).view([1, -1, 1]);
+            let target = Tensor::from_slice(cont).to_device(dev).view([-1, 1]);
             let picked = lp
-                .gather(2, &target, false)
+                .gather(1, &target, false)
                 .flatten(0, -1)
                 .to_kind(Kind::Double)
                 .to_device(Device::Cpu);
             let token_logprobs: Vec<f64> = Vec::try_from(picked).expect("fp64 log-probs");
             let mean_logprob = token_logprobs.iter().sum::<f64>() / token_logprobs.len() as f64;
-            Ok(Score {
-                token_ids: cont,
+            scores.push(Score {
+                token_ids: cont.clone(),
                 token_logprobs,
                 mean_logprob,
-            })
-        })
+            });
+        }
+        Ok(scores)
     }
 }

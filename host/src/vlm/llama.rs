@@ -163,26 +163,16 @@ impl Attention {
         let q = &q * cos + rotate_half(&q) * sin;
         let k = &k * cos + rotate_half(&k) * sin;
         let (k, v) = LayerCache::append(cache, k, v, capacity);
-        let rep = self.heads / self.kv_heads;
-        let expand = |t: &Tensor| {
-            if rep == 1 {
-                t.shallow_clone()
-            } else {
-                let s = t.size()[2];
-                t.unsqueeze(2)
-                    .expand([b, self.kv_heads, rep, s, self.head_dim], false)
-                    .reshape([b, self.heads, s, self.head_dim])
-            }
-        };
+        // Grouped-query attention without materialising repeated keys/values.
         let o = Tensor::scaled_dot_product_attention(
             &q,
-            &expand(&k),
-            &expand(&v),
+            &k,
+            &v,
             Some(mask),
             0.0,
             false,
             None,
-            false,
+            self.heads != self.kv_heads,
         );
         self.o.forward(
             &o.transpose(1, 2)
