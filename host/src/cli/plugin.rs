@@ -84,7 +84,8 @@ fn inspect(file: &Path) -> anyhow::Result<()> {
         inspection,
         description,
     };
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{}", serde_json::to_string_pretty(&report)?)?;
     if report.description.is_none() {
         bail!(
             "{} implements no vila2:plugin world (its exports: {})",
