@@ -247,6 +247,10 @@ fn endless_recursion_exhausts_the_stack() {
     let msg = trap_message(p.filter(&fault("recurse")).unwrap());
     assert!(msg.contains("call stack exhausted"), "{msg}");
     assert_healthy(&p);
+    // Frames kept in linear memory overflow the guest's shadow stack first.
+    let msg = trap_message(p.filter(&fault("recurse-big-frames")).unwrap());
+    assert!(msg.contains("unbounded recursion"), "{msg}");
+    assert_healthy(&p);
 }
 
 #[test]

@@ -369,6 +369,9 @@ fn explain(inner: &Inner, err: &wasmtime::Error, store: &Store<HostState>, items
         ),
         Some(Trap::Interrupt) => format!("exceeded the call deadline of {:?}", cfg.call_deadline),
         Some(Trap::StackOverflow) => "call stack exhausted (unbounded recursion?)".to_string(),
+        Some(Trap::MemoryOutOfBounds) => "out-of-bounds memory access (the guest's own stack \
+            overflowing from unbounded recursion, or a guest bug)"
+            .to_string(),
         Some(trap) => match state.last_stderr_line() {
             Some(line) => format!("{trap}: {line}"),
             None => trap.to_string(),

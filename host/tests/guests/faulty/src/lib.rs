@@ -64,10 +64,21 @@ fn parse_mode(config: &str) -> Result<String, String> {
         .ok_or_else(|| format!("config.mode: expected a string, got {value}"))
 }
 
-#[allow(unconditional_recursion)]
+/// Recursion without end in small frames: exhausts wasm's own call stack.
 fn recurse(depth: u64) -> u64 {
-    let frame = std::hint::black_box([depth; 16]);
-    recurse(frame[0] + 1) + frame[15]
+    if depth == u64::MAX {
+        return 0;
+    }
+    recurse(std::hint::black_box(depth + 1)) + 1
+}
+
+/// Recursion without end in frames held in linear memory: overflows the guest's shadow stack.
+fn recurse_big_frames(depth: u64) -> u64 {
+    if depth == u64::MAX {
+        return 0;
+    }
+    let frame = std::hint::black_box([depth; 64]);
+    recurse_big_frames(frame[0] + 1) + frame[63]
 }
 
 fn keep(reason: String) -> Result<Verdict, String> {
@@ -97,6 +108,10 @@ impl FilterGuest for Faulty {
             }
             "recurse" => {
                 let n = recurse(0);
+                batch.iter().map(|_| keep(n.to_string())).collect()
+            }
+            "recurse-big-frames" => {
+                let n = recurse_big_frames(0);
                 batch.iter().map(|_| keep(n.to_string())).collect()
             }
             "panic" => panic!("faulty plugin panics on purpose"),
