@@ -3,8 +3,10 @@
 //!
 //! - [`plugin`]: the sandboxed WebAssembly plugin runtime (WIT package `vila2:plugin`).
 //! - [`vlm`]: the vision-language model on libtorch.
+//! - [`train`]: the trainer (VILA's stages, WebDataset shards, HF checkpoints).
 //! - [`cli`]: the `vila2` command line.
 
 pub mod cli;
 pub mod plugin;
+pub mod train;
 pub mod vlm;

@@ -2,6 +2,7 @@
 
 mod generate;
 mod plugin;
+mod train;
 
 use std::io::IsTerminal;
 
@@ -25,6 +26,8 @@ enum Command {
     Generate(generate::GenerateArgs),
     /// Log-probability of a text given an image and a prompt.
     Score(generate::ScoreArgs),
+    /// Train the model: one stage on WebDataset caption shards.
+    Train(train::TrainArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(generate::BenchCommand),
@@ -42,6 +45,7 @@ pub fn main() -> anyhow::Result<()> {
         Command::Plugin(cmd) => plugin::run(cmd),
         Command::Generate(args) => generate::run_generate(args),
         Command::Score(args) => generate::run_score(args),
+        Command::Train(args) => train::run_train(args),
         Command::Bench(cmd) => generate::run_bench(cmd),
     }
 }

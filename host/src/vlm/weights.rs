@@ -154,6 +154,13 @@ impl Weights {
         }
     }
 
+    /// Every loaded tensor by canonical key (empty for random weights). The model's layers
+    /// hold shallow clones of these, so gradients and in-place updates (the trainer's) reach
+    /// the model.
+    pub fn named_tensors(&self) -> impl Iterator<Item = (&str, &Tensor)> {
+        self.tensors.iter().map(|(k, (t, _))| (k.as_str(), t))
+    }
+
     /// Whether a canonical key is present.
     pub fn contains(&self, key: &str) -> bool {
         self.random.is_some() || self.tensors.contains_key(key)

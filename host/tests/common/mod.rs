@@ -95,3 +95,55 @@ pub fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
         .map(|(x, y)| (x - y).abs())
         .fold(0.0, f32::max)
 }
+
+/// PNG bytes of a `w`×`h` gradient with seeded noise (training samples).
+pub fn png_bytes(w: u32, h: u32, seed: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| {
+        let n = (x * 31 + y * 17 + seed * 97) % 61;
+        image::Rgb([
+            ((x * 255 / w.max(1)) as u8).wrapping_add(n as u8),
+            ((y * 255 / h.max(1)) as u8).wrapping_add((seed * 40) as u8),
+            (((x + y) * 127 / (w + h)) as u8).wrapping_add(n as u8 / 2),
+        ])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .expect("encode png");
+    out.into_inner()
+}
+
+/// Writes a WebDataset tar shard holding `members` (`(name, bytes)`, in order).
+pub fn write_shard(path: &Path, members: &[(String, Vec<u8>)]) {
+    let file = std::fs::File::create(path).expect("create shard");
+    let mut b = tar::Builder::new(file);
+    for (name, bytes) in members {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, name, bytes.as_slice())
+            .expect("append to shard");
+    }
+    b.finish().expect("finish shard");
+}
+
+/// A shard of `n` caption samples (`{i:04}.png` + `{i:04}.txt`) with captions drawn from a
+/// few fixed sentences.
+pub fn caption_shard(path: &Path, n: u32, first_seed: u32) {
+    const CAPTIONS: [&str; 4] = [
+        "A red square on a blue background.",
+        "The picture shows two circles and a triangle.",
+        "A cat sits on the table next to a vase with flowers.",
+        "The text in the image reads: open daily from nine to five.",
+    ];
+    let mut members = Vec::new();
+    for i in 0..n {
+        let seed = first_seed + i;
+        members.push((format!("{seed:04}.png"), png_bytes(40, 36, seed)));
+        members.push((
+            format!("{seed:04}.txt"),
+            CAPTIONS[seed as usize % CAPTIONS.len()].as_bytes().to_vec(),
+        ));
+    }
+    write_shard(path, &members);
+}

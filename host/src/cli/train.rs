@@ -1,0 +1,90 @@
+//! `vila2 train`: one training stage on WebDataset caption shards, from an HF LLaVA folder.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::train::data::count_samples;
+use crate::train::trainer::{TrainConfig, run};
+use crate::train::{Group, Stage};
+
+/// Arguments of `vila2 train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Stage: align (projector), pretrain (projector + LLM), sft or specialist (all).
+    #[arg(long, value_enum)]
+    stage: Stage,
+    /// Folder of WebDataset shards (`*.tar`; members `KEY.png|jpg` + `KEY.txt`).
+    #[arg(long)]
+    data: PathBuf,
+    /// HF LLaVA checkpoint folder to start from.
+    #[arg(long)]
+    init: PathBuf,
+    /// Output folder: the final checkpoint and `metrics.jsonl`.
+    #[arg(long)]
+    out: PathBuf,
+    /// Optimizer steps (default: one epoch over the shards).
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Peak learning rate (default: the stage's, 1e-3 / 5e-5 / 2e-5 / 1e-4).
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Samples per micro-batch.
+    #[arg(long, default_value_t = 1)]
+    batch_size: usize,
+    /// Micro-batches per optimizer step (global batch = batch size × this).
+    #[arg(long, default_value_t = 1)]
+    grad_accum: usize,
+    /// AdamW weight decay (not applied to norms and biases).
+    #[arg(long, default_value_t = 0.0)]
+    weight_decay: f64,
+    /// Clip gradients to this global norm (0 disables).
+    #[arg(long, default_value_t = 1.0)]
+    max_grad_norm: f64,
+    /// Longest training sequence in tokens (captions are truncated).
+    #[arg(long, default_value_t = 2048)]
+    max_len: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 42)]
+    seed: i64,
+    /// Freeze a group the stage would train (repeatable).
+    #[arg(long, value_enum)]
+    freeze: Vec<Group>,
+}
+
+/// Runs `vila2 train`.
+pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
+    let global = a.batch_size * a.grad_accum;
+    let steps = match a.steps {
+        Some(s) => s,
+        None => count_samples(&a.data)?.div_ceil(global.max(1)),
+    };
+    let mut cfg = TrainConfig::new(a.stage, steps);
+    cfg.lr = a.lr;
+    cfg.batch_size = a.batch_size;
+    cfg.grad_accum = a.grad_accum;
+    cfg.adamw.weight_decay = a.weight_decay;
+    cfg.max_grad_norm = a.max_grad_norm;
+    cfg.max_len = a.max_len;
+    cfg.seed = a.seed;
+    cfg.frozen = a.freeze;
+    let bar = ProgressBar::new(steps as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} ETA {eta}")
+            .expect("valid progress template"),
+    );
+    let started = std::time::Instant::now();
+    let mut tokens = 0i64;
+    let summary = run(&a.data, &a.init, &a.out, cfg, |s| {
+        tokens += s.tokens;
+        let rate = tokens as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        bar.set_message(format!("loss {:.4} {rate:.0} tok/s", s.loss));
+        bar.inc(1);
+    })
+    .with_context(|| format!("training stage {} failed", a.stage))?;
+    bar.finish_and_clear();
+    println!("{}", serde_json::to_string(&summary)?);
+    Ok(())
+}

@@ -1,0 +1,110 @@
+//! The trainer: VILA's training stages on the engine's LLaVA model (fp32 on CPU), fed by
+//! WebDataset caption shards, saving checkpoints in the HF LLaVA layout that both the
+//! engine and transformers load.
+//!
+//! - [`params`]: which tensors train in which stage, and their weight-decay groups.
+//! - [`optim`]: AdamW, the cosine schedule with warmup, clipping by global norm.
+//! - [`data`]: the WebDataset shard reader and caption samples.
+//! - [`checkpoint`]: saving in the HF LLaVA layout.
+//! - [`trainer`]: the loop (loss, gradient accumulation, metrics log).
+
+pub mod checkpoint;
+pub mod data;
+pub mod optim;
+pub mod params;
+pub mod trainer;
+
+use std::path::PathBuf;
+
+pub use params::{Group, Stage};
+pub use trainer::{TrainConfig, Trainer};
+
+use crate::vlm::VlmError;
+
+/// Everything that can go wrong training; each variant names the file, shard, sample or
+/// stage at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// Loading the model, tokenizer or image processor failed.
+    #[error(transparent)]
+    Model(#[from] VlmError),
+    /// A file could not be read or written.
+    #[error("cannot access {path}: {source}")]
+    Io {
+        /// The file or folder.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A data folder holds no `.tar` shard.
+    #[error("no WebDataset shards (*.tar) in {0}")]
+    NoShards(PathBuf),
+    /// The shards hold no usable sample.
+    #[error("no usable sample in the shards of {dir} ({skipped} skipped)")]
+    NoSamples {
+        /// The data folder.
+        dir: PathBuf,
+        /// Samples skipped as corrupt or incomplete.
+        skipped: usize,
+    },
+    /// A shard is not a readable tar archive.
+    #[error("shard {shard}: {msg}")]
+    Shard {
+        /// The shard file.
+        shard: PathBuf,
+        /// What is wrong.
+        msg: String,
+    },
+    /// The stage (with its frozen groups) leaves nothing to train.
+    #[error("stage {stage} has no trainable parameter ({why})")]
+    NothingToTrain {
+        /// The stage.
+        stage: Stage,
+        /// Which groups it trains and which were frozen.
+        why: String,
+    },
+    /// A sample cannot be turned into a training sequence.
+    #[error("sample {key}: {msg}")]
+    Sample {
+        /// The sample's WebDataset key.
+        key: String,
+        /// What is wrong.
+        msg: String,
+    },
+    /// A checkpoint could not be serialised.
+    #[error("cannot save {file}: {msg}")]
+    Save {
+        /// The file being written.
+        file: PathBuf,
+        /// What went wrong.
+        msg: String,
+    },
+    /// Too many samples were skipped.
+    #[error(
+        "{skipped} of {seen} samples in {dir} were skipped (corrupt or incomplete), more than the allowed fraction {max_fraction}"
+    )]
+    TooManySkipped {
+        /// The data folder.
+        dir: PathBuf,
+        /// Samples skipped.
+        skipped: usize,
+        /// Samples seen.
+        seen: usize,
+        /// The configured limit.
+        max_fraction: f64,
+    },
+    /// Invalid training settings.
+    #[error("invalid training config: {0}")]
+    Config(String),
+    /// The loss became NaN or infinite.
+    #[error("non-finite loss {loss} at step {step}")]
+    NonFinite {
+        /// The optimizer step.
+        step: usize,
+        /// The loss value.
+        loss: f64,
+    },
+    /// libtorch raised an error.
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+}

@@ -1,0 +1,453 @@
+//! The training loop: caption samples become "<image>\n caption</s>" sequences with the loss
+//! on the caption tokens only; each optimizer step averages the cross-entropy over every
+//! label token of its micro-batches (so gradient accumulation equals one large batch),
+//! clips by global norm and takes an AdamW step on the cosine schedule.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde::Serialize;
+use tch::{Device, Kind, Reduction, Tensor};
+
+use super::TrainError;
+use super::checkpoint;
+use super::data::{CaptionSample, DataStats, ShardReader};
+use super::optim::{AdamW, AdamWConfig, CosineSchedule, clip_grad_norm, zero_grad};
+use super::params::{Group, Params, Stage};
+use crate::vlm::config::LlavaConfig;
+use crate::vlm::llava::{LlavaModel, canonical_key};
+use crate::vlm::preprocess::ImageProcessor;
+use crate::vlm::tokenizer::VlmTokenizer;
+use crate::vlm::weights::{Weights, weight_files};
+
+/// Label of positions that carry no loss.
+pub const IGNORE: i64 = -100;
+
+/// Settings of a training run.
+#[derive(Debug, Clone)]
+pub struct TrainConfig {
+    /// The stage (selects the trainable groups and the default learning rate).
+    pub stage: Stage,
+    /// Peak learning rate; the stage's default when `None`.
+    pub lr: Option<f64>,
+    /// Optimizer steps.
+    pub steps: usize,
+    /// Samples per micro-batch.
+    pub batch_size: usize,
+    /// Micro-batches per optimizer step.
+    pub grad_accum: usize,
+    /// Fraction of the steps warming up.
+    pub warmup_ratio: f64,
+    /// Clip gradients to this global L2 norm (0 disables).
+    pub max_grad_norm: f64,
+    /// AdamW settings.
+    pub adamw: AdamWConfig,
+    /// Seed of libtorch's generator.
+    pub seed: i64,
+    /// Longest sequence (captions are truncated to fit).
+    pub max_len: usize,
+    /// Groups frozen on top of the stage's choice.
+    pub frozen: Vec<Group>,
+    /// Stop when more than this fraction of the samples read were skipped.
+    pub max_skip_fraction: f64,
+}
+
+impl TrainConfig {
+    /// The paper's recipe for `stage` over `steps` steps.
+    pub fn new(stage: Stage, steps: usize) -> Self {
+        Self {
+            stage,
+            lr: None,
+            steps,
+            batch_size: 1,
+            grad_accum: 1,
+            warmup_ratio: 0.03,
+            max_grad_norm: 1.0,
+            adamw: AdamWConfig::default(),
+            seed: 42,
+            max_len: 2048,
+            frozen: Vec::new(),
+            max_skip_fraction: 0.5,
+        }
+    }
+
+    fn validate(&self) -> Result<(), TrainError> {
+        let bad = |m: &str| Err(TrainError::Config(m.to_string()));
+        if self.steps == 0 {
+            return bad("steps must be at least 1");
+        }
+        if self.batch_size == 0 || self.grad_accum == 0 {
+            return bad("batch size and gradient accumulation must be at least 1");
+        }
+        if self.lr.is_some_and(|lr| !(lr.is_finite() && lr > 0.0)) {
+            return bad("the learning rate must be positive");
+        }
+        if !(0.0..1.0).contains(&self.warmup_ratio) {
+            return bad("the warmup ratio must be in [0, 1)");
+        }
+        Ok(())
+    }
+}
+
+/// Token ids, labels and pixels of a micro-batch (right-padded).
+#[derive(Debug)]
+pub struct Batch {
+    /// `[B, T]` ids.
+    pub ids: Tensor,
+    /// `[B, T]` labels (`IGNORE` on prompt, image and padding positions).
+    pub labels: Tensor,
+    /// `[B, 3, H, W]` pixel values.
+    pub pixels: Tensor,
+    /// Label tokens that carry loss (after the shift).
+    pub label_tokens: i64,
+    /// Non-padding tokens.
+    pub tokens: i64,
+}
+
+/// What one optimizer step did.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct StepStats {
+    /// 1-based step number.
+    pub step: usize,
+    /// Mean cross-entropy over the step's label tokens.
+    pub loss: f64,
+    /// Learning rate used.
+    pub lr: f64,
+    /// Gradient norm before clipping.
+    pub grad_norm: f64,
+    /// Non-padding tokens processed.
+    pub tokens: i64,
+}
+
+/// A model being trained, with its tokenizer, image processor and optimizer.
+pub struct Trainer {
+    /// The model (its tensors are [`Trainer::params`]).
+    pub model: LlavaModel,
+    /// Tokenizer of the init folder.
+    pub tokenizer: VlmTokenizer,
+    /// Image processor of the init folder.
+    pub processor: ImageProcessor,
+    /// Every tensor, with the trainable subset marked.
+    pub params: Params,
+    opt: AdamW,
+    schedule: CosineSchedule,
+    cfg: TrainConfig,
+    init: PathBuf,
+    /// Optimizer steps taken.
+    pub step: usize,
+    /// Captions truncated to fit `max_len`.
+    pub truncated: usize,
+}
+
+impl Trainer {
+    /// Loads the HF LLaVA folder `init` in fp32 on the CPU and prepares `cfg.stage`.
+    pub fn new(init: &Path, cfg: TrainConfig) -> Result<Self, TrainError> {
+        cfg.validate()?;
+        if crate::vlm::vila::is_vila_dir(init) {
+            return Err(TrainError::Config(format!(
+                "{}: training starts from HF LLaVA folders; VILA native folders are not supported yet",
+                init.display()
+            )));
+        }
+        tch::manual_seed(cfg.seed);
+        let (device, kind) = (Device::Cpu, Kind::Float);
+        let config = LlavaConfig::from_file(&init.join("config.json"))?;
+        let w = Weights::load(init, weight_files(init)?, kind, device, canonical_key)?;
+        let params = Params::select(&w, cfg.stage, &cfg.frozen)?;
+        let model = LlavaModel::from_weights(init, config, &w, device, kind)?;
+        let tokenizer = VlmTokenizer::load(
+            init,
+            model.config.image_token_id,
+            &model.config.text.eos_token_ids,
+        )?;
+        let processor = ImageProcessor::load(init)?;
+        let trainable: Vec<_> = params.trainable().collect();
+        let opt = AdamW::new(cfg.adamw, &trainable);
+        let schedule = CosineSchedule::new(
+            cfg.lr.unwrap_or(cfg.stage.default_lr()),
+            cfg.steps,
+            cfg.warmup_ratio,
+        );
+        tracing::info!(
+            init = %init.display(),
+            stage = %cfg.stage,
+            trainable = params.trainable_count(),
+            peak_lr = schedule.peak,
+            warmup = schedule.warmup,
+            "trainer ready"
+        );
+        Ok(Self {
+            model,
+            tokenizer,
+            processor,
+            params,
+            opt,
+            schedule,
+            cfg,
+            init: init.to_path_buf(),
+            step: 0,
+            truncated: 0,
+        })
+    }
+
+    /// Ids and labels of one caption sample: `<image>\n` (BOS and image placeholders
+    /// included, no loss) then the caption and EOS (loss), truncated to `max_len`.
+    pub fn encode_caption(
+        &mut self,
+        s: &CaptionSample,
+    ) -> Result<(Vec<i64>, Vec<i64>), TrainError> {
+        let n = self.model.config.image_feature_count();
+        let prompt =
+            self.tokenizer
+                .encode_prompt(&format!("{}\n", self.tokenizer.image_token), n, true)?;
+        let mut caption = self.tokenizer.encode(&s.caption, false)?;
+        let eos = *self
+            .tokenizer
+            .eos_token_ids
+            .first()
+            .ok_or_else(|| TrainError::Sample {
+                key: s.key.clone(),
+                msg: "the tokenizer has no EOS token".into(),
+            })?;
+        caption.push(eos);
+        if prompt.len() + 1 > self.cfg.max_len {
+            return Err(TrainError::Sample {
+                key: s.key.clone(),
+                msg: format!(
+                    "the image prompt alone is {} tokens, max_len is {}",
+                    prompt.len(),
+                    self.cfg.max_len
+                ),
+            });
+        }
+        let room = self.cfg.max_len - prompt.len();
+        if caption.len() > room {
+            tracing::debug!(sample = %s.key, tokens = caption.len(), room, "caption truncated");
+            caption.truncate(room);
+            self.truncated += 1;
+        }
+        let mut labels = vec![IGNORE; prompt.len()];
+        labels.extend(&caption);
+        let mut ids = prompt;
+        ids.extend(caption);
+        Ok((ids, labels))
+    }
+
+    /// A right-padded micro-batch of caption samples.
+    pub fn batch(&mut self, samples: &[CaptionSample]) -> Result<Batch, TrainError> {
+        let seqs = samples
+            .iter()
+            .map(|s| self.encode_caption(s))
+            .collect::<Result<Vec<_>, _>>()?;
+        let t = seqs.iter().map(|(i, _)| i.len()).max().unwrap_or(0);
+        let pad = self.tokenizer.pad_token_id;
+        let (mut ids, mut labels) = (Vec::new(), Vec::new());
+        let mut tokens = 0;
+        for (i, l) in &seqs {
+            tokens += i.len() as i64;
+            ids.extend(
+                i.iter()
+                    .copied()
+                    .chain(std::iter::repeat_n(pad, t - i.len())),
+            );
+            labels.extend(
+                l.iter()
+                    .copied()
+                    .chain(std::iter::repeat_n(IGNORE, t - l.len())),
+            );
+        }
+        let b = seqs.len() as i64;
+        let label_tokens = seqs
+            .iter()
+            .map(|(_, l)| l.iter().skip(1).filter(|&&x| x != IGNORE).count() as i64)
+            .sum();
+        let pixels: Vec<Tensor> = samples
+            .iter()
+            .map(|s| self.processor.preprocess(&s.image))
+            .collect();
+        Ok(Batch {
+            ids: Tensor::from_slice(&ids).view([b, t as i64]),
+            labels: Tensor::from_slice(&labels).view([b, t as i64]),
+            pixels: Tensor::stack(&pixels, 0),
+            label_tokens,
+            tokens,
+        })
+    }
+
+    /// Summed cross-entropy of the batch's label tokens (next-token prediction). Right
+    /// padding needs no attention mask: causal attention never looks past a real token.
+    pub fn loss_sum(&self, batch: &Batch) -> Result<Tensor, TrainError> {
+        let logits = self.model.forward_logits(&batch.ids, Some(&batch.pixels))?;
+        let (_, t, v) = logits.size3()?;
+        let pred = logits.narrow(1, 0, t - 1).reshape([-1, v]);
+        let target = batch.labels.narrow(1, 1, t - 1).reshape([-1]);
+        Ok(pred.cross_entropy_loss::<Tensor>(&target, None, Reduction::Sum, IGNORE, 0.0))
+    }
+
+    /// Mean loss of a batch without gradients.
+    pub fn eval_loss(&self, batch: &Batch) -> Result<f64, TrainError> {
+        let _guard = tch::no_grad_guard();
+        Ok(self.loss_sum(batch)?.double_value(&[]) / batch.label_tokens.max(1) as f64)
+    }
+
+    /// One optimizer step over `micro` batches. A non-finite loss leaves the parameters
+    /// untouched and is an error.
+    pub fn train_step(&mut self, micro: &[Batch]) -> Result<StepStats, TrainError> {
+        let trainable: Vec<_> = self.params.trainable().collect();
+        zero_grad(&trainable);
+        let total: i64 = micro.iter().map(|b| b.label_tokens).sum();
+        if total == 0 {
+            return Err(TrainError::Config(format!(
+                "step {}: the batch has no label token",
+                self.step + 1
+            )));
+        }
+        let mut loss = 0.0;
+        for b in micro {
+            let l = self.loss_sum(b)? / total as f64;
+            let v = l.double_value(&[]);
+            if !v.is_finite() {
+                zero_grad(&trainable);
+                return Err(TrainError::NonFinite {
+                    step: self.step + 1,
+                    loss: v,
+                });
+            }
+            l.backward();
+            loss += v;
+        }
+        let grad_norm = clip_grad_norm(&trainable, self.cfg.max_grad_norm);
+        if !grad_norm.is_finite() {
+            zero_grad(&trainable);
+            return Err(TrainError::NonFinite {
+                step: self.step + 1,
+                loss: grad_norm,
+            });
+        }
+        let lr = self.schedule.lr(self.step);
+        self.opt.step(&trainable, lr);
+        zero_grad(&trainable);
+        self.step += 1;
+        Ok(StepStats {
+            step: self.step,
+            loss,
+            lr,
+            grad_norm,
+            tokens: micro.iter().map(|b| b.tokens).sum(),
+        })
+    }
+
+    /// Saves the model in the HF LLaVA layout (with the init folder's side files).
+    pub fn save(&self, out: &Path) -> Result<(), TrainError> {
+        checkpoint::save(&self.params.all, &self.init, out)
+    }
+
+    /// The run's settings.
+    pub fn config(&self) -> &TrainConfig {
+        &self.cfg
+    }
+}
+
+/// What a finished run did.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    /// Optimizer steps taken.
+    pub steps: usize,
+    /// Loss of the last step.
+    pub final_loss: f64,
+    /// Data reader counts (samples used, skipped by reason).
+    pub data: DataStats,
+    /// Captions truncated to fit the context.
+    pub truncated: usize,
+}
+
+/// One metrics line of `metrics.jsonl`.
+#[derive(Debug, Serialize)]
+struct MetricsLine {
+    step: usize,
+    loss: f64,
+    lr: f64,
+    grad_norm: f64,
+    tokens: i64,
+    tokens_per_s: f64,
+    epoch: usize,
+}
+
+/// Trains on the shards of `data` from `init`, logging every step to `out/metrics.jsonl`
+/// and saving the final checkpoint to `out`.
+pub fn run(
+    data: &Path,
+    init: &Path,
+    out: &Path,
+    cfg: TrainConfig,
+    mut on_step: impl FnMut(&StepStats),
+) -> Result<RunSummary, TrainError> {
+    let mut reader = ShardReader::open(data)?;
+    let mut trainer = Trainer::new(init, cfg.clone())?;
+    std::fs::create_dir_all(out).map_err(|e| TrainError::Io {
+        path: out.to_path_buf(),
+        source: e,
+    })?;
+    let log_path = out.join("metrics.jsonl");
+    let mut log = std::fs::File::create(&log_path).map_err(|e| TrainError::Io {
+        path: log_path.clone(),
+        source: e,
+    })?;
+    let mut last = None;
+    for _ in 0..cfg.steps {
+        let started = Instant::now();
+        let mut micro = Vec::with_capacity(cfg.grad_accum);
+        for _ in 0..cfg.grad_accum {
+            let samples = (0..cfg.batch_size)
+                .map(|_| reader.next_sample())
+                .collect::<Result<Vec<_>, _>>()?;
+            micro.push(trainer.batch(&samples)?);
+        }
+        let st = reader.stats;
+        let seen = st.samples + st.skipped();
+        if st.skipped() as f64 > cfg.max_skip_fraction * seen as f64 {
+            return Err(TrainError::TooManySkipped {
+                dir: data.to_path_buf(),
+                skipped: st.skipped(),
+                seen,
+                max_fraction: cfg.max_skip_fraction,
+            });
+        }
+        let s = trainer.train_step(&micro)?;
+        let secs = started.elapsed().as_secs_f64();
+        let line = MetricsLine {
+            step: s.step,
+            loss: s.loss,
+            lr: s.lr,
+            grad_norm: s.grad_norm,
+            tokens: s.tokens,
+            tokens_per_s: s.tokens as f64 / secs.max(1e-9),
+            epoch: reader.epoch,
+        };
+        let json = serde_json::to_string(&line).expect("metrics serialise");
+        writeln!(log, "{json}").map_err(|e| TrainError::Io {
+            path: log_path.clone(),
+            source: e,
+        })?;
+        tracing::info!(step = s.step, loss = s.loss, lr = s.lr, "step");
+        on_step(&s);
+        last = Some(s);
+    }
+    trainer.save(out)?;
+    let stats = reader.stats;
+    if stats.skipped() > 0 {
+        tracing::warn!(
+            corrupt_images = stats.corrupt_images,
+            missing_captions = stats.missing_captions,
+            missing_images = stats.missing_images,
+            "samples skipped"
+        );
+    }
+    Ok(RunSummary {
+        steps: trainer.step,
+        final_loss: last.map_or(f64::NAN, |s| s.loss),
+        data: stats,
+        truncated: trainer.truncated,
+    })
+}
