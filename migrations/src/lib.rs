@@ -1,0 +1,19 @@
+//! Database schema of the vila2 portal, as sea-orm migrations.
+//!
+//! The same migrations run on SQLite (the embedded default) and PostgreSQL.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261126_000001_accounts_teams_datasets_plugins;
+
+/// Every migration, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(
+            m20261126_000001_accounts_teams_datasets_plugins::Migration,
+        )]
+    }
+}

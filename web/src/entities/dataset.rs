@@ -1,0 +1,23 @@
+//! An uploaded image–caption dataset.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize)]
+#[sea_orm(table_name = "datasets")]
+pub struct Model {
+    #[sea_orm(primary_key)]
+    pub id: i32,
+    pub team_id: i32,
+    pub name: String,
+    pub status: String,
+    pub sample_count: i64,
+    pub bytes: i64,
+    /// Where its shards live in the object store.
+    pub object_key: String,
+    pub created_at: DateTimeUtc,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

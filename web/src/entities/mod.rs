@@ -1,0 +1,8 @@
+//! sea-orm entities, one per table of `vila2-migrations`.
+
+pub mod api_token;
+pub mod dataset;
+pub mod membership;
+pub mod plugin;
+pub mod team;
+pub mod user;

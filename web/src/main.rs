@@ -1,0 +1,122 @@
+//! `vila2-portal`: runs the web portal, migrates its database, bootstraps admins.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "vila2-portal", about = "vila2 web portal and JSON API")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args)]
+struct Storage {
+    /// `sqlite://PATH?mode=rwc` or `postgres://USER@HOST/DB` [default: <data-dir>/vila2.db]
+    #[arg(long, env = "VILA2_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Database file, object store, JWT secret and component cache live here.
+    #[arg(long, env = "VILA2_DATA_DIR", default_value = "vila2-data")]
+    data_dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the portal (migrates the database first).
+    Serve {
+        #[command(flatten)]
+        storage: Storage,
+        #[arg(long, env = "VILA2_BIND", default_value = "127.0.0.1:8080")]
+        bind: SocketAddr,
+        /// Mark cookies Secure (when served behind HTTPS).
+        #[arg(long)]
+        secure_cookies: bool,
+    },
+    /// Apply pending database migrations.
+    Migrate {
+        #[command(flatten)]
+        storage: Storage,
+    },
+    /// Administration.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create a user; the password is read from standard input.
+    CreateUser {
+        #[command(flatten)]
+        storage: Storage,
+        #[arg(long)]
+        email: String,
+        /// Read the password from stdin (required: passwords never go on the command line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        /// Make the user a platform admin.
+        #[arg(long)]
+        admin: bool,
+    },
+}
+
+fn options(storage: Storage) -> vila2_web::Options {
+    vila2_web::Options {
+        database_url: storage.database_url,
+        bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        data_dir: storage.data_dir,
+        secure_cookies: false,
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    match Cli::parse().command {
+        Command::Serve {
+            storage,
+            bind,
+            secure_cookies,
+        } => {
+            let options = vila2_web::Options {
+                bind,
+                secure_cookies,
+                ..options(storage)
+            };
+            vila2_web::serve(options).await?;
+        }
+        Command::Migrate { storage } => {
+            vila2_web::migrate(&options(storage)).await?;
+            println!("database is up to date");
+        }
+        Command::Admin {
+            command:
+                AdminCommand::CreateUser {
+                    storage,
+                    email,
+                    password_stdin: _,
+                    admin,
+                },
+        } => {
+            let mut password = String::new();
+            std::io::stdin().read_to_string(&mut password)?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            let user = vila2_web::create_user(&options(storage), &email, password, admin).await?;
+            println!(
+                "created {}user {} (id {})",
+                if user.is_admin { "admin " } else { "" },
+                user.email,
+                user.id
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,369 @@
+//! JSON API handlers: thin wrappers over [`crate::accounts`] and [`crate::plugins`].
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
+use axum::http::header::{CONTENT_TYPE, SET_COOKIE};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{AppendHeaders, IntoResponse};
+use axum::routing::{delete, get, post};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use serde::{Deserialize, Serialize};
+
+use super::{ApiJson, ClientIp, set_cookie};
+use crate::AppState;
+use crate::accounts;
+use crate::auth::{
+    API_TOKEN_PREFIX, AuthUser, Credential, SESSION_COOKIE, random_hex, token_digest,
+};
+use crate::entities::{api_token, membership, plugin, team};
+use crate::error::ApiError;
+use crate::plugins;
+
+/// Largest plugin upload body accepted (the runtime's component limit plus multipart framing).
+const PLUGIN_BODY_LIMIT: usize = (32 << 20) + (64 << 10);
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/login", post(login))
+        .route("/logout", post(logout))
+        .route("/me", get(me))
+        .route("/tokens", post(create_token))
+        .route("/tokens/{id}", delete(revoke_token))
+        .route("/teams", get(list_teams).post(create_team))
+        .route("/teams/{id}/members", post(add_member))
+        .route(
+            "/teams/{id}/plugins",
+            get(list_plugins)
+                .post(upload_plugin)
+                .layer(DefaultBodyLimit::max(PLUGIN_BODY_LIMIT)),
+        )
+        .route("/teams/{id}/plugins/{plugin_id}", get(get_plugin))
+}
+
+#[derive(Deserialize)]
+struct LoginRequest {
+    email: String,
+    password: String,
+}
+
+#[derive(Serialize)]
+struct LoginResponse {
+    token: String,
+    expires_in: u64,
+    user: UserView,
+}
+
+#[derive(Serialize)]
+struct UserView {
+    id: i32,
+    email: String,
+    is_admin: bool,
+}
+
+impl From<&crate::entities::user::Model> for UserView {
+    fn from(u: &crate::entities::user::Model) -> Self {
+        UserView {
+            id: u.id,
+            email: u.email.clone(),
+            is_admin: u.is_admin,
+        }
+    }
+}
+
+/// Rate-limits, checks the password, and issues a session token (cookie and body).
+pub(super) async fn sign_in(
+    state: &AppState,
+    ip: ClientIp,
+    email: &str,
+    password: &str,
+) -> Result<(crate::entities::user::Model, String), ApiError> {
+    let mut keys = vec![format!("email:{}", email.trim().to_lowercase())];
+    if let Some(ip) = ip.0 {
+        keys.push(format!("ip:{ip}"));
+    }
+    state.login_limiter.check(&keys)?;
+    let user = accounts::authenticate(&state.db, email, password).await?;
+    let token = state.sessions.issue(user.id)?;
+    tracing::info!(user = user.id, "signed in");
+    Ok((user, token))
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> Result<impl IntoResponse, ApiError> {
+    let (user, token) = sign_in(&state, ip, &req.email, &req.password).await?;
+    let ttl = state.sessions.ttl().as_secs();
+    let cookie = set_cookie(SESSION_COOKIE, &token, ttl, state.secure_cookies);
+    Ok((
+        AppendHeaders([(SET_COOKIE, cookie)]),
+        Json(LoginResponse {
+            token,
+            expires_in: ttl,
+            user: UserView::from(&user),
+        }),
+    ))
+}
+
+async fn logout(State(state): State<AppState>, auth: AuthUser) -> impl IntoResponse {
+    if let Credential::Session(claims) = &auth.credential {
+        state.sessions.revoke(claims);
+    }
+    (
+        StatusCode::NO_CONTENT,
+        AppendHeaders([(
+            SET_COOKIE,
+            set_cookie(SESSION_COOKIE, "", 0, state.secure_cookies),
+        )]),
+    )
+}
+
+#[derive(Serialize)]
+struct TeamView {
+    id: i32,
+    name: String,
+    role: String,
+}
+
+#[derive(Serialize)]
+struct MeResponse {
+    #[serde(flatten)]
+    user: UserView,
+    teams: Vec<TeamView>,
+}
+
+async fn me(State(state): State<AppState>, auth: AuthUser) -> Result<Json<MeResponse>, ApiError> {
+    let teams = team_views(&state, &auth).await?;
+    Ok(Json(MeResponse {
+        user: UserView::from(&auth.user),
+        teams,
+    }))
+}
+
+async fn team_views(state: &AppState, auth: &AuthUser) -> Result<Vec<TeamView>, ApiError> {
+    Ok(accounts::teams_of(&state.db, &auth.user)
+        .await?
+        .into_iter()
+        .map(|(t, role)| TeamView {
+            id: t.id,
+            name: t.name,
+            role,
+        })
+        .collect())
+}
+
+async fn list_teams(
+    State(state): State<AppState>,
+    auth: AuthUser,
+) -> Result<Json<Vec<TeamView>>, ApiError> {
+    team_views(&state, &auth).await.map(Json)
+}
+
+#[derive(Deserialize)]
+struct CreateTeam {
+    name: String,
+}
+
+async fn create_team(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiJson(req): ApiJson<CreateTeam>,
+) -> Result<(StatusCode, Json<team::Model>), ApiError> {
+    auth.require_admin()?;
+    let team = accounts::create_team(&state.db, &req.name).await?;
+    Ok((StatusCode::CREATED, Json(team)))
+}
+
+#[derive(Deserialize)]
+struct AddMember {
+    email: String,
+    #[serde(default = "default_role")]
+    role: String,
+}
+
+fn default_role() -> String {
+    membership::MEMBER.to_string()
+}
+
+async fn add_member(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(team_id): Path<i32>,
+    ApiJson(req): ApiJson<AddMember>,
+) -> Result<(StatusCode, Json<membership::Model>), ApiError> {
+    let (_, access) = accounts::team_access(&state.db, &auth.user, team_id).await?;
+    if !access.can_manage() {
+        return Err(ApiError::Forbidden(
+            "only a team owner or a platform admin may add members".into(),
+        ));
+    }
+    let m = accounts::add_member(&state.db, team_id, &req.email, &req.role).await?;
+    Ok((StatusCode::CREATED, Json(m)))
+}
+
+#[derive(Deserialize)]
+struct UploadQuery {
+    filename: Option<String>,
+}
+
+#[derive(Serialize)]
+struct PluginUploaded {
+    plugin: plugin::Model,
+    description: String,
+    config_schema: String,
+}
+
+/// Takes the component as a raw body (`?filename=` names it) or as the `file` field of a
+/// multipart form.
+async fn upload_plugin(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(team_id): Path<i32>,
+    Query(query): Query<UploadQuery>,
+    headers: HeaderMap,
+    request: Request,
+) -> Result<(StatusCode, Json<PluginUploaded>), ApiError> {
+    accounts::team_access(&state.db, &auth.user, team_id).await?;
+    let is_multipart = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let (file_name, bytes) = if is_multipart {
+        read_multipart_file(
+            Multipart::from_request(request, &state)
+                .await
+                .map_err(|e| {
+                    ApiError::BadRequest(format!(
+                        "file: malformed multipart body: {}",
+                        e.body_text()
+                    ))
+                })?,
+        )
+        .await?
+    } else {
+        let bytes = Bytes::from_request(request, &state)
+            .await
+            .map_err(|e| match e.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(format!(
+                    "file: over the {PLUGIN_BODY_LIMIT}-byte upload limit"
+                )),
+                _ => ApiError::BadRequest(format!("file: cannot read the body: {}", e.body_text())),
+            })?;
+        (
+            query.filename.unwrap_or_else(|| "upload.wasm".into()),
+            bytes,
+        )
+    };
+    let (plugin, validated) = plugins::upload(&state, team_id, &file_name, bytes).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(PluginUploaded {
+            plugin,
+            description: validated.description,
+            config_schema: validated.config_schema,
+        }),
+    ))
+}
+
+async fn read_multipart_file(mut multipart: Multipart) -> Result<(String, Bytes), ApiError> {
+    let malformed = |e: axum::extract::multipart::MultipartError| {
+        ApiError::BadRequest(format!("file: malformed multipart body: {}", e.body_text()))
+    };
+    while let Some(field) = multipart.next_field().await.map_err(malformed)? {
+        if field.name() == Some("file") {
+            let name = field.file_name().unwrap_or("upload.wasm").to_string();
+            let bytes = field.bytes().await.map_err(malformed)?;
+            return Ok((name, bytes));
+        }
+    }
+    Err(ApiError::BadRequest(
+        "file: the multipart form has no \"file\" field".into(),
+    ))
+}
+
+async fn list_plugins(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(team_id): Path<i32>,
+) -> Result<Json<Vec<plugin::Model>>, ApiError> {
+    accounts::team_access(&state.db, &auth.user, team_id).await?;
+    plugins::list(&state.db, team_id).await.map(Json)
+}
+
+async fn get_plugin(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path((team_id, plugin_id)): Path<(i32, i32)>,
+) -> Result<Json<plugin::Model>, ApiError> {
+    accounts::team_access(&state.db, &auth.user, team_id).await?;
+    plugin::Entity::find_by_id(plugin_id)
+        .filter(plugin::Column::TeamId.eq(team_id))
+        .one(&state.db)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("plugin", plugin_id))
+}
+
+#[derive(Deserialize)]
+struct CreateToken {
+    name: String,
+}
+
+#[derive(Serialize)]
+struct TokenCreated {
+    id: i32,
+    name: String,
+    /// Shown once; only its hash is stored.
+    token: String,
+}
+
+async fn create_token(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiJson(req): ApiJson<CreateToken>,
+) -> Result<(StatusCode, Json<TokenCreated>), ApiError> {
+    let name = req.name.trim();
+    if name.is_empty() || name.len() > 100 {
+        return Err(ApiError::BadRequest(
+            "name: must be 1 to 100 characters".into(),
+        ));
+    }
+    let token = format!("{API_TOKEN_PREFIX}{}", random_hex(32));
+    let row = api_token::ActiveModel {
+        user_id: Set(auth.user.id),
+        name: Set(name.to_string()),
+        token_hash: Set(token_digest(&token)),
+        created_at: Set(chrono::Utc::now()),
+        revoked_at: Set(None),
+        ..Default::default()
+    }
+    .insert(&state.db)
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(TokenCreated {
+            id: row.id,
+            name: row.name,
+            token,
+        }),
+    ))
+}
+
+async fn revoke_token(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<i32>,
+) -> Result<StatusCode, ApiError> {
+    let row = api_token::Entity::find_by_id(id)
+        .filter(api_token::Column::UserId.eq(auth.user.id))
+        .one(&state.db)
+        .await?
+        .ok_or_else(|| ApiError::not_found("token", id))?;
+    let mut row: api_token::ActiveModel = row.into();
+    row.revoked_at = Set(Some(chrono::Utc::now()));
+    row.update(&state.db).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
