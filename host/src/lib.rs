@@ -4,9 +4,12 @@
 //! - [`plugin`]: the sandboxed WebAssembly plugin runtime (WIT package `vila2:plugin`).
 //! - [`vlm`]: the vision-language model on libtorch.
 //! - [`train`]: the trainer (VILA's stages, WebDataset shards, HF checkpoints).
+//! - [`pipeline`]: the VILA² loop (rounds, specialists, provenance, reports).
 //! - [`cli`]: the `vila2` command line.
 
 pub mod cli;
+pub mod data;
+pub mod pipeline;
 pub mod plugin;
 pub mod train;
 pub mod vlm;

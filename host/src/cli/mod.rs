@@ -1,5 +1,6 @@
 //! The `vila2` command line: one submodule per command group.
 
+mod augment;
 mod generate;
 mod plugin;
 mod train;
@@ -28,6 +29,8 @@ enum Command {
     Score(generate::ScoreArgs),
     /// Train the model: one stage on WebDataset caption shards.
     Train(train::TrainArgs),
+    /// Run (or resume) the VILA² loop: recaption, filter, fuse, retrain, evaluate.
+    Augment(augment::AugmentArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(generate::BenchCommand),
@@ -46,6 +49,7 @@ pub fn main() -> anyhow::Result<()> {
         Command::Generate(args) => generate::run_generate(args),
         Command::Score(args) => generate::run_score(args),
         Command::Train(args) => train::run_train(args),
+        Command::Augment(args) => augment::run_augment(args),
         Command::Bench(cmd) => generate::run_bench(cmd),
     }
 }

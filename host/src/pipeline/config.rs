@@ -1,0 +1,511 @@
+//! The run document: one TOML file describes an augmentation run (data, model, training
+//! recipe, plugins, rounds, specialists) and is stored with its results.
+//!
+//! Relative paths resolve against the folder holding the file. A plugin named without a
+//! path separator (`plugin = "vila2_recaption"`) is looked up as `NAME.wasm` in
+//! `components_dir` (default: the `VILA2_COMPONENTS` environment variable).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::PipelineError;
+use crate::train::Stage;
+
+/// How a recaption is combined with the caption it refines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fusion {
+    /// The recaption alone.
+    Replace,
+    /// VILA's "### Short description: … ### Long description: …".
+    #[default]
+    Concat,
+    /// The original caption, then the recaption as a question–answer turn.
+    Qa,
+}
+
+impl std::fmt::Display for Fusion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Fusion::Replace => "replace",
+            Fusion::Concat => "concat",
+            Fusion::Qa => "qa",
+        })
+    }
+}
+
+/// A plugin and the JSON configuration it is given.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginRef {
+    /// Path of the `.wasm` component, or a component name in `components_dir`.
+    pub plugin: String,
+    /// Passed to the plugin's `configure` (as JSON).
+    #[serde(default)]
+    pub config: Option<serde_json::Value>,
+}
+
+/// Where the data is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// WebDataset shards to augment (image + `.txt` caption): the pretraining set.
+    pub pretrain: PathBuf,
+    /// Supervised fine-tuning shards (conversations), used by every round's SFT stage.
+    pub sft: PathBuf,
+    /// Ground truth of the pretraining images (`{"key","scene"}` lines), when known.
+    #[serde(default)]
+    pub ground_truth: Option<PathBuf>,
+}
+
+/// The held-out evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    /// Shards with the evaluation images.
+    pub shards: PathBuf,
+    /// `{"key","kind","question","answer"}` lines.
+    pub vqa: PathBuf,
+    /// Ground truth of the evaluation images, for caption precision / recall.
+    #[serde(default)]
+    pub scenes: Option<PathBuf>,
+    /// The prompt the evaluated captions are written with.
+    #[serde(default = "default_caption_prompt")]
+    pub caption_prompt: String,
+    /// Evaluate on at most this many images (0 = all).
+    #[serde(default)]
+    pub max_images: usize,
+    /// Longest answer, in tokens.
+    #[serde(default = "default_answer_tokens")]
+    pub max_answer_tokens: usize,
+}
+
+fn default_caption_prompt() -> String {
+    "Describe the image in details.".into()
+}
+fn default_answer_tokens() -> usize {
+    8
+}
+
+/// Where round 0's model comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// A model spec file (TOML) or `tiny`: a random model built from it, with a tokenizer
+    /// trained on `corpus`; every round retrains from this same initialisation.
+    #[serde(default)]
+    pub spec: Option<String>,
+    /// Text file the tokenizer is trained on (with `spec`).
+    #[serde(default)]
+    pub corpus: Option<PathBuf>,
+    /// Tokenizer vocabulary size (with `spec`).
+    #[serde(default = "default_vocab")]
+    pub vocab_size: usize,
+    /// An existing HF LLaVA folder to initialise every round from instead of `spec`.
+    #[serde(default)]
+    pub init: Option<PathBuf>,
+}
+
+fn default_vocab() -> usize {
+    512
+}
+
+/// Settings of one training stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageConfig {
+    /// Optimizer steps (0 skips the stage).
+    pub steps: usize,
+    /// Peak learning rate (default: the stage's paper value).
+    #[serde(default)]
+    pub lr: Option<f64>,
+    /// Samples per step.
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+}
+
+fn default_batch() -> usize {
+    8
+}
+
+/// The training recipe of every round.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainRecipe {
+    /// Projector alignment on the pretraining captions.
+    pub align: StageConfig,
+    /// Projector + LLM on the pretraining captions.
+    pub pretrain: StageConfig,
+    /// Everything on the SFT set.
+    pub sft: StageConfig,
+    /// Specialist fine-tuning from the self-augmented model.
+    #[serde(default)]
+    pub specialist: Option<StageConfig>,
+    /// Longest training sequence in tokens.
+    #[serde(default = "default_max_len")]
+    pub max_len: usize,
+}
+
+fn default_max_len() -> usize {
+    512
+}
+
+impl TrainRecipe {
+    /// The settings of `stage`.
+    pub fn stage(&self, stage: Stage) -> Option<&StageConfig> {
+        match stage {
+            Stage::Align => Some(&self.align),
+            Stage::Pretrain => Some(&self.pretrain),
+            Stage::Sft => Some(&self.sft),
+            Stage::Specialist => self.specialist.as_ref(),
+        }
+    }
+}
+
+/// How the pretraining images are recaptioned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecaptionConfig {
+    /// The prompt-template plugin.
+    pub template: PluginRef,
+    /// Caption-filter plugins, applied in order; a recaption any of them rejects is dropped
+    /// and the sample keeps its previous caption.
+    #[serde(default)]
+    pub filters: Vec<PluginRef>,
+    /// Longest recaption, in tokens.
+    #[serde(default = "default_caption_tokens")]
+    pub max_new_tokens: usize,
+    /// Samples sent to the engine and the plugins at once.
+    #[serde(default = "default_recaption_batch")]
+    pub batch_size: usize,
+    /// Score every recaption with the model that wrote it (mean log-probability).
+    #[serde(default = "yes")]
+    pub score: bool,
+}
+
+fn default_caption_tokens() -> usize {
+    96
+}
+fn default_recaption_batch() -> usize {
+    16
+}
+fn yes() -> bool {
+    true
+}
+
+/// One specialist of the specialist-augmentation stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpecialistConfig {
+    /// Task name (`spatial`, `grounding`, `ocr`, ...).
+    pub name: String,
+    /// A `specialist` (template + post-processor) component.
+    pub plugin: PluginRef,
+    /// Task data: conversation shards the specialist is fine-tuned on.
+    pub data: PathBuf,
+}
+
+/// The whole run document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Seed of everything random in the run.
+    #[serde(default)]
+    pub seed: u64,
+    /// Self-augmentation rounds after round 0.
+    pub rounds: u32,
+    /// Stop early when a round improves the evaluation score by less than this.
+    #[serde(default)]
+    pub min_gain: Option<f64>,
+    /// How recaptions are combined with the previous captions.
+    #[serde(default)]
+    pub fusion: Fusion,
+    /// Stop when more than this fraction of a shard's samples fail in a plugin or the engine.
+    #[serde(default = "default_failure_fraction")]
+    pub max_failure_fraction: f64,
+    /// Cost of one GPU-hour, for the report's cost per 1k images.
+    #[serde(default = "default_gpu_hour")]
+    pub dollars_per_gpu_hour: f64,
+    /// Folder of first-party components (default: `$VILA2_COMPONENTS`).
+    #[serde(default)]
+    pub components_dir: Option<PathBuf>,
+    /// Data.
+    pub data: DataConfig,
+    /// Evaluation.
+    pub eval: EvalConfig,
+    /// Initial model.
+    pub model: ModelConfig,
+    /// Training recipe.
+    pub train: TrainRecipe,
+    /// Recaptioning.
+    pub recaption: RecaptionConfig,
+    /// Specialists (empty: no specialist stage).
+    #[serde(default)]
+    pub specialists: Vec<SpecialistConfig>,
+    /// Free-form labels stored with the run.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+fn default_failure_fraction() -> f64 {
+    0.5
+}
+fn default_gpu_hour() -> f64 {
+    4.91
+}
+
+impl RunConfig {
+    /// Reads `path`, resolves relative paths against its folder and checks the document.
+    pub fn load(path: &Path) -> Result<Self, PipelineError> {
+        let text = std::fs::read_to_string(path).map_err(|e| PipelineError::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+        let mut cfg = Self::parse(&text).map_err(|msg| PipelineError::Config {
+            file: path.to_path_buf(),
+            msg,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        cfg.resolve(base);
+        cfg.check().map_err(|msg| PipelineError::Config {
+            file: path.to_path_buf(),
+            msg,
+        })?;
+        Ok(cfg)
+    }
+
+    /// Parses a TOML document (paths left as written); errors name the field.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let de = toml::Deserializer::parse(text).map_err(|e| e.to_string())?;
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            format!("at `{path}`: {}", e.into_inner().message())
+        })
+    }
+
+    /// Makes every relative path absolute against `base`.
+    pub fn resolve(&mut self, base: &Path) {
+        let abs = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        abs(&mut self.data.pretrain);
+        abs(&mut self.data.sft);
+        if let Some(p) = &mut self.data.ground_truth {
+            abs(p);
+        }
+        abs(&mut self.eval.shards);
+        abs(&mut self.eval.vqa);
+        if let Some(p) = &mut self.eval.scenes {
+            abs(p);
+        }
+        if let Some(p) = &mut self.model.corpus {
+            abs(p);
+        }
+        if let Some(p) = &mut self.model.init {
+            abs(p);
+        }
+        if let Some(spec) = &mut self.model.spec
+            && spec != "tiny"
+            && Path::new(spec).is_relative()
+        {
+            *spec = base.join(&*spec).to_string_lossy().into_owned();
+        }
+        if self.components_dir.is_none() {
+            self.components_dir = std::env::var_os("VILA2_COMPONENTS").map(PathBuf::from);
+        }
+        if let Some(p) = &mut self.components_dir {
+            abs(p);
+        }
+        for s in &mut self.specialists {
+            abs(&mut s.data);
+        }
+        let comps = self.components_dir.clone();
+        let plugin = |r: &mut PluginRef| {
+            if r.plugin.contains('/') || r.plugin.ends_with(".wasm") {
+                let p = Path::new(&r.plugin);
+                if p.is_relative() {
+                    r.plugin = base.join(p).to_string_lossy().into_owned();
+                }
+            } else if let Some(dir) = &comps {
+                r.plugin = dir
+                    .join(format!("{}.wasm", r.plugin))
+                    .to_string_lossy()
+                    .into_owned();
+            }
+        };
+        plugin(&mut self.recaption.template);
+        self.recaption.filters.iter_mut().for_each(plugin);
+        for s in &mut self.specialists {
+            plugin(&mut s.plugin);
+        }
+    }
+
+    /// Checks what can be checked without loading anything; the message names the field.
+    pub fn check(&self) -> Result<(), String> {
+        match (&self.model.spec, &self.model.init) {
+            (None, None) => return Err("model: give `spec` (with `corpus`) or `init`".into()),
+            (Some(_), Some(_)) => return Err("model: give `spec` or `init`, not both".into()),
+            (Some(_), None) if self.model.corpus.is_none() => {
+                return Err("model.corpus: a from-scratch `spec` needs a tokenizer corpus".into());
+            }
+            _ => {}
+        }
+        if !(0.0..=1.0).contains(&self.max_failure_fraction) {
+            return Err(format!(
+                "max_failure_fraction: {} is not in [0, 1]",
+                self.max_failure_fraction
+            ));
+        }
+        if self.recaption.batch_size == 0 {
+            return Err("recaption.batch_size: must be at least 1".into());
+        }
+        for (name, st) in [
+            ("train.align", &self.train.align),
+            ("train.pretrain", &self.train.pretrain),
+            ("train.sft", &self.train.sft),
+        ] {
+            if st.batch_size == 0 {
+                return Err(format!("{name}.batch_size: must be at least 1"));
+            }
+        }
+        if !self.specialists.is_empty() && self.train.specialist.is_none() {
+            return Err(
+                "train.specialist: specialists are configured but no stage for them".into(),
+            );
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for s in &self.specialists {
+            if s.name.is_empty()
+                || !s
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(format!(
+                    "specialists: name `{}` must be non-empty ASCII letters, digits, - or _",
+                    s.name
+                ));
+            }
+            if !names.insert(&s.name) {
+                return Err(format!("specialists: `{}` appears twice", s.name));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every file or folder the run reads, with the field naming it, for an up-front check.
+    pub fn inputs(&self) -> Vec<(String, PathBuf)> {
+        let mut v = vec![
+            ("data.pretrain".to_string(), self.data.pretrain.clone()),
+            ("data.sft".into(), self.data.sft.clone()),
+            ("eval.shards".into(), self.eval.shards.clone()),
+            ("eval.vqa".into(), self.eval.vqa.clone()),
+            (
+                "recaption.template.plugin".into(),
+                PathBuf::from(&self.recaption.template.plugin),
+            ),
+        ];
+        let opt = |v: &mut Vec<(String, PathBuf)>, n: &str, p: &Option<PathBuf>| {
+            if let Some(p) = p {
+                v.push((n.to_string(), p.clone()));
+            }
+        };
+        opt(&mut v, "data.ground_truth", &self.data.ground_truth);
+        opt(&mut v, "eval.scenes", &self.eval.scenes);
+        opt(&mut v, "model.corpus", &self.model.corpus);
+        opt(&mut v, "model.init", &self.model.init);
+        if let Some(spec) = &self.model.spec
+            && spec != "tiny"
+        {
+            v.push(("model.spec".into(), PathBuf::from(spec)));
+        }
+        for (i, f) in self.recaption.filters.iter().enumerate() {
+            v.push((
+                format!("recaption.filters[{i}].plugin"),
+                PathBuf::from(&f.plugin),
+            ));
+        }
+        for s in &self.specialists {
+            v.push((
+                format!("specialists.{}.plugin", s.name),
+                PathBuf::from(&s.plugin.plugin),
+            ));
+            v.push((format!("specialists.{}.data", s.name), s.data.clone()));
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOC: &str = r#"
+seed = 3
+rounds = 2
+fusion = "replace"
+[data]
+pretrain = "shapes/pretrain"
+sft = "shapes/sft"
+[eval]
+shards = "shapes/eval"
+vqa = "shapes/eval/vqa.jsonl"
+[model]
+spec = "tiny"
+corpus = "shapes/corpus.txt"
+[train]
+align = { steps = 2 }
+pretrain = { steps = 3, lr = 1e-3 }
+sft = { steps = 1, batch_size = 2 }
+specialist = { steps = 1 }
+[recaption]
+template = { plugin = "vila2_recaption", config = { recipe = "long-v1" } }
+filters = [{ plugin = "filters/q.wasm" }]
+[[specialists]]
+name = "spatial"
+plugin = { plugin = "vila2_spatial" }
+data = "shapes/specialist/spatial"
+"#;
+
+    #[test]
+    fn parses_and_resolves_paths() {
+        let mut c = RunConfig::parse(DOC).unwrap();
+        c.components_dir = Some("/comps".into());
+        c.resolve(Path::new("/runs"));
+        c.check().unwrap();
+        assert_eq!(c.fusion, Fusion::Replace);
+        assert_eq!(c.data.pretrain, Path::new("/runs/shapes/pretrain"));
+        assert_eq!(c.recaption.template.plugin, "/comps/vila2_recaption.wasm");
+        assert_eq!(c.recaption.filters[0].plugin, "/runs/filters/q.wasm");
+        assert_eq!(c.specialists[0].plugin.plugin, "/comps/vila2_spatial.wasm");
+        assert_eq!(c.train.sft.batch_size, 2);
+        assert_eq!(c.train.align.batch_size, 8);
+        assert_eq!(c.model.spec.as_deref(), Some("tiny"));
+    }
+
+    #[test]
+    fn unknown_field_is_named() {
+        let err =
+            RunConfig::parse(&DOC.replace("rounds = 2", "rounds = 2\nroundz = 1")).unwrap_err();
+        assert!(err.contains("roundz"), "{err}");
+        let err = RunConfig::parse(&DOC.replace("steps = 3,", "steps = \"x\",")).unwrap_err();
+        assert!(err.contains("train.pretrain.steps"), "{err}");
+    }
+
+    #[test]
+    fn check_names_the_field() {
+        let mut c = RunConfig::parse(DOC).unwrap();
+        c.model.corpus = None;
+        assert!(c.check().unwrap_err().contains("model.corpus"));
+        let mut c = RunConfig::parse(DOC).unwrap();
+        c.train.specialist = None;
+        assert!(c.check().unwrap_err().contains("train.specialist"));
+        let mut c = RunConfig::parse(DOC).unwrap();
+        c.specialists.push(c.specialists[0].clone());
+        assert!(c.check().unwrap_err().contains("twice"));
+    }
+}

@@ -1,0 +1,397 @@
+//! The per-round quality report: caption statistics of each dataset version, filter drop
+//! rates and reasons, the judge's mean log-probability, recaption throughput and cost, and
+//! the held-out evaluation — as `report.json`, `report.md` and SVG plots.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use plotters::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::PipelineError;
+use super::evaluate::EvalResult;
+use super::provenance::Provenance;
+use super::recaption::ShardSummary;
+use super::state::write_atomic;
+use crate::data::webdataset::{list_shards, read_shard};
+
+/// Caption statistics of one dataset version.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DatasetStats {
+    /// Samples with a caption.
+    pub samples: usize,
+    /// Mean caption length in words.
+    pub mean_words: f64,
+    /// Distinct lowercase words over all captions.
+    pub vocabulary: usize,
+    /// Mean log-probability the recaptioning model gave its kept captions (when scored).
+    pub mean_logprob: Option<f64>,
+}
+
+impl DatasetStats {
+    /// Reads every `.txt` (and `.json` provenance) of the shards in `dir`.
+    pub fn of_dir(dir: &Path) -> Result<Self, PipelineError> {
+        let mut vocab = BTreeSet::new();
+        let (mut n, mut words, mut lp, mut lp_n) = (0usize, 0usize, 0.0f64, 0usize);
+        for shard in list_shards(dir)? {
+            for s in read_shard(&shard)? {
+                let Some(text) = s
+                    .members
+                    .get("txt")
+                    .and_then(|b| std::str::from_utf8(b).ok())
+                else {
+                    continue;
+                };
+                n += 1;
+                for w in text.split_whitespace() {
+                    words += 1;
+                    let w: String = w
+                        .chars()
+                        .filter(|c| c.is_alphanumeric())
+                        .flat_map(char::to_lowercase)
+                        .collect();
+                    if !w.is_empty() {
+                        vocab.insert(w);
+                    }
+                }
+                if let Some(p) = s
+                    .members
+                    .get("json")
+                    .and_then(|b| serde_json::from_slice::<Provenance>(b).ok())
+                    && let Some(r) = p.last_round()
+                    && r.kept
+                    && let Some(x) = r.mean_logprob
+                {
+                    lp += x as f64;
+                    lp_n += 1;
+                }
+            }
+        }
+        Ok(Self {
+            samples: n,
+            mean_words: if n == 0 { 0.0 } else { words as f64 / n as f64 },
+            vocabulary: vocab.len(),
+            mean_logprob: (lp_n > 0).then(|| lp / lp_n as f64),
+        })
+    }
+}
+
+/// Recaptioning counts of a round, summed over its shards.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecaptionStats {
+    /// Samples read.
+    pub samples: usize,
+    /// Recaptions used.
+    pub recaptioned: usize,
+    /// Recaptions rejected by a filter.
+    pub rejected: usize,
+    /// Samples a plugin or the model failed on.
+    pub failed: usize,
+    /// Samples left out (undecodable image, no caption), with the reason.
+    pub skipped: Vec<(String, String)>,
+    /// Reasons with counts.
+    pub reasons: BTreeMap<String, usize>,
+    /// Images per second over the round's shard tasks.
+    pub images_per_s: f64,
+}
+
+impl RecaptionStats {
+    fn sum(shards: &[ShardSummary]) -> Self {
+        let mut s = Self::default();
+        let mut secs = 0.0;
+        for x in shards {
+            s.samples += x.samples;
+            s.recaptioned += x.recaptioned;
+            s.rejected += x.rejected;
+            s.failed += x.failed;
+            s.skipped.extend(x.skipped.iter().cloned());
+            for (k, v) in &x.reasons {
+                *s.reasons.entry(k.clone()).or_default() += v;
+            }
+            secs += x.seconds;
+        }
+        s.images_per_s = if secs > 0.0 {
+            (s.samples - s.skipped.len()) as f64 / secs
+        } else {
+            0.0
+        };
+        s
+    }
+
+    /// Fraction of the recaptions a filter rejected or that failed.
+    pub fn drop_rate(&self) -> f64 {
+        let tried = self.samples.saturating_sub(self.skipped.len());
+        if tried == 0 {
+            0.0
+        } else {
+            (self.rejected + self.failed) as f64 / tried as f64
+        }
+    }
+}
+
+/// One row of the report: a dataset version and the model trained on it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RoundReport {
+    /// `round 0`, `round 1`, ..., `+ specialists`.
+    pub label: String,
+    /// The training captions.
+    pub data: DatasetStats,
+    /// How they were made (absent for the original data).
+    pub recaption: Option<RecaptionStats>,
+    /// The trained model's evaluation.
+    pub eval: EvalResult,
+    /// Training losses of the round's stages, in order.
+    pub losses: Vec<f64>,
+}
+
+impl RoundReport {
+    /// A row from its parts.
+    pub fn new(
+        label: String,
+        data: DatasetStats,
+        shards: Option<Vec<ShardSummary>>,
+        eval: EvalResult,
+        losses: Vec<f64>,
+    ) -> Self {
+        Self {
+            label,
+            data,
+            recaption: shards.map(|s| RecaptionStats::sum(&s)),
+            eval,
+            losses,
+        }
+    }
+
+    /// The score the saturation rule compares: overall VQA accuracy.
+    pub fn score(&self) -> f64 {
+        self.eval.vqa_overall.rate()
+    }
+}
+
+/// The whole run's report.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    /// Fusion mode.
+    pub fusion: String,
+    /// Rows, in order.
+    pub rounds: Vec<RoundReport>,
+    /// Why the loop stopped before its last round, if it did.
+    pub stopped_early: Option<String>,
+    /// The augmented dataset.
+    pub final_data: PathBuf,
+    /// $ per GPU-hour used for the cost column.
+    pub dollars_per_gpu_hour: f64,
+}
+
+impl RunReport {
+    /// Cost of recaptioning 1k images at `images_per_s` (one accelerator).
+    pub fn cost_per_1k(&self, images_per_s: f64) -> Option<f64> {
+        (images_per_s > 0.0).then(|| 1000.0 / images_per_s / 3600.0 * self.dollars_per_gpu_hour)
+    }
+
+    /// The Markdown report (Tables 1 and 3 of VILA² in miniature).
+    pub fn markdown(&self) -> String {
+        let kinds: BTreeSet<&String> = self.rounds.iter().flat_map(|r| r.eval.vqa.keys()).collect();
+        let mut md = String::from("# Augmentation report\n\n");
+        md.push_str(&format!("Fusion: `{}`.", self.fusion));
+        if let Some(why) = &self.stopped_early {
+            md.push_str(&format!(" Stopped early: {why}."));
+        }
+        md.push_str(&format!(
+            " Augmented data: `{}`.\n\n## Training data and held-out evaluation\n\n",
+            self.final_data.display()
+        ));
+        md.push_str("| data | caption words | vocab | eval caption words | precision | recall | hallucination |");
+        for k in &kinds {
+            md.push_str(&format!(" VQA {k} |"));
+        }
+        md.push_str(" VQA all |\n|---|---:|---:|---:|---:|---:|---:|");
+        md.push_str(&"---:|".repeat(kinds.len() + 1));
+        md.push('\n');
+        let pct = |x: f64| format!("{:.1}", 100.0 * x);
+        for r in &self.rounds {
+            let c = r.eval.captions.unwrap_or_default();
+            let has = r.eval.captions.is_some();
+            let opt = |x: f64| if has { pct(x) } else { "–".into() };
+            md.push_str(&format!(
+                "| {} | {:.1} | {} | {} | {} | {} | {} |",
+                r.label,
+                r.data.mean_words,
+                r.data.vocabulary,
+                if has {
+                    format!("{:.1}", c.mean_words)
+                } else {
+                    "–".into()
+                },
+                opt(c.precision),
+                opt(c.recall),
+                opt(c.hallucination),
+            ));
+            for k in &kinds {
+                let a = r.eval.vqa.get(*k).copied().unwrap_or_default();
+                md.push_str(&format!(" {} |", pct(a.rate())));
+            }
+            md.push_str(&format!(" {} |\n", pct(r.eval.vqa_overall.rate())));
+        }
+        md.push_str("\nPercentages; precision, recall and hallucination rate of the model's own captions of the held-out images against their ground truth.\n\n## Recaptioning\n\n");
+        md.push_str("| round | samples | used | rejected | failed | skipped | drop rate | judge mean log-prob | images/s | $ per 1k images |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        for r in &self.rounds {
+            let Some(s) = &r.recaption else { continue };
+            md.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {:.2} | {} |\n",
+                r.label,
+                s.samples,
+                s.recaptioned,
+                s.rejected,
+                s.failed,
+                s.skipped.len(),
+                pct(s.drop_rate()),
+                r.data
+                    .mean_logprob
+                    .map_or("–".into(), |x| format!("{x:.3}")),
+                s.images_per_s,
+                self.cost_per_1k(s.images_per_s)
+                    .map_or("–".into(), |c| format!("{c:.3}")),
+            ));
+        }
+        let mut reasons = String::new();
+        for r in &self.rounds {
+            let Some(s) = &r.recaption else { continue };
+            for (why, n) in &s.reasons {
+                reasons.push_str(&format!("- {}: {why} × {n}\n", r.label));
+            }
+            for (key, why) in s.skipped.iter().take(20) {
+                reasons.push_str(&format!("- {}: skipped `{key}`: {why}\n", r.label));
+            }
+        }
+        if !reasons.is_empty() {
+            md.push_str("\n### Drop reasons and skipped samples\n\n");
+            md.push_str(&reasons);
+        }
+        md.push_str(&format!(
+            "\nCost assumes ${:.2} per GPU-hour on one accelerator at the measured rate.\n\n![VQA accuracy](vqa.svg) ![Caption length](caption_words.svg) ![Loss](loss.svg)\n",
+            self.dollars_per_gpu_hour
+        ));
+        let examples: Vec<_> = self
+            .rounds
+            .iter()
+            .filter_map(|r| r.eval.examples.first().map(|e| (&r.label, e)))
+            .collect();
+        if !examples.is_empty() {
+            md.push_str("\n## A held-out caption per model\n\n");
+            for (label, (key, text)) in examples {
+                md.push_str(&format!(
+                    "- {label} on `{key}`: {}\n",
+                    text.replace('\n', " ")
+                ));
+            }
+        }
+        md
+    }
+}
+
+fn line_svg(title: &str, series: &[(String, Vec<f64>)], x_label: &str) -> Result<String, String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (560, 320)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| e.to_string())?;
+        let n = series.iter().map(|s| s.1.len()).max().unwrap_or(0).max(2);
+        let (lo, hi) = series
+            .iter()
+            .flat_map(|s| s.1.iter().copied())
+            .filter(|x| x.is_finite())
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+                (a.min(x), b.max(x))
+            });
+        let (lo, hi) = if lo.is_finite() {
+            (lo, if hi > lo { hi } else { lo + 1.0 })
+        } else {
+            (0.0, 1.0)
+        };
+        let pad = (hi - lo) * 0.05;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(50)
+            .build_cartesian_2d(0f64..(n - 1) as f64, (lo - pad)..(hi + pad))
+            .map_err(|e| e.to_string())?;
+        chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .draw()
+            .map_err(|e| e.to_string())?;
+        for (i, (name, ys)) in series.iter().enumerate() {
+            let color = Palette99::pick(i).to_rgba();
+            chart
+                .draw_series(LineSeries::new(
+                    ys.iter().enumerate().map(|(x, y)| (x as f64, *y)),
+                    color.stroke_width(2),
+                ))
+                .map_err(|e| e.to_string())?
+                .label(name.clone())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
+        }
+        if series.len() > 1 {
+            chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw()
+                .map_err(|e| e.to_string())?;
+        }
+        root.present().map_err(|e| e.to_string())?;
+    }
+    Ok(svg)
+}
+
+/// Writes `report.json`, `report.md` and the plots into `out`.
+pub fn write(out: &Path, report: &RunReport) -> Result<(), PipelineError> {
+    let json = serde_json::to_vec_pretty(report).expect("reports serialise");
+    write_atomic(&out.join("report.json"), &json)?;
+    write_atomic(&out.join("report.md"), report.markdown().as_bytes())?;
+    let plot_err = |file: &str| {
+        let path = out.join(file);
+        move |msg: String| PipelineError::Output { path, msg }
+    };
+    let kinds: BTreeSet<&String> = report
+        .rounds
+        .iter()
+        .flat_map(|r| r.eval.vqa.keys())
+        .collect();
+    let mut vqa: Vec<(String, Vec<f64>)> = kinds
+        .iter()
+        .map(|k| {
+            (
+                (*k).clone(),
+                report
+                    .rounds
+                    .iter()
+                    .map(|r| r.eval.vqa.get(*k).map_or(0.0, |a| a.rate()))
+                    .collect(),
+            )
+        })
+        .collect();
+    vqa.push((
+        "all".into(),
+        report.rounds.iter().map(|r| r.score()).collect(),
+    ));
+    let svg = line_svg("VQA accuracy per round", &vqa, "round").map_err(plot_err("vqa.svg"))?;
+    write_atomic(&out.join("vqa.svg"), svg.as_bytes())?;
+    let words = vec![(
+        "training captions".to_string(),
+        report.rounds.iter().map(|r| r.data.mean_words).collect(),
+    )];
+    let svg = line_svg("Caption length (words)", &words, "round")
+        .map_err(plot_err("caption_words.svg"))?;
+    write_atomic(&out.join("caption_words.svg"), svg.as_bytes())?;
+    let losses: Vec<(String, Vec<f64>)> = report
+        .rounds
+        .iter()
+        .map(|r| (r.label.clone(), r.losses.clone()))
+        .collect();
+    let svg = line_svg("Training loss (align → pretrain → SFT)", &losses, "step")
+        .map_err(plot_err("loss.svg"))?;
+    write_atomic(&out.join("loss.svg"), svg.as_bytes())?;
+    Ok(())
+}

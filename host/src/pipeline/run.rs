@@ -1,0 +1,537 @@
+//! The orchestration: round 0 trains align → pretrain → SFT; each round k recaptions the
+//! pretraining set with model k−1 (one task per shard), retrains from the same initialisation
+//! on the new captions and evaluates; then the specialists are fine-tuned from the last
+//! model, answer their task prompts about every image, and their QA turns are appended
+//! before a final retraining. Every step is a durable task (see [`super::state`]).
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tch::Device;
+
+use super::PipelineError;
+use super::config::{PluginRef, RunConfig, StageConfig};
+use super::evaluate::{EvalResult, evaluate};
+use super::judge::EngineJudge;
+use super::recaption::{
+    LoadedPlugin, ModelInfo, RoundContext, ShardSummary, fuse_specialists, read_specialist,
+    recaption_shard, specialist_shard,
+};
+use super::report::{self, DatasetStats, RoundReport, RunReport};
+use super::state::{FileTaskStore, TaskStore, build_dir, create_dir, once, write_atomic};
+use crate::data::webdataset::list_shards;
+use crate::plugin::{PluginRuntime, RuntimeConfig, World};
+use crate::train::trainer::TrainConfig;
+use crate::train::{Stage, trainer};
+use crate::vlm::engine::{Engine, EngineConfig};
+use crate::vlm::generate::GenerationParams;
+
+/// Progress of a run, for a progress bar or a live page.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A task started (or was found done, `cached`).
+    Task {
+        /// Task id.
+        id: String,
+        /// Already done in an earlier attempt.
+        cached: bool,
+    },
+    /// A training step.
+    Step {
+        /// Task id.
+        task: String,
+        /// Step number.
+        step: usize,
+        /// Steps of the stage.
+        steps: usize,
+        /// Loss.
+        loss: f64,
+    },
+    /// A round finished with its evaluation.
+    Round {
+        /// Its report row.
+        report: Box<RoundReport>,
+    },
+}
+
+/// Trained stage record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StageRecord {
+    summary: serde_json::Value,
+    losses: Vec<f64>,
+}
+
+/// Runs (or resumes) the augmentation run `cfg` in `out`.
+pub fn run(
+    cfg: &RunConfig,
+    out: &Path,
+    on_event: &mut dyn FnMut(Event),
+) -> Result<RunReport, PipelineError> {
+    for (field, path) in cfg.inputs() {
+        if !path.exists() {
+            return Err(PipelineError::Missing { field, path });
+        }
+    }
+    create_dir(out)?;
+    let doc = toml::to_string(cfg).map_err(|e| PipelineError::Failed(e.to_string()))?;
+    let stored = out.join("run.toml");
+    match std::fs::read_to_string(&stored) {
+        Ok(prev) if prev != doc => {
+            return Err(PipelineError::Config {
+                file: stored,
+                msg: "this folder holds a different run (its run.toml differs); \
+                      resume with the same config or choose another output folder"
+                    .into(),
+            });
+        }
+        Ok(_) => tracing::info!(out = %out.display(), "resuming run"),
+        Err(_) => write_atomic(&stored, doc.as_bytes())?,
+    }
+    let store = FileTaskStore::new(&out.join("tasks"))?;
+    let judge = EngineJudge::new();
+    let runtime =
+        PluginRuntime::with_judge(RuntimeConfig::default(), judge.clone()).map_err(|e| {
+            PipelineError::Plugin {
+                what: "plugin runtime".into(),
+                source: e,
+            }
+        })?;
+    let load = |what: &str, r: &PluginRef, world: World| -> Result<LoadedPlugin, PipelineError> {
+        let err = |e| PipelineError::Plugin {
+            what: format!("{what} ({})", r.plugin),
+            source: e,
+        };
+        let plugin = runtime
+            .load_file(Path::new(&r.plugin), world)
+            .map_err(err)?;
+        if let Some(c) = &r.config {
+            plugin.configure(&c.to_string()).map_err(err)?;
+        }
+        let d = plugin.describe().map_err(err)?;
+        Ok(LoadedPlugin {
+            plugin,
+            id: format!("{}@{}", d.name, d.version),
+        })
+    };
+    let template = load(
+        "recaption.template",
+        &cfg.recaption.template,
+        World::PromptTemplate,
+    )?;
+    let filters = cfg
+        .recaption
+        .filters
+        .iter()
+        .enumerate()
+        .map(|(i, f)| load(&format!("recaption.filters[{i}]"), f, World::CaptionFilter))
+        .collect::<Result<Vec<_>, _>>()?;
+    let specialists = cfg
+        .specialists
+        .iter()
+        .map(|s| {
+            load(
+                &format!("specialists.{}", s.name),
+                &s.plugin,
+                World::Specialist,
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let mut r = Runner {
+        cfg,
+        out,
+        store: &store,
+        judge: &judge,
+        on_event,
+    };
+    let init = r.init_model()?;
+    let mut report = RunReport {
+        fusion: cfg.fusion.to_string(),
+        ..Default::default()
+    };
+    let original = DatasetStats::of_dir(&cfg.data.pretrain)?;
+    let mut model = r.train_round("round-0", &init, &cfg.data.pretrain)?;
+    let eval = r.eval("round-0", &model)?;
+    let row = RoundReport::new("round 0".into(), original, None, eval, model.losses.clone());
+    (r.on_event)(Event::Round {
+        report: Box::new(row.clone()),
+    });
+    report.rounds.push(row);
+    let mut data = cfg.data.pretrain.clone();
+    for k in 1..=cfg.rounds {
+        let label = format!("round-{k}");
+        let (new_data, shards) = r.recaption_round(k, &model.info, &data, &template, &filters)?;
+        let next = r.train_round(&label, &init, &new_data)?;
+        let eval = r.eval(&label, &next)?;
+        let row = RoundReport::new(
+            format!("round {k}"),
+            DatasetStats::of_dir(&new_data)?,
+            Some(shards),
+            eval,
+            next.losses.clone(),
+        );
+        (r.on_event)(Event::Round {
+            report: Box::new(row.clone()),
+        });
+        let gain = row.score() - report.rounds.last().map_or(0.0, |p| p.score());
+        report.rounds.push(row);
+        data = new_data;
+        model = next;
+        if let Some(min) = cfg.min_gain
+            && gain < min
+            && k < cfg.rounds
+        {
+            report.stopped_early = Some(format!(
+                "round {k} gained {gain:+.4} VQA accuracy, under min_gain {min}: saturated"
+            ));
+            break;
+        }
+    }
+    if !specialists.is_empty() {
+        let (spec_data, shards) = r.specialist_round(&model.info, &data, &specialists)?;
+        let spec_model = r.train_round("specialists", &init, &spec_data)?;
+        let eval = r.eval("specialists", &spec_model)?;
+        let row = RoundReport::new(
+            "+ specialists".into(),
+            DatasetStats::of_dir(&spec_data)?,
+            Some(shards),
+            eval,
+            spec_model.losses.clone(),
+        );
+        (r.on_event)(Event::Round {
+            report: Box::new(row.clone()),
+        });
+        report.rounds.push(row);
+        data = spec_data;
+    }
+    report.final_data = data;
+    report.dollars_per_gpu_hour = cfg.dollars_per_gpu_hour;
+    report::write(out, &report)?;
+    Ok(report)
+}
+
+/// A trained model with its loss curve.
+struct Trained {
+    info: ModelInfo,
+    losses: Vec<f64>,
+}
+
+struct Runner<'a> {
+    cfg: &'a RunConfig,
+    out: &'a Path,
+    store: &'a FileTaskStore,
+    judge: &'a std::sync::Arc<EngineJudge>,
+    on_event: &'a mut dyn FnMut(Event),
+}
+
+impl Runner<'_> {
+    fn task<T: Serialize + for<'de> Deserialize<'de>>(
+        &mut self,
+        id: &str,
+        work: impl FnOnce(&mut Self) -> Result<T, PipelineError>,
+    ) -> Result<T, PipelineError> {
+        let cached = self.store.done(id)?.is_some();
+        (self.on_event)(Event::Task {
+            id: id.to_string(),
+            cached,
+        });
+        let store: &dyn TaskStore = self.store;
+        let mut cell = Some(work);
+        once(store, id, || (cell.take().expect("runs once"))(self))
+    }
+
+    /// The initial model every round retrains from.
+    fn init_model(&mut self) -> Result<PathBuf, PipelineError> {
+        let cfg = self.cfg;
+        if let Some(dir) = &cfg.model.init {
+            return Ok(dir.clone());
+        }
+        let dir = self.out.join("init");
+        let spec = cfg.model.spec.clone().expect("checked: spec or init");
+        let corpus = cfg.model.corpus.clone().expect("checked: corpus with spec");
+        let seed = cfg.seed;
+        let vocab = cfg.model.vocab_size;
+        self.task("init", |_| {
+            build_dir(&dir, |tmp| {
+                crate::train::init::create_from_spec(&spec, &corpus, vocab, seed, tmp).map_err(
+                    |e| PipelineError::Train {
+                        task: "init".into(),
+                        source: e,
+                    },
+                )
+            })?;
+            Ok(())
+        })?;
+        Ok(dir)
+    }
+
+    /// align → pretrain on `data`, then SFT, from `init`; stages with 0 steps are skipped.
+    fn train_round(
+        &mut self,
+        label: &str,
+        init: &Path,
+        data: &Path,
+    ) -> Result<Trained, PipelineError> {
+        let cfg = self.cfg;
+        let mut from = init.to_path_buf();
+        let mut losses = Vec::new();
+        for (stage, st, dir) in [
+            (Stage::Align, &cfg.train.align, data),
+            (Stage::Pretrain, &cfg.train.pretrain, data),
+            (Stage::Sft, &cfg.train.sft, cfg.data.sft.as_path()),
+        ] {
+            if st.steps == 0 {
+                continue;
+            }
+            let out = self.out.join(label).join(stage.to_string());
+            let rec = self.train_stage(&format!("{label}/{stage}"), stage, st, dir, &from, &out)?;
+            losses.extend(rec.losses);
+            from = out;
+        }
+        Ok(Trained {
+            info: model_info(label, &from)?,
+            losses,
+        })
+    }
+
+    fn train_stage(
+        &mut self,
+        id: &str,
+        stage: Stage,
+        st: &StageConfig,
+        data: &Path,
+        init: &Path,
+        out: &Path,
+    ) -> Result<StageRecord, PipelineError> {
+        let mut tc = TrainConfig::new(stage, st.steps);
+        tc.lr = st.lr;
+        tc.batch_size = st.batch_size;
+        tc.max_len = self.cfg.train.max_len;
+        tc.seed = self.cfg.seed as i64;
+        tc.max_skip_fraction = self.cfg.max_failure_fraction;
+        let (data, init, out) = (data.to_path_buf(), init.to_path_buf(), out.to_path_buf());
+        self.task(id, |r| {
+            let mut losses = Vec::new();
+            let summary = build_dir(&out, |tmp| {
+                trainer::run(&data, &init, tmp, tc, |s| {
+                    losses.push(s.loss);
+                    (r.on_event)(Event::Step {
+                        task: id.to_string(),
+                        step: s.step,
+                        steps: st.steps,
+                        loss: s.loss,
+                    });
+                })
+                .map_err(|e| PipelineError::Train {
+                    task: id.to_string(),
+                    source: e,
+                })
+            })?;
+            Ok(StageRecord {
+                summary: serde_json::to_value(&summary).unwrap_or_default(),
+                losses,
+            })
+        })
+    }
+
+    fn engine(&self, model: &ModelInfo) -> Result<Engine, PipelineError> {
+        Engine::spawn(
+            model.dir.clone(),
+            Device::cuda_if_available(),
+            EngineConfig {
+                max_batch: self.cfg.recaption.batch_size.max(1),
+                ..Default::default()
+            },
+        )
+        .map_err(|e| PipelineError::Model {
+            model: model.dir.clone(),
+            source: e,
+        })
+    }
+
+    fn eval(&mut self, label: &str, model: &Trained) -> Result<EvalResult, PipelineError> {
+        let info = model.info.clone();
+        self.task(&format!("{label}/eval"), |r| {
+            let engine = r.engine(&info)?;
+            evaluate(
+                &engine.handle(),
+                &r.cfg.eval,
+                r.cfg.recaption.max_new_tokens,
+            )
+        })
+    }
+
+    fn params(&self) -> GenerationParams {
+        GenerationParams {
+            max_new_tokens: self.cfg.recaption.max_new_tokens,
+            ..Default::default()
+        }
+    }
+
+    /// Recaptions every shard of `data` with `model` into `round-k/data`.
+    fn recaption_round(
+        &mut self,
+        k: u32,
+        model: &ModelInfo,
+        data: &Path,
+        template: &LoadedPlugin,
+        filters: &[LoadedPlugin],
+    ) -> Result<(PathBuf, Vec<ShardSummary>), PipelineError> {
+        let out_dir = self.out.join(format!("round-{k}")).join("data");
+        let shards = list_shards(data)?;
+        let mut engine: Option<Engine> = None;
+        let mut summaries = Vec::new();
+        for shard in &shards {
+            let name = shard.file_name().expect("shards have names").to_owned();
+            let id = format!("round-{k}/recaption/{}", name.to_string_lossy());
+            let output = out_dir.join(&name);
+            if self.store.done(&id)?.is_none() && engine.is_none() {
+                engine = Some(self.engine(model)?);
+            }
+            let handle = engine.as_ref().map(|e| e.handle());
+            let s = self.task(&id, |r| {
+                let handle = handle.expect("an engine runs for undone shards");
+                let cx = RoundContext {
+                    round: k,
+                    seed: r.cfg.seed,
+                    model,
+                    engine: &handle,
+                    judge: r.judge,
+                    template,
+                    filters,
+                    fusion: r.cfg.fusion,
+                    params: r.params(),
+                    batch_size: r.cfg.recaption.batch_size,
+                    score: r.cfg.recaption.score,
+                    max_failure_fraction: r.cfg.max_failure_fraction,
+                };
+                recaption_shard(&cx, &id, shard, &output)
+            })?;
+            summaries.push(s);
+        }
+        Ok((out_dir, summaries))
+    }
+
+    /// Fine-tunes each specialist from `model`, collects its answers on every shard of
+    /// `data`, and appends them to the captions in `specialists/data`.
+    fn specialist_round(
+        &mut self,
+        model: &ModelInfo,
+        data: &Path,
+        plugins: &[LoadedPlugin],
+    ) -> Result<(PathBuf, Vec<ShardSummary>), PipelineError> {
+        let cfg = self.cfg;
+        let st = cfg
+            .train
+            .specialist
+            .clone()
+            .expect("checked: specialist stage with specialists");
+        let shards = list_shards(data)?;
+        let mut answers: Vec<PathBuf> = Vec::new();
+        let mut summaries = Vec::new();
+        for (spec, plugin) in cfg.specialists.iter().zip(plugins) {
+            let base = self.out.join("specialists").join(&spec.name);
+            let model_dir = base.join("model");
+            self.train_stage(
+                &format!("specialists/{}/train", spec.name),
+                Stage::Specialist,
+                &st,
+                &spec.data,
+                &model.dir,
+                &model_dir,
+            )?;
+            let info = model_info(&format!("specialist-{}", spec.name), &model_dir)?;
+            let mut engine: Option<Engine> = None;
+            for shard in &shards {
+                let stem = shard
+                    .file_stem()
+                    .expect("shards have names")
+                    .to_string_lossy();
+                let id = format!("specialists/{}/answers/{stem}", spec.name);
+                let output = base.join("answers").join(format!("{stem}.jsonl"));
+                if self.store.done(&id)?.is_none() && engine.is_none() {
+                    engine = Some(self.engine(&info)?);
+                }
+                let handle = engine.as_ref().map(|e| e.handle());
+                let s = self.task(&id, |r| {
+                    let handle = handle.expect("an engine runs for undone shards");
+                    let cx = RoundContext {
+                        round: cfg.rounds + 1,
+                        seed: cfg.seed,
+                        model: &info,
+                        engine: &handle,
+                        judge: r.judge,
+                        template: plugin,
+                        filters: &[],
+                        fusion: cfg.fusion,
+                        params: r.params(),
+                        batch_size: cfg.recaption.batch_size,
+                        score: false,
+                        max_failure_fraction: cfg.max_failure_fraction,
+                    };
+                    specialist_shard(&cx, &spec.name, &id, shard, &output)
+                })?;
+                summaries.push(s);
+            }
+            answers.push(base.join("answers"));
+        }
+        let out_dir = self.out.join("specialists").join("data");
+        for shard in &shards {
+            let name = shard.file_name().expect("shards have names").to_owned();
+            let stem = shard
+                .file_stem()
+                .expect("shards have names")
+                .to_string_lossy();
+            let id = format!("specialists/fuse/{stem}");
+            let output = out_dir.join(&name);
+            self.task(&id, |_| {
+                let recs = answers
+                    .iter()
+                    .map(|dir| read_specialist(&dir.join(format!("{stem}.jsonl"))))
+                    .collect::<Result<Vec<HashMap<_, _>>, _>>()?;
+                fuse_specialists(shard, &recs, cfg.seed, &output)
+            })?;
+        }
+        Ok((out_dir, summaries))
+    }
+}
+
+/// Id, folder and weight checksum of a model.
+pub fn model_info(id: &str, dir: &Path) -> Result<ModelInfo, PipelineError> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| PipelineError::Io {
+            path: dir.to_path_buf(),
+            source: e,
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
+        .collect();
+    files.sort();
+    let mut h = Sha256::new();
+    for f in &files {
+        let mut file = std::fs::File::open(f).map_err(|e| PipelineError::Io {
+            path: f.clone(),
+            source: e,
+        })?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut buf).map_err(|e| PipelineError::Io {
+                path: f.clone(),
+                source: e,
+            })?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+    }
+    Ok(ModelInfo {
+        id: id.to_string(),
+        dir: dir.to_path_buf(),
+        sha256: hex::encode(h.finalize()),
+    })
+}

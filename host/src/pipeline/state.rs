@@ -1,0 +1,187 @@
+//! Durable task state: every unit of pipeline work (a stage, a shard, an evaluation) has an
+//! id; its outputs are written atomically and then a record saying it is done. A restarted
+//! run skips the done tasks and redoes the rest, so a kill at any point loses at most the
+//! task in flight and never leaves a half-written output visible.
+//!
+//! The store is a folder of JSON records today; the shared-database store for several
+//! workers (row leases with `FOR UPDATE SKIP LOCKED`) implements the same trait.
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::PipelineError;
+
+/// Where done records live.
+pub trait TaskStore: Send + Sync {
+    /// The record of task `id`, when it is done.
+    fn done(&self, id: &str) -> Result<Option<serde_json::Value>, PipelineError>;
+    /// Records task `id` as done with `record`.
+    fn mark_done(&self, id: &str, record: serde_json::Value) -> Result<(), PipelineError>;
+}
+
+/// Done records as `DIR/<id>.json` files.
+#[derive(Debug, Clone)]
+pub struct FileTaskStore {
+    dir: PathBuf,
+}
+
+impl FileTaskStore {
+    /// A store in `dir` (created when missing).
+    pub fn new(dir: &Path) -> Result<Self, PipelineError> {
+        create_dir(dir)?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    fn file(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{}.json", id.replace('/', "__")))
+    }
+}
+
+impl TaskStore for FileTaskStore {
+    fn done(&self, id: &str) -> Result<Option<serde_json::Value>, PipelineError> {
+        let path = self.file(id);
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|e| PipelineError::State {
+                        path,
+                        msg: format!("corrupt task record ({e}); delete it to redo the task"),
+                    })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(PipelineError::Io { path, source: e }),
+        }
+    }
+
+    fn mark_done(&self, id: &str, record: serde_json::Value) -> Result<(), PipelineError> {
+        let bytes = serde_json::to_vec_pretty(&record).expect("JSON values serialise");
+        write_atomic(&self.file(id), &bytes)
+    }
+}
+
+/// Runs task `id` unless it is done; returns its record either way.
+pub fn once<T, F>(store: &dyn TaskStore, id: &str, work: F) -> Result<T, PipelineError>
+where
+    T: Serialize + DeserializeOwned,
+    F: FnOnce() -> Result<T, PipelineError>,
+{
+    if let Some(v) = store.done(id)? {
+        if let Ok(t) = serde_json::from_value(v) {
+            tracing::debug!(task = id, "already done");
+            return Ok(t);
+        }
+        tracing::warn!(task = id, "task record unreadable by this version; redoing");
+    }
+    tracing::info!(task = id, "start");
+    let t = work()?;
+    store.mark_done(
+        id,
+        serde_json::to_value(&t).expect("task records serialise"),
+    )?;
+    Ok(t)
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PipelineError> {
+    let tmp = temp_path(path);
+    if let Some(parent) = path.parent() {
+        create_dir(parent)?;
+    }
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |e| PipelineError::Io { path: p, source: e }
+    };
+    std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io(path))
+}
+
+/// A sibling name for writing `path` before renaming it into place.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+}
+
+/// Fills the folder `dir` through `fill(tmp)` on a temporary sibling and renames it into
+/// place, replacing a leftover from an interrupted attempt.
+pub fn build_dir<T>(
+    dir: &Path,
+    fill: impl FnOnce(&Path) -> Result<T, PipelineError>,
+) -> Result<T, PipelineError> {
+    let tmp = temp_path(dir);
+    remove_dir(&tmp)?;
+    create_dir(&tmp)?;
+    let t = fill(&tmp)?;
+    remove_dir(dir)?;
+    std::fs::rename(&tmp, dir).map_err(|e| PipelineError::Io {
+        path: dir.to_path_buf(),
+        source: e,
+    })?;
+    Ok(t)
+}
+
+/// `create_dir_all` with the path in the error.
+pub fn create_dir(dir: &Path) -> Result<(), PipelineError> {
+    std::fs::create_dir_all(dir).map_err(|e| PipelineError::Io {
+        path: dir.to_path_buf(),
+        source: e,
+    })
+}
+
+fn remove_dir(dir: &Path) -> Result<(), PipelineError> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(PipelineError::Io {
+            path: dir.to_path_buf(),
+            source: e,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn once_runs_a_task_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileTaskStore::new(dir.path()).unwrap();
+        let mut calls = 0;
+        for _ in 0..3 {
+            let v: u32 = once(&store, "round-1/shard-00000", || {
+                calls += 1;
+                Ok(7)
+            })
+            .unwrap();
+            assert_eq!(v, 7);
+        }
+        assert_eq!(calls, 1);
+        let failed: Result<u32, _> =
+            once(&store, "t2", || Err(PipelineError::Failed("boom".into())));
+        assert!(failed.is_err());
+        assert!(store.done("t2").unwrap().is_none());
+    }
+
+    #[test]
+    fn build_dir_replaces_leftovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("model");
+        std::fs::create_dir_all(&out).unwrap();
+        std::fs::write(out.join("stale"), b"x").unwrap();
+        build_dir(&out, |tmp| {
+            std::fs::write(tmp.join("fresh"), b"y").unwrap();
+            Ok(())
+        })
+        .unwrap();
+        assert!(out.join("fresh").exists());
+        assert!(!out.join("stale").exists());
+    }
+}
