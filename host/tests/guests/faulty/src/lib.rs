@@ -3,7 +3,8 @@
 //! the same plugin works.
 //!
 //! Modes: `ok`, `loop`, `alloc`, `recurse`, `panic`, `open-file`, `socket`, `env`,
-//! `huge-string`, `wrong-length`, `judge`. A batch whose first candidate's text is
+//! `huge-string`, `wrong-length`, `judge`, `panic-on-key:SUBSTRING` (traps when a candidate's
+//! sample key contains SUBSTRING, keeps everything otherwise). A batch whose first candidate's text is
 //! `fault:MODE` uses that mode instead of the configured one, so a test can make one batch
 //! misbehave and check that the next batch on the same plugin works.
 #![allow(clippy::missing_safety_doc)]
@@ -115,6 +116,13 @@ impl FilterGuest for Faulty {
                 batch.iter().map(|_| keep(n.to_string())).collect()
             }
             "panic" => panic!("faulty plugin panics on purpose"),
+            m if m.starts_with("panic-on-key:") => {
+                let needle = &m["panic-on-key:".len()..];
+                if let Some(c) = batch.iter().find(|c| c.sample.key.contains(needle)) {
+                    panic!("faulty plugin panics on sample {}", c.sample.key);
+                }
+                batch.iter().map(judge_length).collect()
+            }
             "judge" => batch
                 .iter()
                 .map(|c| {
