@@ -8,7 +8,7 @@ export VILA2_COMPONENTS := $(CARGO_TARGET_DIR)/wasm32-wasip2/release
 COMPONENTS := vila2-recaption vila2-quality vila2-grounding vila2-ocr vila2-spatial vila2-faulty-plugin
 VILA2 := $(CARGO_TARGET_DIR)/release/vila2
 
-.PHONY: setup components build run test lint bench
+.PHONY: setup components build run test lint bench demo
 
 setup:
 	@scripts/setup.sh
@@ -21,6 +21,10 @@ build: components
 
 run: build
 	@scripts/run-demo.sh "$(VILA2)" "$(VILA2_COMPONENTS)"
+
+# The miniature VILA² reproduction (≤ 20 min on 2 cores); `DEMO_ARGS=--preset full` on a GPU.
+demo: build
+	$(VILA2) demo $(DEMO_ARGS)
 
 test: components
 	cargo test --workspace --no-fail-fast

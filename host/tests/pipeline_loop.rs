@@ -124,7 +124,12 @@ fn samples(dir: &Path) -> BTreeMap<String, (String, Provenance, Vec<u8>)> {
             let txt = String::from_utf8(s.members["txt"].clone()).unwrap();
             let prov: Provenance = serde_json::from_slice(&s.members["json"]).unwrap();
             let dup = out.insert(s.key.clone(), (txt, prov, s.members["png"].clone()));
-            assert!(dup.is_none(), "key {} appears twice in {}", s.key, dir.display());
+            assert!(
+                dup.is_none(),
+                "key {} appears twice in {}",
+                s.key,
+                dir.display()
+            );
         }
     }
     out
@@ -171,8 +176,14 @@ fn loop_end_to_end_then_killed_and_resumed() {
         .collect();
     assert_eq!(labels, ["round 0", "round 1", "round 2", "+ specialists"]);
     for r in rep["rounds"].as_array().unwrap() {
-        assert!(r["eval"]["vqa_overall"]["total"].as_u64().unwrap() > 0, "{r}");
-        assert!(r["eval"]["captions"]["captions"].as_u64().unwrap() > 0, "{r}");
+        assert!(
+            r["eval"]["vqa_overall"]["total"].as_u64().unwrap() > 0,
+            "{r}"
+        );
+        assert!(
+            r["eval"]["captions"]["captions"].as_u64().unwrap() > 0,
+            "{r}"
+        );
         assert!(!r["losses"].as_array().unwrap().is_empty());
     }
     for f in ["report.md", "vqa.svg", "caption_words.svg", "loss.svg"] {
@@ -191,12 +202,19 @@ fn loop_end_to_end_then_killed_and_resumed() {
         let (org, org_png) = &orig[key];
         assert_eq!(&prov.org_caption, org.trim(), "{key}");
         assert_eq!(png, org_png, "{key}: the image is carried unchanged");
-        assert_eq!(txt, &prov.caption, "{key}: .txt is the provenance's final caption");
+        assert_eq!(
+            txt, &prov.caption,
+            "{key}: .txt is the provenance's final caption"
+        );
         assert_eq!(prov.rounds.len(), 2, "{key}: one record per round");
         assert_eq!(prov.rounds[0].model, "round-0");
         assert_eq!(prov.rounds[1].model, "round-1");
         assert_eq!(prov.rounds[1].model_sha256.len(), 64);
-        assert!(prov.rounds[0].template.starts_with("vila2-recaption@"), "{:?}", prov.rounds[0]);
+        assert!(
+            prov.rounds[0].template.starts_with("vila2-recaption@"),
+            "{:?}",
+            prov.rounds[0]
+        );
         assert_eq!(prov.specialist_turns.len(), 1, "{key}");
         assert_eq!(prov.specialist_turns[0].task, "spatial");
         for t in &prov.specialist_turns[0].turns {
@@ -266,10 +284,19 @@ fn loop_end_to_end_then_killed_and_resumed() {
     for (key, (txt, prov, png)) in &again {
         let (rtxt, rprov, rpng) = &got[key];
         assert_eq!(png, rpng, "{key}");
-        assert_eq!(txt, rtxt, "{key}: caption differs from the uninterrupted run");
-        assert_eq!(prov, rprov, "{key}: provenance differs from the uninterrupted run");
+        assert_eq!(
+            txt, rtxt,
+            "{key}: caption differs from the uninterrupted run"
+        );
+        assert_eq!(
+            prov, rprov,
+            "{key}: provenance differs from the uninterrupted run"
+        );
     }
-    assert_eq!(report(&resumed)["rounds"][2]["eval"], rep["rounds"][2]["eval"]);
+    assert_eq!(
+        report(&resumed)["rounds"][2]["eval"],
+        rep["rounds"][2]["eval"]
+    );
 }
 
 /// Copies the pretraining shards and adds one with an undecodable image and an empty caption.
@@ -279,12 +306,20 @@ fn pretrain_with_bad_samples(dir: &Path) -> PathBuf {
     for shard in list_shards(&shapes().join("pretrain")).unwrap() {
         std::fs::copy(&shard, out.join(shard.file_name().unwrap())).unwrap();
     }
-    let good = read_shard(&list_shards(&out).unwrap()[0]).unwrap().remove(0);
+    let good = read_shard(&list_shards(&out).unwrap()[0])
+        .unwrap()
+        .remove(0);
     let mut w = vila2::data::webdataset::ShardWriter::create(&out.join("zz-bad.tar")).unwrap();
-    w.add("broken-image", &[("png", b"not a png".as_slice()), ("txt", b"a red circle")])
-        .unwrap();
-    w.add("empty-caption", &[("png", good.members["png"].as_slice()), ("txt", b"  ")])
-        .unwrap();
+    w.add(
+        "broken-image",
+        &[("png", b"not a png".as_slice()), ("txt", b"a red circle")],
+    )
+    .unwrap();
+    w.add(
+        "empty-caption",
+        &[("png", good.members["png"].as_slice()), ("txt", b"  ")],
+    )
+    .unwrap();
     w.finish().unwrap();
     out
 }
@@ -298,8 +333,14 @@ fn undecodable_images_and_empty_captions_are_skipped_and_listed() {
     ok(augment(&cfg, &root.join("run")), "vila2 augment");
     let rep = report(&root.join("run"));
     let skipped = rep["rounds"][1]["recaption"]["skipped"].to_string();
-    assert!(skipped.contains("broken-image") && skipped.contains("undecodable"), "{skipped}");
-    assert!(skipped.contains("empty-caption") && skipped.contains("empty caption"), "{skipped}");
+    assert!(
+        skipped.contains("broken-image") && skipped.contains("undecodable"),
+        "{skipped}"
+    );
+    assert!(
+        skipped.contains("empty-caption") && skipped.contains("empty caption"),
+        "{skipped}"
+    );
     let md = std::fs::read_to_string(root.join("run/report.md")).unwrap();
     assert!(md.contains("broken-image"), "{md}");
     let got = samples(&root.join("run/round-1/data"));
@@ -328,10 +369,20 @@ fn a_filter_trapping_on_some_items_leaves_their_caption_and_records_the_error() 
     let (txt, prov, _) = &got[&victim];
     let r = &prov.rounds[0];
     assert!(!r.kept);
-    assert!(r.error.as_deref().unwrap_or("").contains("trapped"), "{r:?}");
-    assert_eq!(txt, &prov.org_caption, "the victim keeps its previous caption");
+    assert!(
+        r.error.as_deref().unwrap_or("").contains("trapped"),
+        "{r:?}"
+    );
+    assert_eq!(
+        txt, &prov.org_caption,
+        "the victim keeps its previous caption"
+    );
     let healthy = got.iter().filter(|(k, _)| **k != victim);
-    assert!(healthy.clone().all(|(_, (_, p, _))| p.rounds[0].error.is_none()));
+    assert!(
+        healthy
+            .clone()
+            .all(|(_, (_, p, _))| p.rounds[0].error.is_none())
+    );
     let rep = report(&root.join("run"));
     assert_eq!(rep["rounds"][1]["recaption"]["failed"], 1);
 }
@@ -348,8 +399,14 @@ fn a_filter_failing_everything_stops_the_run_clearly() {
     let out = augment(&cfg, &root.join("run"));
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("max_failure_fraction") && err.contains("trapped"), "{err}");
-    assert!(!root.join("run/round-1/data").exists() || list_shards(&root.join("run/round-1/data")).is_err());
+    assert!(
+        err.contains("max_failure_fraction") && err.contains("trapped"),
+        "{err}"
+    );
+    assert!(
+        !root.join("run/round-1/data").exists()
+            || list_shards(&root.join("run/round-1/data")).is_err()
+    );
 }
 
 #[test]
@@ -361,7 +418,10 @@ fn missing_plugin_or_model_is_named() {
     let out = augment(&cfg, &root.join("run"));
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("recaption.filters[0].plugin") && err.contains("no_such_filter.wasm"), "{err}");
+    assert!(
+        err.contains("recaption.filters[0].plugin") && err.contains("no_such_filter.wasm"),
+        "{err}"
+    );
 
     let cfg = config(&root, 1, LENIENT, false, &shapes().join("pretrain"));
     let doc = std::fs::read_to_string(&cfg)
@@ -372,5 +432,8 @@ fn missing_plugin_or_model_is_named() {
     let out = augment(&cfg, &root.join("run2"));
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("model.init") && err.contains("no/such/model"), "{err}");
+    assert!(
+        err.contains("model.init") && err.contains("no/such/model"),
+        "{err}"
+    );
 }

@@ -1,6 +1,7 @@
 //! The `vila2` command line: one submodule per command group.
 
 mod augment;
+mod demo;
 mod generate;
 mod plugin;
 mod train;
@@ -31,6 +32,8 @@ enum Command {
     Train(train::TrainArgs),
     /// Run (or resume) the VILA² loop: recaption, filter, fuse, retrain, evaluate.
     Augment(augment::AugmentArgs),
+    /// The miniature VILA² reproduction on ShapesWorld (prints the rounds table).
+    Demo(demo::DemoArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(generate::BenchCommand),
@@ -50,6 +53,7 @@ pub fn main() -> anyhow::Result<()> {
         Command::Score(args) => generate::run_score(args),
         Command::Train(args) => train::run_train(args),
         Command::Augment(args) => augment::run_augment(args),
+        Command::Demo(args) => demo::run_demo(args),
         Command::Bench(cmd) => generate::run_bench(cmd),
     }
 }

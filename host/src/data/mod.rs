@@ -26,6 +26,16 @@ pub mod webdataset {
     }
 }
 pub mod shapes {
+    #[derive(Debug, Clone, Default, serde::Serialize)]
+    pub struct ShapesConfig {
+        pub seed: u64,
+        pub pretrain: usize,
+        pub sft: usize,
+        pub specialist: usize,
+    }
+    pub fn generate(_o: &std::path::Path, _c: &ShapesConfig) -> Result<(), super::DataError> {
+        todo!()
+    }
     #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
     pub struct Scene;
     pub struct CaptionScore {
