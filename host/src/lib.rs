@@ -4,9 +4,11 @@
 //! - [`plugin`]: the sandboxed WebAssembly plugin runtime (WIT package `vila2:plugin`).
 //! - [`vlm`]: the vision-language model on libtorch.
 //! - [`train`]: the trainer (VILA's stages, WebDataset shards, HF checkpoints).
+//! - [`data`]: WebDataset shard I/O and the synthetic ShapesWorld dataset.
 //! - [`cli`]: the `vila2` command line.
 
 pub mod cli;
+pub mod data;
 pub mod plugin;
 pub mod train;
 pub mod vlm;

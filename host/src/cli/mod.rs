@@ -2,6 +2,7 @@
 
 mod generate;
 mod plugin;
+mod shapes;
 mod train;
 
 use std::io::IsTerminal;
@@ -28,6 +29,8 @@ enum Command {
     Score(generate::ScoreArgs),
     /// Train the model: one stage on WebDataset caption shards.
     Train(train::TrainArgs),
+    /// Write the synthetic ShapesWorld dataset (pretrain, SFT, specialist and eval splits).
+    Shapes(shapes::ShapesArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(generate::BenchCommand),
@@ -46,6 +49,7 @@ pub fn main() -> anyhow::Result<()> {
         Command::Generate(args) => generate::run_generate(args),
         Command::Score(args) => generate::run_score(args),
         Command::Train(args) => train::run_train(args),
+        Command::Shapes(args) => shapes::run_shapes(args),
         Command::Bench(cmd) => generate::run_bench(cmd),
     }
 }
