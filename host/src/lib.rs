@@ -5,6 +5,7 @@
 //! - [`vlm`]: the vision-language model on libtorch.
 //! - [`train`]: the trainer (VILA's stages, WebDataset shards, HF checkpoints).
 //! - [`pipeline`]: the VILA² loop (rounds, specialists, provenance, reports).
+//! - [`data`]: WebDataset shard I/O and the synthetic ShapesWorld dataset.
 //! - [`cli`]: the `vila2` command line.
 
 pub mod cli;

@@ -54,7 +54,7 @@ pub fn run_demo(a: DemoArgs) -> anyhow::Result<()> {
         shapes.sft *= 4;
         shapes.specialist *= 4;
     }
-    let stamp = shapes_dir.join("shapes.json");
+    let stamp = out.join("demo-shapes.json");
     let want = serde_json::to_value(&shapes)?;
     let have: Option<serde_json::Value> = std::fs::read(&stamp)
         .ok()
@@ -62,6 +62,7 @@ pub fn run_demo(a: DemoArgs) -> anyhow::Result<()> {
     if have.as_ref() != Some(&want) {
         let _ = std::fs::remove_dir_all(&shapes_dir);
         generate(&shapes_dir, &shapes).context("generating ShapesWorld")?;
+        std::fs::write(&stamp, serde_json::to_vec_pretty(&want)?)?;
         println!("ShapesWorld written to {}", shapes_dir.display());
     }
     let components = std::env::var("VILA2_COMPONENTS").unwrap_or_default();

@@ -4,6 +4,7 @@ mod augment;
 mod demo;
 mod generate;
 mod plugin;
+mod shapes;
 mod train;
 
 use std::io::IsTerminal;
@@ -34,6 +35,8 @@ enum Command {
     Augment(augment::AugmentArgs),
     /// The miniature VILA² reproduction on ShapesWorld (prints the rounds table).
     Demo(demo::DemoArgs),
+    /// Write the synthetic ShapesWorld dataset (pretrain, SFT, specialist and eval splits).
+    Shapes(shapes::ShapesArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(generate::BenchCommand),
@@ -54,6 +57,7 @@ pub fn main() -> anyhow::Result<()> {
         Command::Train(args) => train::run_train(args),
         Command::Augment(args) => augment::run_augment(args),
         Command::Demo(args) => demo::run_demo(args),
+        Command::Shapes(args) => shapes::run_shapes(args),
         Command::Bench(cmd) => generate::run_bench(cmd),
     }
 }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::PipelineError;
 use super::config::EvalConfig;
 use super::recaption::IMAGE_EXTS;
-use crate::data::shapes::{Scene, caption_metrics, score_answer};
+use crate::data::shapes::{QaKind, Scene, caption_metrics, score_answer};
 use crate::data::webdataset::{list_shards, read_shard};
 use crate::vlm::engine::{EngineHandle, PromptInput};
 use crate::vlm::generate::GenerationParams;
@@ -24,7 +24,7 @@ pub struct VqaItem {
     /// Image key.
     pub key: String,
     /// Question kind (colour, shape, count, position, relation, text).
-    pub kind: String,
+    pub kind: QaKind,
     /// The question.
     pub question: String,
     /// The expected answer.
@@ -179,9 +179,9 @@ pub fn evaluate(
             .map_err(|_| PipelineError::Failed("the engine stopped".into()))?
             .map(|g| g.text)
             .unwrap_or_default();
-        let ok = score_answer(&q.kind, &answer, &q.answer);
+        let ok = score_answer(q.kind, &answer, &q.answer);
         for acc in [
-            result.vqa.entry(q.kind.clone()).or_default(),
+            result.vqa.entry(q.kind.name().to_string()).or_default(),
             &mut result.vqa_overall,
         ] {
             acc.total += 1;
