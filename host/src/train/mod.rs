@@ -108,15 +108,3 @@ pub enum TrainError {
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
 }
-pub mod init {
-    // TEMP shim
-    pub fn create_from_spec(
-        _s: &str,
-        _c: &std::path::Path,
-        _v: usize,
-        _seed: u64,
-        _o: &std::path::Path,
-    ) -> Result<(), super::TrainError> {
-        todo!()
-    }
-}
