@@ -1,6 +1,7 @@
 //! The `vila2` command line: one submodule per command group.
 
 mod generate;
+mod model;
 mod plugin;
 mod train;
 
@@ -28,6 +29,9 @@ enum Command {
     Score(generate::ScoreArgs),
     /// Train the model: one stage on WebDataset caption shards.
     Train(train::TrainArgs),
+    /// Create models: `model init` builds a random one to train from scratch.
+    #[command(subcommand)]
+    Model(model::ModelCommand),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(generate::BenchCommand),
@@ -46,6 +50,7 @@ pub fn main() -> anyhow::Result<()> {
         Command::Generate(args) => generate::run_generate(args),
         Command::Score(args) => generate::run_score(args),
         Command::Train(args) => train::run_train(args),
+        Command::Model(cmd) => model::run(cmd),
         Command::Bench(cmd) => generate::run_bench(cmd),
     }
 }

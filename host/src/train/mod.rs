@@ -6,10 +6,12 @@
 //! - [`optim`]: AdamW, the cosine schedule with warmup, clipping by global norm.
 //! - [`data`]: the WebDataset shard reader and caption samples.
 //! - [`checkpoint`]: saving in the HF LLaVA layout.
+//! - [`init`]: a random model (and its tokenizer) from a [`init::ModelSpec`].
 //! - [`trainer`]: the loop (loss, gradient accumulation, metrics log).
 
 pub mod checkpoint;
 pub mod data;
+pub mod init;
 pub mod optim;
 pub mod params;
 pub mod trainer;
@@ -103,6 +105,22 @@ pub enum TrainError {
         step: usize,
         /// The loss value.
         loss: f64,
+    },
+    /// A model spec is malformed or inconsistent.
+    #[error("model spec {file}: {msg}")]
+    Spec {
+        /// The spec file.
+        file: PathBuf,
+        /// What is wrong (names the field).
+        msg: String,
+    },
+    /// Training or saving a tokenizer failed.
+    #[error("tokenizer from {file}: {msg}")]
+    Tokenizer {
+        /// The corpus or tokenizer file.
+        file: PathBuf,
+        /// What went wrong.
+        msg: String,
     },
     /// libtorch raised an error.
     #[error("libtorch: {0}")]
