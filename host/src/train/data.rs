@@ -1,7 +1,9 @@
-//! WebDataset caption shards: `*.tar` files in a folder whose members are grouped into
-//! samples by key (the member path up to the first `.` of its file name); a sample is an
-//! image (`png`, `jpg`, `jpeg`, `webp`) with a `txt` caption. Corrupt images and samples
-//! without a caption or image are skipped and counted.
+//! WebDataset shards: `*.tar` files in a folder whose members are grouped into samples by
+//! key (the member path up to the first `.` of its file name); a sample is an image (`png`,
+//! `jpg`, `jpeg`, `webp`) with a `txt` caption, or with a `json` holding LLaVA's
+//! `{"conversations": [{"from": "human"|"gpt", "value": …}, …]}` (a `json` without
+//! `conversations`, e.g. provenance, is ignored). Corrupt images, malformed conversations and
+//! samples without a caption or image are skipped and counted.
 
 use std::collections::VecDeque;
 use std::io::Read;
@@ -19,8 +21,99 @@ pub struct CaptionSample {
     pub key: String,
     /// The image.
     pub image: RgbImage,
-    /// The caption, trimmed.
+    /// The caption, trimmed (empty for conversation samples without a `txt`).
     pub caption: String,
+    /// The conversation of a `json` sample (the loss is on the assistant turns only).
+    pub conversation: Option<Vec<Turn>>,
+}
+
+/// Who speaks a conversation turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// A system prompt (`from: "system"`).
+    System,
+    /// The user (`from: "human"` or `"user"`).
+    User,
+    /// The model (`from: "gpt"` or `"assistant"`): these turns carry the loss.
+    Assistant,
+}
+
+impl Role {
+    /// The chat-template role name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::System => "system",
+            Self::User => "user",
+            Self::Assistant => "assistant",
+        }
+    }
+}
+
+/// One turn of a conversation sample.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Turn {
+    /// The speaker.
+    pub role: Role,
+    /// The text (`<image>` marks the image).
+    pub value: String,
+}
+
+/// The turns of a sample's `json`: `Ok(None)` when it has no `conversations` (or is not
+/// JSON); an error naming the turn or field when the conversation is malformed. A
+/// conversation without an `<image>` gets one in front of its first user turn, as LLaVA
+/// does; more than one image is an error (one image per sample).
+pub fn parse_conversation(bytes: &[u8]) -> Result<Option<Vec<Turn>>, String> {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return Ok(None);
+    };
+    let Some(conv) = v.get("conversations") else {
+        return Ok(None);
+    };
+    let turns = conv.as_array().ok_or("\"conversations\" is not a list")?;
+    let mut out = Vec::with_capacity(turns.len());
+    for (i, t) in turns.iter().enumerate() {
+        let from = t
+            .get("from")
+            .and_then(serde_json::Value::as_str)
+            .ok_or(format!("turn {i} has no \"from\""))?;
+        let value = t
+            .get("value")
+            .and_then(serde_json::Value::as_str)
+            .ok_or(format!("turn {i} has no string \"value\""))?;
+        let role = match from {
+            "human" | "user" => Role::User,
+            "gpt" | "assistant" => Role::Assistant,
+            "system" => Role::System,
+            other => return Err(format!("turn {i}: unknown speaker {other:?}")),
+        };
+        out.push(Turn {
+            role,
+            value: value.to_string(),
+        });
+    }
+    if !out
+        .iter()
+        .any(|t| t.role == Role::Assistant && !t.value.trim().is_empty())
+    {
+        return Err("no non-empty \"gpt\" turn to learn from".into());
+    }
+    match out
+        .iter()
+        .map(|t| t.value.matches("<image>").count())
+        .sum::<usize>()
+    {
+        0 => {
+            let first = out
+                .iter_mut()
+                .find(|t| t.role == Role::User)
+                .ok_or("no \"human\" turn")?;
+            first.value = format!("<image>\n{}", first.value);
+        }
+        1 => {}
+        n => return Err(format!("{n} <image> markers; a sample holds one image")),
+    }
+    Ok(Some(out))
 }
 
 /// What the reader skipped.
@@ -34,12 +127,16 @@ pub struct DataStats {
     pub missing_captions: usize,
     /// Samples without an image.
     pub missing_images: usize,
+    /// Samples whose `json` has a malformed `conversations`.
+    pub bad_conversations: usize,
+    /// Conversation samples among those yielded.
+    pub conversations: usize,
 }
 
 impl DataStats {
     /// Samples skipped for any reason.
     pub fn skipped(&self) -> usize {
-        self.corrupt_images + self.missing_captions + self.missing_images
+        self.corrupt_images + self.missing_captions + self.missing_images + self.bad_conversations
     }
 }
 
@@ -66,6 +163,20 @@ struct RawSample {
     key: String,
     image: Option<(String, Vec<u8>)>,
     caption: Option<String>,
+    json: Option<Vec<u8>>,
+}
+
+impl RawSample {
+    /// Whether the sample has an image and something to learn (a non-empty caption or a
+    /// `json` that mentions conversations), without decoding anything.
+    fn usable(&self) -> bool {
+        self.image.is_some()
+            && (self.caption.as_ref().is_some_and(|c| !c.is_empty())
+                || self
+                    .json
+                    .as_ref()
+                    .is_some_and(|j| matches!(parse_conversation(j), Ok(Some(_)))))
+    }
 }
 
 const IMAGE_EXTS: [&str; 4] = ["png", "jpg", "jpeg", "webp"];
@@ -117,20 +228,19 @@ fn read_shard(shard: &Path) -> Result<Vec<RawSample>, TrainError> {
             sample.image = Some((ext, bytes));
         } else if ext == "txt" {
             sample.caption = Some(String::from_utf8_lossy(&bytes).trim().to_string());
+        } else if ext == "json" {
+            sample.json = Some(bytes);
         }
     }
     Ok(out)
 }
 
-/// Samples with both an image and a non-empty caption in the shards of `dir` (images not
-/// decoded): the length of one epoch.
+/// Samples with an image and a non-empty caption or a conversation in the shards of `dir`
+/// (images not decoded): the length of one epoch.
 pub fn count_samples(dir: &Path) -> Result<usize, TrainError> {
     let mut n = 0;
     for shard in list_shards(dir)? {
-        n += read_shard(&shard)?
-            .iter()
-            .filter(|r| r.image.is_some() && r.caption.as_ref().is_some_and(|c| !c.is_empty()))
-            .count();
+        n += read_shard(&shard)?.iter().filter(|r| r.usable()).count();
     }
     Ok(n)
 }
@@ -211,8 +321,18 @@ impl ShardReader {
             self.stats.missing_images += 1;
             return None;
         };
+        let conversation = match raw.json.as_deref().map(parse_conversation) {
+            Some(Err(msg)) => {
+                tracing::warn!(sample = %key, error = %msg, "bad conversation: skipped");
+                self.stats.bad_conversations += 1;
+                return None;
+            }
+            Some(Ok(c)) => c,
+            None => None,
+        };
         let caption = match raw.caption {
-            Some(c) if !c.is_empty() => c,
+            Some(c) if !c.is_empty() || conversation.is_some() => c,
+            None if conversation.is_some() => String::new(),
             _ => {
                 tracing::warn!(sample = %key, "no caption: skipped");
                 self.stats.missing_captions += 1;
@@ -220,11 +340,15 @@ impl ShardReader {
             }
         };
         match decode_image(&bytes, &format!("{key}.{ext}")) {
-            Ok(image) => Some(CaptionSample {
-                key,
-                image,
-                caption,
-            }),
+            Ok(image) => {
+                self.stats.conversations += usize::from(conversation.is_some());
+                Some(CaptionSample {
+                    key,
+                    image,
+                    caption,
+                    conversation,
+                })
+            }
             Err(e) => {
                 tracing::warn!(sample = %key, error = %e, "corrupt image: skipped");
                 self.stats.corrupt_images += 1;

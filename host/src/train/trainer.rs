@@ -1,5 +1,6 @@
 //! The training loop: caption samples become "<image>\n caption</s>" sequences with the loss
-//! on the caption tokens only; each optimizer step averages the cross-entropy over every
+//! on the caption tokens only, conversation samples are rendered with the model's chat
+//! template with the loss on the assistant turns only; each optimizer step averages the cross-entropy over every
 //! label token of its micro-batches (so gradient accumulation equals one large batch),
 //! clips by global norm and takes an AdamW step on the cosine schedule.
 
@@ -12,9 +13,10 @@ use tch::{Device, Kind, Reduction, Tensor};
 
 use super::TrainError;
 use super::checkpoint;
-use super::data::{CaptionSample, DataStats, ShardReader};
+use super::data::{CaptionSample, DataStats, Role, ShardReader, Turn};
 use super::optim::{AdamW, AdamWConfig, CosineSchedule, clip_grad_norm, zero_grad};
 use super::params::{Group, Params, Stage};
+use crate::vlm::chat_template::ChatTemplate;
 use crate::vlm::config::LlavaConfig;
 use crate::vlm::llava::{LlavaModel, canonical_key};
 use crate::vlm::preprocess::ImageProcessor;
@@ -128,6 +130,8 @@ pub struct Trainer {
     pub tokenizer: VlmTokenizer,
     /// Image processor of the init folder.
     pub processor: ImageProcessor,
+    /// Chat template of the init folder (formats conversation samples).
+    pub chat_template: Option<ChatTemplate>,
     /// Every tensor, with the trainable subset marked.
     pub params: Params,
     opt: AdamW,
@@ -162,6 +166,7 @@ impl Trainer {
             &model.config.text.eos_token_ids,
         )?;
         let processor = ImageProcessor::load(init)?;
+        let chat_template = ChatTemplate::load(init, &tokenizer)?;
         let trainable: Vec<_> = params.trainable().collect();
         let opt = AdamW::new(cfg.adamw, &trainable);
         let schedule = CosineSchedule::new(
@@ -181,6 +186,7 @@ impl Trainer {
             model,
             tokenizer,
             processor,
+            chat_template,
             params,
             opt,
             schedule,
@@ -234,11 +240,104 @@ impl Trainer {
         Ok((ids, labels))
     }
 
-    /// A right-padded micro-batch of caption samples.
+    /// Ids and labels of a sample: its conversation when it has one, else its caption.
+    pub fn encode_sample(&mut self, s: &CaptionSample) -> Result<(Vec<i64>, Vec<i64>), TrainError> {
+        match &s.conversation {
+            Some(turns) => self.encode_conversation(&s.key, turns),
+            None => self.encode_caption(s),
+        }
+    }
+
+    /// Ids and labels of a conversation rendered with the chat template: the loss is on
+    /// what each assistant turn adds to the rendering (its text and end-of-turn tokens),
+    /// `IGNORE` elsewhere (BOS, user turns, image tokens, role headers); truncated to
+    /// `max_len`.
+    pub fn encode_conversation(
+        &mut self,
+        key: &str,
+        turns: &[Turn],
+    ) -> Result<(Vec<i64>, Vec<i64>), TrainError> {
+        let err = |msg: String| TrainError::Sample {
+            key: key.to_string(),
+            msg,
+        };
+        let tmpl = self.chat_template.as_ref().ok_or_else(|| {
+            err(format!(
+                "a conversation sample, but {} has no chat template",
+                self.init.display()
+            ))
+        })?;
+        let messages: Vec<serde_json::Value> = turns
+            .iter()
+            .map(|t| serde_json::json!({"role": t.role.as_str(), "content": t.value}))
+            .collect();
+        let render = |n: usize, gen_prompt: bool| {
+            tmpl.render_with(&serde_json::Value::from(&messages[..n]), gen_prompt)
+                .map_err(|e| err(e.to_string()))
+        };
+        let full = render(turns.len(), false)?;
+        // Byte spans of the assistant turns: what the turn adds after the generation prompt.
+        let mut spans = Vec::new();
+        for (i, t) in turns.iter().enumerate() {
+            if t.role != Role::Assistant {
+                continue;
+            }
+            let (before, upto) = (render(i, true)?, render(i + 1, false)?);
+            if !upto.starts_with(&before) || !full.starts_with(&upto) {
+                return Err(err(format!(
+                    "the chat template does not render turn {i} as a prefix of the conversation"
+                )));
+            }
+            spans.push((before.len(), upto.len()));
+        }
+        let bos = tmpl.bos_token();
+        let mut special = bos.is_empty() || !full.starts_with(bos);
+        let n = self.model.config.image_feature_count();
+        let (mut ids, mut labels) = (Vec::new(), Vec::new());
+        let mut push = |text: &str, loss: bool| -> Result<(), TrainError> {
+            if text.is_empty() && !special {
+                return Ok(());
+            }
+            let enc = self.tokenizer.encode_prompt(text, n, special)?;
+            special = false;
+            labels.extend(enc.iter().map(|&t| if loss { t } else { IGNORE }));
+            ids.extend(enc);
+            Ok(())
+        };
+        let mut pos = 0;
+        for (a, b) in spans {
+            push(&full[pos..a], false)?;
+            push(&full[a..b], true)?;
+            pos = b;
+        }
+        push(&full[pos..], false)?;
+        let image = self.tokenizer.image_token_id;
+        for (l, &t) in labels.iter_mut().zip(&ids) {
+            if t == image {
+                *l = IGNORE;
+            }
+        }
+        if ids.len() > self.cfg.max_len {
+            if ids[self.cfg.max_len..].contains(&image) {
+                return Err(err(format!(
+                    "the image ends past max_len {} (the conversation is {} tokens)",
+                    self.cfg.max_len,
+                    ids.len()
+                )));
+            }
+            tracing::debug!(sample = key, tokens = ids.len(), "conversation truncated");
+            ids.truncate(self.cfg.max_len);
+            labels.truncate(self.cfg.max_len);
+            self.truncated += 1;
+        }
+        Ok((ids, labels))
+    }
+
+    /// A right-padded micro-batch of caption or conversation samples.
     pub fn batch(&mut self, samples: &[CaptionSample]) -> Result<Batch, TrainError> {
         let seqs = samples
             .iter()
-            .map(|s| self.encode_caption(s))
+            .map(|s| self.encode_sample(s))
             .collect::<Result<Vec<_>, _>>()?;
         let t = seqs.iter().map(|(i, _)| i.len()).max().unwrap_or(0);
         let pad = self.tokenizer.pad_token_id;
