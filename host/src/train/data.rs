@@ -117,7 +117,8 @@ pub fn parse_conversation(bytes: &[u8]) -> Result<Option<Vec<Turn>>, String> {
 }
 
 /// What the reader skipped.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct DataStats {
     /// Samples yielded.
     pub samples: usize,
@@ -245,14 +246,53 @@ pub fn count_samples(dir: &Path) -> Result<usize, TrainError> {
     Ok(n)
 }
 
-/// Streams decoded caption samples from the shards of a folder, one shard in memory at a
-/// time, cycling through the shards for further epochs.
+/// Where a reader stands: enough to replay it to the same point (saved in resumable
+/// checkpoints).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReaderState {
+    /// Raw samples drawn from the (shuffled) stream, usable or not.
+    pub consumed: u64,
+    /// Completed passes over all shards.
+    pub epoch: usize,
+    /// Counts so far.
+    pub stats: DataStats,
+}
+
+/// SplitMix64: a tiny seeded generator whose whole state is one `u64`.
+#[derive(Debug, Clone, Copy)]
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Streams decoded samples from the shards of a folder, one shard in memory at a time,
+/// cycling through the shards for further epochs. With a shuffle buffer of `n` samples,
+/// each sample is drawn at random (seeded) from the next `n` of the stream, as
+/// WebDataset's `shuffle(n)` does. The stream is deterministic, so [`ShardReader::resume`]
+/// replays it to a saved [`ReaderState`] without decoding images.
 #[derive(Debug)]
 pub struct ShardReader {
     dir: PathBuf,
     shards: Vec<PathBuf>,
     next_shard: usize,
     pending: VecDeque<(String, RawSample)>,
+    buffer: Vec<(String, RawSample)>,
+    buffer_size: usize,
+    rng: SplitMix,
+    consumed: u64,
+    read_in_order: usize,
+    pass_len: Option<usize>,
     /// Completed passes over all shards.
     pub epoch: usize,
     /// What was yielded and skipped so far.
@@ -264,33 +304,77 @@ impl ShardReader {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
-}
 
-impl ShardReader {
-    /// A reader over the `*.tar` shards of `dir`.
+    /// A reader over the `*.tar` shards of `dir`, in archive order.
     pub fn open(dir: &Path) -> Result<Self, TrainError> {
+        Self::shuffled(dir, 1, 0)
+    }
+
+    /// A reader drawing from a shuffle buffer of `buffer` samples (1: archive order) with
+    /// the generator seeded by `seed`.
+    pub fn shuffled(dir: &Path, buffer: usize, seed: u64) -> Result<Self, TrainError> {
         Ok(Self {
             dir: dir.to_path_buf(),
             shards: list_shards(dir)?,
             next_shard: 0,
             pending: VecDeque::new(),
+            buffer: Vec::new(),
+            buffer_size: buffer.max(1),
+            rng: SplitMix(seed),
+            consumed: 0,
+            read_in_order: 0,
+            pass_len: None,
             epoch: 0,
             stats: DataStats::default(),
         })
     }
 
-    /// The next usable sample, reading further shards (and wrapping to a new epoch) as
-    /// needed; an error when a whole pass over the shards yields nothing.
-    pub fn next_sample(&mut self) -> Result<CaptionSample, TrainError> {
-        let mut shards_without_sample = 0;
+    /// A reader like [`ShardReader::shuffled`], advanced to `state` (the shards are read
+    /// again, images are not decoded).
+    pub fn resume(
+        dir: &Path,
+        buffer: usize,
+        seed: u64,
+        state: &ReaderState,
+    ) -> Result<Self, TrainError> {
+        let mut r = Self::shuffled(dir, buffer, seed)?;
+        for _ in 0..state.consumed {
+            r.next_raw()?;
+        }
+        r.stats = state.stats;
+        if r.epoch != state.epoch {
+            return Err(TrainError::Config(format!(
+                "cannot resume reading {}: the shards changed since the checkpoint (epoch {} instead of {})",
+                dir.display(),
+                r.epoch,
+                state.epoch
+            )));
+        }
+        Ok(r)
+    }
+
+    /// The position to save.
+    pub fn state(&self) -> ReaderState {
+        ReaderState {
+            consumed: self.consumed,
+            epoch: self.epoch,
+            stats: self.stats,
+        }
+    }
+
+    /// The next raw sample of the archive-order stream; an error when a whole pass over
+    /// the shards holds no sample at all.
+    fn next_in_order(&mut self) -> Result<(String, RawSample), TrainError> {
+        let mut shards_read = 0;
         loop {
-            while let Some((shard, raw)) = self.pending.pop_front() {
-                if let Some(s) = self.decode(&shard, raw) {
-                    self.stats.samples += 1;
-                    return Ok(s);
+            if let Some(r) = self.pending.pop_front() {
+                self.read_in_order += 1;
+                if self.pending.is_empty() && self.next_shard == self.shards.len() {
+                    self.pass_len.get_or_insert(self.read_in_order);
                 }
+                return Ok(r);
             }
-            if shards_without_sample >= self.shards.len() {
+            if shards_read >= self.shards.len() {
                 return Err(TrainError::NoSamples {
                     dir: self.dir.clone(),
                     skipped: self.stats.skipped(),
@@ -299,10 +383,11 @@ impl ShardReader {
             if self.next_shard == self.shards.len() {
                 self.next_shard = 0;
                 self.epoch += 1;
+                self.pass_len.get_or_insert(self.read_in_order);
             }
             let shard = &self.shards[self.next_shard];
             self.next_shard += 1;
-            shards_without_sample += 1;
+            shards_read += 1;
             let name = shard
                 .file_name()
                 .unwrap_or_default()
@@ -311,6 +396,63 @@ impl ShardReader {
             tracing::debug!(shard = %shard.display(), "reading shard");
             self.pending
                 .extend(read_shard(shard)?.into_iter().map(|r| (name.clone(), r)));
+        }
+    }
+
+    /// The next raw sample of the shuffled stream.
+    fn next_raw(&mut self) -> Result<(String, RawSample), TrainError> {
+        loop {
+            // The buffer never holds more than one pass (small datasets).
+            let cap = self
+                .pass_len
+                .map_or(self.buffer_size, |n| n.min(self.buffer_size));
+            if self.buffer.len() >= cap.max(1) {
+                break;
+            }
+            if !self.buffer.is_empty()
+                && self.pending.is_empty()
+                && self.next_shard == self.shards.len()
+            {
+                let n = *self.pass_len.get_or_insert(self.read_in_order);
+                if self.buffer.len() >= n {
+                    break;
+                }
+            }
+            let r = self.next_in_order()?;
+            self.buffer.push(r);
+        }
+        let i = if self.buffer_size > 1 {
+            self.rng.below(self.buffer.len())
+        } else {
+            0
+        };
+        self.consumed += 1;
+        Ok(self.buffer.swap_remove(i))
+    }
+
+    /// The next usable sample, reading further shards (and wrapping to a new epoch) as
+    /// needed; an error when a whole pass over the shards yields nothing usable.
+    pub fn next_sample(&mut self) -> Result<CaptionSample, TrainError> {
+        let mut streak = 0usize;
+        loop {
+            let (shard, raw) = self.next_raw()?;
+            if let Some(s) = self.decode(&shard, raw) {
+                self.stats.samples += 1;
+                return Ok(s);
+            }
+            streak += 1;
+            // A pass of failures in a row (archive order), or two passes plus the buffer
+            // (shuffled: a good sample may wait in the buffer): nothing is usable.
+            let b = self.buffer_size;
+            if self
+                .pass_len
+                .is_some_and(|n| streak >= if b == 1 { n } else { 2 * n + b })
+            {
+                return Err(TrainError::NoSamples {
+                    dir: self.dir.clone(),
+                    skipped: self.stats.skipped(),
+                });
+            }
         }
     }
 
