@@ -3,6 +3,7 @@
 mod augment;
 mod demo;
 mod generate;
+mod model;
 mod plugin;
 mod shapes;
 mod train;
@@ -37,6 +38,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Write the synthetic ShapesWorld dataset (pretrain, SFT, specialist and eval splits).
     Shapes(shapes::ShapesArgs),
+    /// Create models: `model init` builds a random one to train from scratch.
+    #[command(subcommand)]
+    Model(model::ModelCommand),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(generate::BenchCommand),
@@ -58,6 +62,7 @@ pub fn main() -> anyhow::Result<()> {
         Command::Augment(args) => augment::run_augment(args),
         Command::Demo(args) => demo::run_demo(args),
         Command::Shapes(args) => shapes::run_shapes(args),
+        Command::Model(cmd) => model::run(cmd),
         Command::Bench(cmd) => generate::run_bench(cmd),
     }
 }

@@ -1,4 +1,5 @@
-//! `vila2 train`: one training stage on WebDataset caption shards, from an HF LLaVA folder.
+//! `vila2 train`: one training stage on WebDataset shards (captions or conversations), from
+//! an HF LLaVA folder, with resumable checkpoints.
 
 use std::path::PathBuf;
 
@@ -52,6 +53,15 @@ pub struct TrainArgs {
     /// Freeze a group the stage would train (repeatable).
     #[arg(long, value_enum)]
     freeze: Vec<Group>,
+    /// Shuffle buffer in samples (1: archive order).
+    #[arg(long, default_value_t = 1000)]
+    shuffle_buffer: usize,
+    /// Save a resumable checkpoint to OUT/checkpoints every N steps (0: never).
+    #[arg(long, default_value_t = 0)]
+    save_every: usize,
+    /// Continue from the latest checkpoint in OUT/checkpoints (same settings required).
+    #[arg(long)]
+    resume: bool,
 }
 
 /// Runs `vila2 train`.
@@ -70,6 +80,9 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     cfg.max_len = a.max_len;
     cfg.seed = a.seed;
     cfg.frozen = a.freeze;
+    cfg.shuffle_buffer = a.shuffle_buffer;
+    cfg.save_every = a.save_every;
+    cfg.resume = a.resume;
     let bar = ProgressBar::new(steps as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} ETA {eta}")
@@ -81,7 +94,7 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
         tokens += s.tokens;
         let rate = tokens as f64 / started.elapsed().as_secs_f64().max(1e-9);
         bar.set_message(format!("loss {:.4} {rate:.0} tok/s", s.loss));
-        bar.inc(1);
+        bar.set_position(s.step as u64);
     })
     .with_context(|| format!("training stage {} failed", a.stage))?;
     bar.finish_and_clear();

@@ -100,16 +100,12 @@ pub struct ModelConfig {
     /// Text file the tokenizer is trained on (with `spec`).
     #[serde(default)]
     pub corpus: Option<PathBuf>,
-    /// Tokenizer vocabulary size (with `spec`).
-    #[serde(default = "default_vocab")]
-    pub vocab_size: usize,
+    /// Tokenizer vocabulary size (with `spec`; default: the spec's).
+    #[serde(default)]
+    pub vocab_size: Option<usize>,
     /// An existing HF LLaVA folder to initialise every round from instead of `spec`.
     #[serde(default)]
     pub init: Option<PathBuf>,
-}
-
-fn default_vocab() -> usize {
-    512
 }
 
 /// Settings of one training stage.

@@ -24,6 +24,7 @@ use super::report::{self, DatasetStats, RoundReport, RunReport};
 use super::state::{FileTaskStore, TaskStore, build_dir, create_dir, once, write_atomic};
 use crate::data::webdataset::list_shards;
 use crate::plugin::{PluginRuntime, RuntimeConfig, World};
+use crate::train::init::{ModelSpec, init_model};
 use crate::train::trainer::TrainConfig;
 use crate::train::{Stage, trainer};
 use crate::vlm::engine::{Engine, EngineConfig};
@@ -257,12 +258,21 @@ impl Runner<'_> {
         let vocab = cfg.model.vocab_size;
         self.task("init", |_| {
             build_dir(&dir, |tmp| {
-                crate::train::init::create_from_spec(&spec, &corpus, vocab, seed, tmp).map_err(
-                    |e| PipelineError::Train {
+                let mut model = if spec == "tiny" {
+                    ModelSpec::tiny()
+                } else {
+                    ModelSpec::from_file(Path::new(&spec)).map_err(|e| PipelineError::Train {
                         task: "init".into(),
                         source: e,
-                    },
-                )
+                    })?
+                };
+                if let Some(v) = vocab {
+                    model.vocab_size = v;
+                }
+                init_model(&model, &corpus, tmp, seed as i64).map_err(|e| PipelineError::Train {
+                    task: "init".into(),
+                    source: e,
+                })
             })?;
             Ok(())
         })?;

@@ -6,12 +6,18 @@
 //! - [`optim`]: AdamW, the cosine schedule with warmup, clipping by global norm.
 //! - [`data`]: the WebDataset shard reader and caption samples.
 //! - [`checkpoint`]: saving in the HF LLaVA layout.
+//! - [`init`]: a random model (and its tokenizer) from a [`init::ModelSpec`].
+//! - [`loader`]: decoding and preprocessing on a worker thread.
+//! - [`resume`]: resumable checkpoints (optimizer, step, reader position).
 //! - [`trainer`]: the loop (loss, gradient accumulation, metrics log).
 
 pub mod checkpoint;
 pub mod data;
+pub mod init;
+pub mod loader;
 pub mod optim;
 pub mod params;
+pub mod resume;
 pub mod trainer;
 
 use std::path::PathBuf;
@@ -20,6 +26,16 @@ pub use params::{Group, Stage};
 pub use trainer::{TrainConfig, Trainer};
 
 use crate::vlm::VlmError;
+
+fn good_checkpoint(c: Option<&std::path::Path>) -> String {
+    match c {
+        Some(p) => format!(
+            "the last good checkpoint is {} (lower the learning rate and resume from it)",
+            p.display()
+        ),
+        None => "no checkpoint was saved (use --save-every to keep one)".into(),
+    }
+}
 
 /// Everything that can go wrong training; each variant names the file, shard, sample or
 /// stage at fault.
@@ -96,13 +112,32 @@ pub enum TrainError {
     /// Invalid training settings.
     #[error("invalid training config: {0}")]
     Config(String),
-    /// The loss became NaN or infinite.
-    #[error("non-finite loss {loss} at step {step}")]
+    /// The loss (or the gradient norm) became NaN or infinite; the parameters were not
+    /// updated.
+    #[error("non-finite loss {loss} at step {step}; {}", good_checkpoint(.checkpoint.as_deref()))]
     NonFinite {
         /// The optimizer step.
         step: usize,
         /// The loss value.
         loss: f64,
+        /// The last good resumable checkpoint, if one was saved.
+        checkpoint: Option<PathBuf>,
+    },
+    /// A model spec is malformed or inconsistent.
+    #[error("model spec {file}: {msg}")]
+    Spec {
+        /// The spec file.
+        file: PathBuf,
+        /// What is wrong (names the field).
+        msg: String,
+    },
+    /// Training or saving a tokenizer failed.
+    #[error("tokenizer from {file}: {msg}")]
+    Tokenizer {
+        /// The corpus or tokenizer file.
+        file: PathBuf,
+        /// What went wrong.
+        msg: String,
     },
     /// libtorch raised an error.
     #[error("libtorch: {0}")]

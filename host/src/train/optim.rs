@@ -53,6 +53,35 @@ impl AdamW {
         }
     }
 
+    /// First and second moments, in the order of the trainable tensors.
+    pub fn moments(&self) -> (&[Tensor], &[Tensor]) {
+        (&self.m, &self.v)
+    }
+
+    /// Restores saved moments and the update count (shapes must match).
+    pub fn restore(&mut self, t: u64, m: &[Tensor], v: &[Tensor]) -> Result<(), String> {
+        if m.len() != self.m.len() || v.len() != self.v.len() {
+            return Err(format!(
+                "{} moment tensors saved, {} trainable tensors now",
+                m.len(),
+                self.m.len()
+            ));
+        }
+        let _guard = tch::no_grad_guard();
+        for (dst, src) in self.m.iter_mut().chain(&mut self.v).zip(m.iter().chain(v)) {
+            if dst.size() != src.size() {
+                return Err(format!(
+                    "moment of shape {:?} saved, {:?} expected",
+                    src.size(),
+                    dst.size()
+                ));
+            }
+            dst.copy_(src);
+        }
+        self.t = t;
+        Ok(())
+    }
+
     /// One update with learning rate `lr`; tensors without a gradient are left alone.
     pub fn step(&mut self, params: &[&Param], lr: f64) {
         let _guard = tch::no_grad_guard();

@@ -1,5 +1,6 @@
 //! The training loop: caption samples become "<image>\n caption</s>" sequences with the loss
-//! on the caption tokens only; each optimizer step averages the cross-entropy over every
+//! on the caption tokens only, conversation samples are rendered with the model's chat
+//! template with the loss on the assistant turns only; each optimizer step averages the cross-entropy over every
 //! label token of its micro-batches (so gradient accumulation equals one large batch),
 //! clips by global norm and takes an AdamW step on the cosine schedule.
 
@@ -12,9 +13,12 @@ use tch::{Device, Kind, Reduction, Tensor};
 
 use super::TrainError;
 use super::checkpoint;
-use super::data::{CaptionSample, DataStats, ShardReader};
+use super::data::{CaptionSample, DataStats, Role, ShardReader, Turn};
+use super::loader::Loader;
 use super::optim::{AdamW, AdamWConfig, CosineSchedule, clip_grad_norm, zero_grad};
 use super::params::{Group, Params, Stage};
+use super::resume;
+use crate::vlm::chat_template::ChatTemplate;
 use crate::vlm::config::LlavaConfig;
 use crate::vlm::llava::{LlavaModel, canonical_key};
 use crate::vlm::preprocess::ImageProcessor;
@@ -51,6 +55,12 @@ pub struct TrainConfig {
     pub frozen: Vec<Group>,
     /// Stop when more than this fraction of the samples read were skipped.
     pub max_skip_fraction: f64,
+    /// Shuffle buffer of the reader in samples (1: archive order).
+    pub shuffle_buffer: usize,
+    /// Save a resumable checkpoint every this many steps (0: never).
+    pub save_every: usize,
+    /// Continue from the latest resumable checkpoint in `OUT/checkpoints` if there is one.
+    pub resume: bool,
 }
 
 impl TrainConfig {
@@ -69,6 +79,9 @@ impl TrainConfig {
             max_len: 2048,
             frozen: Vec::new(),
             max_skip_fraction: 0.5,
+            shuffle_buffer: 1000,
+            save_every: 0,
+            resume: false,
         }
     }
 
@@ -128,6 +141,8 @@ pub struct Trainer {
     pub tokenizer: VlmTokenizer,
     /// Image processor of the init folder.
     pub processor: ImageProcessor,
+    /// Chat template of the init folder (formats conversation samples).
+    pub chat_template: Option<ChatTemplate>,
     /// Every tensor, with the trainable subset marked.
     pub params: Params,
     opt: AdamW,
@@ -162,6 +177,7 @@ impl Trainer {
             &model.config.text.eos_token_ids,
         )?;
         let processor = ImageProcessor::load(init)?;
+        let chat_template = ChatTemplate::load(init, &tokenizer)?;
         let trainable: Vec<_> = params.trainable().collect();
         let opt = AdamW::new(cfg.adamw, &trainable);
         let schedule = CosineSchedule::new(
@@ -181,6 +197,7 @@ impl Trainer {
             model,
             tokenizer,
             processor,
+            chat_template,
             params,
             opt,
             schedule,
@@ -234,11 +251,117 @@ impl Trainer {
         Ok((ids, labels))
     }
 
-    /// A right-padded micro-batch of caption samples.
+    /// Ids and labels of a sample: its conversation when it has one, else its caption.
+    pub fn encode_sample(&mut self, s: &CaptionSample) -> Result<(Vec<i64>, Vec<i64>), TrainError> {
+        match &s.conversation {
+            Some(turns) => self.encode_conversation(&s.key, turns),
+            None => self.encode_caption(s),
+        }
+    }
+
+    /// Ids and labels of a conversation rendered with the chat template: the loss is on
+    /// what each assistant turn adds to the rendering (its text and end-of-turn tokens),
+    /// `IGNORE` elsewhere (BOS, user turns, image tokens, role headers); truncated to
+    /// `max_len`.
+    pub fn encode_conversation(
+        &mut self,
+        key: &str,
+        turns: &[Turn],
+    ) -> Result<(Vec<i64>, Vec<i64>), TrainError> {
+        let err = |msg: String| TrainError::Sample {
+            key: key.to_string(),
+            msg,
+        };
+        let tmpl = self.chat_template.as_ref().ok_or_else(|| {
+            err(format!(
+                "a conversation sample, but {} has no chat template",
+                self.init.display()
+            ))
+        })?;
+        let messages: Vec<serde_json::Value> = turns
+            .iter()
+            .map(|t| serde_json::json!({"role": t.role.as_str(), "content": t.value}))
+            .collect();
+        let render = |n: usize, gen_prompt: bool| {
+            tmpl.render_with(&serde_json::Value::from(&messages[..n]), gen_prompt)
+                .map_err(|e| err(e.to_string()))
+        };
+        let full = render(turns.len(), false)?;
+        // Byte spans of the assistant turns: what the turn adds after the generation prompt.
+        let mut spans = Vec::new();
+        for (i, t) in turns.iter().enumerate() {
+            if t.role != Role::Assistant {
+                continue;
+            }
+            let (before, upto) = (render(i, true)?, render(i + 1, false)?);
+            if !upto.starts_with(&before) || !full.starts_with(&upto) {
+                return Err(err(format!(
+                    "the chat template does not render turn {i} as a prefix of the conversation"
+                )));
+            }
+            spans.push((before.len(), upto.len()));
+        }
+        let bos = tmpl.bos_token();
+        let mut special = bos.is_empty() || !full.starts_with(bos);
+        let n = self.model.config.image_feature_count();
+        let (mut ids, mut labels) = (Vec::new(), Vec::new());
+        let mut push = |text: &str, loss: bool| -> Result<(), TrainError> {
+            if text.is_empty() && !special {
+                return Ok(());
+            }
+            let enc = self.tokenizer.encode_prompt(text, n, special)?;
+            special = false;
+            labels.extend(enc.iter().map(|&t| if loss { t } else { IGNORE }));
+            ids.extend(enc);
+            Ok(())
+        };
+        let mut pos = 0;
+        for (a, b) in spans {
+            push(&full[pos..a], false)?;
+            push(&full[a..b], true)?;
+            pos = b;
+        }
+        push(&full[pos..], false)?;
+        let image = self.tokenizer.image_token_id;
+        for (l, &t) in labels.iter_mut().zip(&ids) {
+            if t == image {
+                *l = IGNORE;
+            }
+        }
+        if ids.len() > self.cfg.max_len {
+            if ids[self.cfg.max_len..].contains(&image) {
+                return Err(err(format!(
+                    "the image ends past max_len {} (the conversation is {} tokens)",
+                    self.cfg.max_len,
+                    ids.len()
+                )));
+            }
+            tracing::debug!(sample = key, tokens = ids.len(), "conversation truncated");
+            ids.truncate(self.cfg.max_len);
+            labels.truncate(self.cfg.max_len);
+            self.truncated += 1;
+        }
+        Ok((ids, labels))
+    }
+
+    /// A right-padded micro-batch of caption or conversation samples.
     pub fn batch(&mut self, samples: &[CaptionSample]) -> Result<Batch, TrainError> {
+        let pixels: Vec<Tensor> = samples
+            .iter()
+            .map(|s| self.processor.preprocess(&s.image))
+            .collect();
+        self.batch_with_pixels(samples, &pixels)
+    }
+
+    /// [`Trainer::batch`] with the images already preprocessed (one `[3, H, W]` each).
+    pub fn batch_with_pixels(
+        &mut self,
+        samples: &[CaptionSample],
+        pixels: &[Tensor],
+    ) -> Result<Batch, TrainError> {
         let seqs = samples
             .iter()
-            .map(|s| self.encode_caption(s))
+            .map(|s| self.encode_sample(s))
             .collect::<Result<Vec<_>, _>>()?;
         let t = seqs.iter().map(|(i, _)| i.len()).max().unwrap_or(0);
         let pad = self.tokenizer.pad_token_id;
@@ -262,14 +385,10 @@ impl Trainer {
             .iter()
             .map(|(_, l)| l.iter().skip(1).filter(|&&x| x != IGNORE).count() as i64)
             .sum();
-        let pixels: Vec<Tensor> = samples
-            .iter()
-            .map(|s| self.processor.preprocess(&s.image))
-            .collect();
         Ok(Batch {
             ids: Tensor::from_slice(&ids).view([b, t as i64]),
             labels: Tensor::from_slice(&labels).view([b, t as i64]),
-            pixels: Tensor::stack(&pixels, 0),
+            pixels: Tensor::stack(pixels, 0),
             label_tokens,
             tokens,
         })
@@ -312,6 +431,7 @@ impl Trainer {
                 return Err(TrainError::NonFinite {
                     step: self.step + 1,
                     loss: v,
+                    checkpoint: None,
                 });
             }
             l.backward();
@@ -323,6 +443,7 @@ impl Trainer {
             return Err(TrainError::NonFinite {
                 step: self.step + 1,
                 loss: grad_norm,
+                checkpoint: None,
             });
         }
         let lr = self.schedule.lr(self.step);
@@ -343,6 +464,26 @@ impl Trainer {
         checkpoint::save(&self.params.all, &self.init, out)
     }
 
+    /// The folder whose config, tokenizer and processor files checkpoints copy.
+    pub fn side_files(&self) -> &Path {
+        &self.init
+    }
+
+    /// Takes the side files from `dir` from now on (it must hold them).
+    pub fn set_side_files(&mut self, dir: &Path) {
+        self.init = dir.to_path_buf();
+    }
+
+    /// The optimizer.
+    pub fn optimizer(&self) -> &AdamW {
+        &self.opt
+    }
+
+    /// The optimizer, to restore its state.
+    pub fn optimizer_mut(&mut self) -> &mut AdamW {
+        &mut self.opt
+    }
+
     /// The run's settings.
     pub fn config(&self) -> &TrainConfig {
         &self.cfg
@@ -360,6 +501,10 @@ pub struct RunSummary {
     pub data: DataStats,
     /// Captions truncated to fit the context.
     pub truncated: usize,
+    /// Fraction of the step time spent waiting for data (this process's steps).
+    pub data_wait_fraction: f64,
+    /// The step this process resumed from (0 for a fresh run).
+    pub resumed_from: usize,
 }
 
 /// One metrics line of `metrics.jsonl`.
@@ -372,10 +517,45 @@ struct MetricsLine {
     tokens: i64,
     tokens_per_s: f64,
     epoch: usize,
+    data_wait_s: f64,
+    data_wait_fraction: f64,
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
+    move |e| TrainError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    }
+}
+
+/// Opens `metrics.jsonl` for appending: fresh for a new run, cut back to the steps up to
+/// `keep` when resuming (a killed run may have logged steps past its checkpoint).
+fn open_log(path: &Path, keep: Option<usize>) -> Result<std::fs::File, TrainError> {
+    let mut kept = String::new();
+    if let (Some(keep), Ok(text)) = (keep, std::fs::read_to_string(path)) {
+        for line in text.lines() {
+            let step = serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| v["step"].as_u64());
+            if step.is_some_and(|s| s as usize <= keep) {
+                kept.push_str(line);
+                kept.push('\n');
+            }
+        }
+    }
+    std::fs::write(path, kept).map_err(io_err(path))?;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(io_err(path))
 }
 
 /// Trains on the shards of `data` from `init`, logging every step to `out/metrics.jsonl`
-/// and saving the final checkpoint to `out`.
+/// and saving the final checkpoint to `out`. Samples are decoded on a worker thread.
+/// With `cfg.save_every`, resumable checkpoints go to `out/checkpoints/`; with
+/// `cfg.resume`, the run continues from the latest of them (the same settings required).
+/// A non-finite loss stops the run with an error naming the step and the last good
+/// checkpoint.
 pub fn run(
     data: &Path,
     init: &Path,
@@ -383,28 +563,54 @@ pub fn run(
     cfg: TrainConfig,
     mut on_step: impl FnMut(&StepStats),
 ) -> Result<RunSummary, TrainError> {
-    let mut reader = ShardReader::open(data)?;
-    let mut trainer = Trainer::new(init, cfg.clone())?;
-    std::fs::create_dir_all(out).map_err(|e| TrainError::Io {
-        path: out.to_path_buf(),
-        source: e,
-    })?;
+    std::fs::create_dir_all(out).map_err(io_err(out))?;
+    let ckpts = out.join("checkpoints");
+    let seed = cfg.seed as u64;
+    let from = if cfg.resume {
+        resume::latest(&ckpts)?
+    } else {
+        None
+    };
+    let (mut trainer, reader) = match &from {
+        Some(dir) => {
+            let state = resume::load_state(dir)?;
+            let reader = ShardReader::resume(data, cfg.shuffle_buffer, seed, &state.reader)?;
+            let mut t = Trainer::new(dir, cfg.clone())?;
+            resume::restore(&mut t, dir, &state)?;
+            tracing::info!(checkpoint = %dir.display(), step = t.step, "resuming");
+            (t, reader)
+        }
+        None => {
+            let reader = ShardReader::shuffled(data, cfg.shuffle_buffer, seed)?;
+            (Trainer::new(init, cfg.clone())?, reader)
+        }
+    };
+    let resumed_from = trainer.step;
+    let mut last_good = from.clone();
+    let mut reader_state = reader.state();
     let log_path = out.join("metrics.jsonl");
-    let mut log = std::fs::File::create(&log_path).map_err(|e| TrainError::Io {
-        path: log_path.clone(),
-        source: e,
-    })?;
+    let mut log = open_log(&log_path, from.as_ref().map(|_| resumed_from))?;
+    let per_step = cfg.batch_size * cfg.grad_accum;
+    let loader = Loader::spawn(reader, trainer.processor.clone(), 2 * per_step);
+    let (mut wait_total, mut time_total) = (0.0, 0.0);
     let mut last = None;
-    for _ in 0..cfg.steps {
+    while trainer.step < cfg.steps {
         let started = Instant::now();
+        let mut wait = 0.0;
         let mut micro = Vec::with_capacity(cfg.grad_accum);
         for _ in 0..cfg.grad_accum {
-            let samples = (0..cfg.batch_size)
-                .map(|_| reader.next_sample())
-                .collect::<Result<Vec<_>, _>>()?;
-            micro.push(trainer.batch(&samples)?);
+            let (mut samples, mut pixels) = (Vec::new(), Vec::new());
+            for _ in 0..cfg.batch_size {
+                let t0 = Instant::now();
+                let p = loader.next()?;
+                wait += t0.elapsed().as_secs_f64();
+                reader_state = p.state;
+                samples.push(p.sample);
+                pixels.push(p.pixels);
+            }
+            micro.push(trainer.batch_with_pixels(&samples, &pixels)?);
         }
-        let st = reader.stats;
+        let st = reader_state.stats;
         let seen = st.samples + st.skipped();
         if st.skipped() as f64 > cfg.max_skip_fraction * seen as f64 {
             return Err(TrainError::TooManySkipped {
@@ -414,8 +620,20 @@ pub fn run(
                 max_fraction: cfg.max_skip_fraction,
             });
         }
-        let s = trainer.train_step(&micro)?;
+        let s = match trainer.train_step(&micro) {
+            Err(TrainError::NonFinite { step, loss, .. }) => {
+                tracing::error!(step, loss, checkpoint = ?last_good, "non-finite loss");
+                return Err(TrainError::NonFinite {
+                    step,
+                    loss,
+                    checkpoint: last_good,
+                });
+            }
+            r => r?,
+        };
         let secs = started.elapsed().as_secs_f64();
+        wait_total += wait;
+        time_total += secs;
         let line = MetricsLine {
             step: s.step,
             loss: s.loss,
@@ -423,24 +641,30 @@ pub fn run(
             grad_norm: s.grad_norm,
             tokens: s.tokens,
             tokens_per_s: s.tokens as f64 / secs.max(1e-9),
-            epoch: reader.epoch,
+            epoch: reader_state.epoch,
+            data_wait_s: wait,
+            data_wait_fraction: wait / secs.max(1e-9),
         };
         let json = serde_json::to_string(&line).expect("metrics serialise");
-        writeln!(log, "{json}").map_err(|e| TrainError::Io {
-            path: log_path.clone(),
-            source: e,
-        })?;
+        writeln!(log, "{json}").map_err(io_err(&log_path))?;
         tracing::info!(step = s.step, loss = s.loss, lr = s.lr, "step");
         on_step(&s);
         last = Some(s);
+        if cfg.save_every > 0 && s.step % cfg.save_every == 0 && s.step < cfg.steps {
+            let dir = resume::save(&ckpts, &trainer, reader_state)?;
+            trainer.set_side_files(&dir);
+            last_good = Some(dir);
+        }
     }
+    drop(loader);
     trainer.save(out)?;
-    let stats = reader.stats;
+    let stats = reader_state.stats;
     if stats.skipped() > 0 {
         tracing::warn!(
             corrupt_images = stats.corrupt_images,
             missing_captions = stats.missing_captions,
             missing_images = stats.missing_images,
+            bad_conversations = stats.bad_conversations,
             "samples skipped"
         );
     }
@@ -449,5 +673,7 @@ pub fn run(
         final_loss: last.map_or(f64::NAN, |s| s.loss),
         data: stats,
         truncated: trainer.truncated,
+        data_wait_fraction: wait_total / time_total.max(1e-9),
+        resumed_from,
     })
 }

@@ -133,10 +133,20 @@ impl ChatTemplate {
 
     /// Renders a conversation (`[{"role": ..., "content": ...}]`) with a generation prompt.
     pub fn render(&self, messages: &Value) -> Result<String, VlmError> {
+        self.render_with(messages, true)
+    }
+
+    /// Renders a conversation, with or without the generation prompt (training renders
+    /// whole conversations without it).
+    pub fn render_with(
+        &self,
+        messages: &Value,
+        add_generation_prompt: bool,
+    ) -> Result<String, VlmError> {
         let t = self.env.get_template("chat").map_err(|e| self.err(e))?;
         t.render(context! {
             messages => messages,
-            add_generation_prompt => true,
+            add_generation_prompt => add_generation_prompt,
             bos_token => self.bos_token,
             eos_token => self.eos_token,
         })
