@@ -76,7 +76,7 @@ max_images = 4
 [model]
 spec = "tiny"
 corpus = "{s}/corpus.txt"
-vocab_size = 256
+vocab_size = 300
 [train]
 align = {{ steps = 2, batch_size = 4 }}
 pretrain = {{ steps = 3, batch_size = 4 }}

@@ -257,7 +257,7 @@ impl RunConfig {
     pub fn load(path: &Path) -> Result<Self, PipelineError> {
         let text = std::fs::read_to_string(path).map_err(|e| PipelineError::Io {
             path: path.to_path_buf(),
-            source: e,
+            error: e,
         })?;
         let mut cfg = Self::parse(&text).map_err(|msg| PipelineError::Config {
             file: path.to_path_buf(),

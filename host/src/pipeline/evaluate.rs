@@ -88,7 +88,7 @@ pub struct EvalResult {
 fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<Vec<T>, PipelineError> {
     let text = std::fs::read_to_string(path).map_err(|e| PipelineError::Io {
         path: path.to_path_buf(),
-        source: e,
+        error: e,
     })?;
     text.lines()
         .enumerate()
@@ -127,7 +127,7 @@ pub fn read_images(dir: &Path, max: usize) -> Result<Vec<(String, RgbImage)>, Pi
             let im =
                 decode_image(&raw.members[*ext], &label).map_err(|e| PipelineError::Model {
                     model: shard.clone(),
-                    source: e,
+                    error: e,
                 })?;
             out.push((raw.key, im));
         }

@@ -46,12 +46,12 @@ pub enum PipelineError {
         path: PathBuf,
     },
     /// A file could not be read or written.
-    #[error("cannot access {path}: {source}")]
+    #[error("cannot access {path}: {error}")]
     Io {
         /// The file or folder.
         path: PathBuf,
         /// The OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A task record is unreadable.
     #[error("{path}: {msg}")]
@@ -73,28 +73,28 @@ pub enum PipelineError {
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
     /// A plugin could not be loaded or failed as a whole.
-    #[error("{what}: {source}")]
+    #[error("{what}: {error}")]
     Plugin {
         /// Which plugin, by config field.
         what: String,
         /// The plugin error.
-        source: crate::plugin::PluginError,
+        error: crate::plugin::PluginError,
     },
     /// The model could not be loaded or run.
-    #[error("model {model}: {source}")]
+    #[error("model {model}: {error}")]
     Model {
         /// The model folder.
         model: PathBuf,
         /// The engine error.
-        source: crate::vlm::VlmError,
+        error: crate::vlm::VlmError,
     },
     /// Training failed.
-    #[error("{task}: {source}")]
+    #[error("{task}: {error}")]
     Train {
         /// The task (round and stage).
         task: String,
         /// The trainer's error.
-        source: crate::train::TrainError,
+        error: crate::train::TrainError,
     },
     /// Too many samples of a shard failed.
     #[error(

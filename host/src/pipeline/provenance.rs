@@ -234,7 +234,7 @@ pub fn write_parquet(path: &Path, rows: &[Provenance]) -> Result<(), PipelineErr
     let tmp = temp_path(path);
     let file = std::fs::File::create(&tmp).map_err(|e| PipelineError::Io {
         path: tmp.clone(),
-        source: e,
+        error: e,
     })?;
     let props = Arc::new(WriterProperties::builder().build());
     let mut w = SerializedFileWriter::new(file, schema(), props).map_err(err)?;
@@ -280,7 +280,7 @@ pub fn write_parquet(path: &Path, rows: &[Provenance]) -> Result<(), PipelineErr
     w.close().map_err(err)?;
     std::fs::rename(&tmp, path).map_err(|e| PipelineError::Io {
         path: path.to_path_buf(),
-        source: e,
+        error: e,
     })
 }
 

@@ -534,7 +534,7 @@ pub fn specialist_shard(
 pub fn read_specialist(path: &Path) -> Result<HashMap<String, SpecialistRecord>, PipelineError> {
     let text = std::fs::read_to_string(path).map_err(|e| PipelineError::Io {
         path: path.to_path_buf(),
-        source: e,
+        error: e,
     })?;
     let mut out = HashMap::new();
     for (n, line) in text

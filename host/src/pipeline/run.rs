@@ -98,13 +98,13 @@ pub fn run(
         PluginRuntime::with_judge(RuntimeConfig::default(), judge.clone()).map_err(|e| {
             PipelineError::Plugin {
                 what: "plugin runtime".into(),
-                source: e,
+                error: e,
             }
         })?;
     let load = |what: &str, r: &PluginRef, world: World| -> Result<LoadedPlugin, PipelineError> {
         let err = |e| PipelineError::Plugin {
             what: format!("{what} ({})", r.plugin),
-            source: e,
+            error: e,
         };
         let plugin = runtime
             .load_file(Path::new(&r.plugin), world)
@@ -263,7 +263,7 @@ impl Runner<'_> {
                 } else {
                     ModelSpec::from_file(Path::new(&spec)).map_err(|e| PipelineError::Train {
                         task: "init".into(),
-                        source: e,
+                        error: e,
                     })?
                 };
                 if let Some(v) = vocab {
@@ -271,7 +271,7 @@ impl Runner<'_> {
                 }
                 init_model(&model, &corpus, tmp, seed as i64).map_err(|e| PipelineError::Train {
                     task: "init".into(),
-                    source: e,
+                    error: e,
                 })
             })?;
             Ok(())
@@ -338,7 +338,7 @@ impl Runner<'_> {
                 })
                 .map_err(|e| PipelineError::Train {
                     task: id.to_string(),
-                    source: e,
+                    error: e,
                 })
             })?;
             Ok(StageRecord {
@@ -359,7 +359,7 @@ impl Runner<'_> {
         )
         .map_err(|e| PipelineError::Model {
             model: model.dir.clone(),
-            source: e,
+            error: e,
         })
     }
 
@@ -515,7 +515,7 @@ pub fn model_info(id: &str, dir: &Path) -> Result<ModelInfo, PipelineError> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| PipelineError::Io {
             path: dir.to_path_buf(),
-            source: e,
+            error: e,
         })?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
@@ -525,13 +525,13 @@ pub fn model_info(id: &str, dir: &Path) -> Result<ModelInfo, PipelineError> {
     for f in &files {
         let mut file = std::fs::File::open(f).map_err(|e| PipelineError::Io {
             path: f.clone(),
-            source: e,
+            error: e,
         })?;
         let mut buf = vec![0u8; 1 << 20];
         loop {
             let n = file.read(&mut buf).map_err(|e| PipelineError::Io {
                 path: f.clone(),
-                source: e,
+                error: e,
             })?;
             if n == 0 {
                 break;

@@ -54,7 +54,7 @@ impl TaskStore for FileTaskStore {
                     })
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(PipelineError::Io { path, source: e }),
+            Err(e) => Err(PipelineError::Io { path, error: e }),
         }
     }
 
@@ -94,7 +94,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), PipelineError> {
     }
     let io = |p: &Path| {
         let p = p.to_path_buf();
-        move |e| PipelineError::Io { path: p, source: e }
+        move |e| PipelineError::Io { path: p, error: e }
     };
     std::fs::write(&tmp, bytes).map_err(io(&tmp))?;
     std::fs::rename(&tmp, path).map_err(io(path))
@@ -122,7 +122,7 @@ pub fn build_dir<T>(
     remove_dir(dir)?;
     std::fs::rename(&tmp, dir).map_err(|e| PipelineError::Io {
         path: dir.to_path_buf(),
-        source: e,
+        error: e,
     })?;
     Ok(t)
 }
@@ -131,7 +131,7 @@ pub fn build_dir<T>(
 pub fn create_dir(dir: &Path) -> Result<(), PipelineError> {
     std::fs::create_dir_all(dir).map_err(|e| PipelineError::Io {
         path: dir.to_path_buf(),
-        source: e,
+        error: e,
     })
 }
 
@@ -141,7 +141,7 @@ fn remove_dir(dir: &Path) -> Result<(), PipelineError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(PipelineError::Io {
             path: dir.to_path_buf(),
-            source: e,
+            error: e,
         }),
     }
 }
