@@ -44,7 +44,12 @@ fn shapes_writes_a_consistent_dataset() {
     assert_eq!(summary["samples"]["pretrain"], 30);
     assert_eq!(summary["shards"]["pretrain"], 3);
 
-    for f in ["corpus.txt", "shapes.json", "eval/vqa.jsonl", "pretrain/scenes.jsonl"] {
+    for f in [
+        "corpus.txt",
+        "shapes.json",
+        "eval/vqa.jsonl",
+        "pretrain/scenes.jsonl",
+    ] {
         assert!(out.join(f).is_file(), "{f} missing");
     }
     let cfg: serde_json::Value =
@@ -62,7 +67,9 @@ fn shapes_writes_a_consistent_dataset() {
         assert_eq!(&s.key, key);
         let exts: BTreeSet<&str> = s.members.keys().map(String::as_str).collect();
         assert_eq!(exts, BTreeSet::from(["png", "txt"]));
-        let img = image::load_from_memory(&s.members["png"]).unwrap().to_rgb8();
+        let img = image::load_from_memory(&s.members["png"])
+            .unwrap()
+            .to_rgb8();
         assert_eq!(img, render(scene), "{key}: image differs from its scene");
         assert_ne!(s.text("txt").unwrap(), detailed_caption(scene));
     }
@@ -79,7 +86,7 @@ fn shapes_writes_a_consistent_dataset() {
         let first = &read_shard(shard).unwrap()[0];
         let conv: Conversation = serde_json::from_slice(&first.members["json"]).unwrap();
         let turns = &conv.conversations;
-        assert!(turns.len() >= 2 && turns.len() % 2 == 0, "{split}");
+        assert!(turns.len() >= 2 && turns.len().is_multiple_of(2), "{split}");
         assert!(turns[0].value.starts_with("<image>\n"), "{split}");
         for (i, t) in turns.iter().enumerate() {
             assert_eq!(t.from, if i % 2 == 0 { "human" } else { "gpt" });
@@ -103,7 +110,10 @@ fn shapes_writes_a_consistent_dataset() {
         let caption = s.text("txt").unwrap();
         assert_eq!(caption, detailed_caption(scene));
         let score = caption_metrics(&caption, scene);
-        assert_eq!((score.correct, score.recalled), (score.mentioned, score.gt_objects));
+        assert_eq!(
+            (score.correct, score.recalled),
+            (score.mentioned, score.gt_objects)
+        );
         assert_eq!(score.hallucinated, 0);
     }
     let vqa = std::fs::read_to_string(out.join("eval/vqa.jsonl")).unwrap();
@@ -121,7 +131,12 @@ fn shapes_writes_a_consistent_dataset() {
     assert!(corpus.contains("Describe the image in details."));
 
     // A second run into the same folder is refused rather than mixing datasets.
-    let o = vila2().arg("shapes").arg("--out").arg(&out).output().unwrap();
+    let o = vila2()
+        .arg("shapes")
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("not empty"));
 }

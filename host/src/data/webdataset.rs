@@ -222,7 +222,10 @@ pub fn read_shard(shard: &Path) -> Result<Vec<RawSample>, DataError> {
         }
         let sample = out.last_mut().expect("pushed above");
         if sample.members.insert(ext.to_string(), bytes).is_some() {
-            return Err(member_err(&path, "member repeated within its sample".into()));
+            return Err(member_err(
+                &path,
+                "member repeated within its sample".into(),
+            ));
         }
     }
     Ok(out)
@@ -330,7 +333,10 @@ mod tests {
 
     #[test]
     fn split_member_takes_the_first_dot_of_the_file_name() {
-        assert_eq!(split_member("a/b.c/k1.scene.json"), Some(("a/b.c/k1", "scene.json")));
+        assert_eq!(
+            split_member("a/b.c/k1.scene.json"),
+            Some(("a/b.c/k1", "scene.json"))
+        );
         assert_eq!(split_member("k.png"), Some(("k", "png")));
         assert_eq!(split_member("dir/noext"), None);
     }
@@ -342,6 +348,9 @@ mod tests {
         std::fs::write(&path, vec![7u8; 1024]).unwrap();
         let e = read_shard(&path).unwrap_err();
         assert!(e.to_string().contains("broken.tar"), "{e}");
-        assert!(matches!(list_shards(&dir.path().join("none")), Err(DataError::Io { .. })));
+        assert!(matches!(
+            list_shards(&dir.path().join("none")),
+            Err(DataError::Io { .. })
+        ));
     }
 }

@@ -85,7 +85,9 @@ impl ShapesConfig {
             ("shard_size", self.shard_size),
         ] {
             if v == 0 {
-                return Err(DataError::Config(format!("{name} must be at least 1, got 0")));
+                return Err(DataError::Config(format!(
+                    "{name} must be at least 1, got 0"
+                )));
             }
         }
         for (name, p) in [
@@ -225,7 +227,12 @@ impl SplitWriter {
         })
     }
 
-    fn add(&mut self, key: &str, scene: &Scene, members: &[(&str, &[u8])]) -> Result<(), DataError> {
+    fn add(
+        &mut self,
+        key: &str,
+        scene: &Scene,
+        members: &[(&str, &[u8])],
+    ) -> Result<(), DataError> {
         if self.current.is_none() {
             let path = self.dir.join(format!("shard-{:05}.tar", self.shards));
             self.current = Some(ShardWriter::create(path)?);
@@ -344,9 +351,16 @@ pub fn generate(out: &Path, cfg: &ShapesConfig) -> Result<GenerateSummary, DataE
         let key = format!("sft_{i:06}");
         let mut rng = sample_rng(cfg.seed, 2, i);
         let scene = Scene::random(&mut rng, &scenes);
-        let prompt = LONG_PROMPTS.choose(&mut rng).expect("non-empty").to_string();
+        let prompt = LONG_PROMPTS
+            .choose(&mut rng)
+            .expect("non-empty")
+            .to_string();
         let mut pairs = vec![(prompt, detailed_caption(&scene))];
-        let turns = if rand::Rng::random_bool(&mut rng, 0.5) { 2 } else { 3 };
+        let turns = if rand::Rng::random_bool(&mut rng, 0.5) {
+            2
+        } else {
+            3
+        };
         for q in questions(&scene, &mut rng).into_iter().take(turns) {
             pairs.push((q.question, q.answer));
         }
@@ -463,7 +477,11 @@ mod tests {
             "shapes.json",
         ] {
             let (x, y) = (a.path().join(f), b.path().join(f));
-            assert_eq!(std::fs::read(&x).unwrap(), std::fs::read(&y).unwrap(), "{f}");
+            assert_eq!(
+                std::fs::read(&x).unwrap(),
+                std::fs::read(&y).unwrap(),
+                "{f}"
+            );
         }
         // The trainer's reader takes the pretraining shards as they are.
         let n = crate::train::data::count_samples(&a.path().join("pretrain")).unwrap();
@@ -472,7 +490,11 @@ mod tests {
         let conv: Conversation = serde_json::from_slice(&sft[0].members["json"]).unwrap();
         assert!(conv.conversations[0].value.starts_with("<image>\n"));
         assert!(conv.conversations.len() >= 6);
-        assert!(conv.conversations[2..].iter().all(|t| !t.value.contains("<image>")));
+        assert!(
+            conv.conversations[2..]
+                .iter()
+                .all(|t| !t.value.contains("<image>"))
+        );
         let e = generate(a.path(), &small()).unwrap_err();
         assert!(matches!(e, DataError::OutputNotEmpty(_)), "{e}");
     }
@@ -485,10 +507,7 @@ mod tests {
                 image_size: 8,
                 ..small()
             },
-            ShapesConfig {
-                eval: 0,
-                ..small()
-            },
+            ShapesConfig { eval: 0, ..small() },
             ShapesConfig {
                 max_objects: 9,
                 ..small()

@@ -38,5 +38,5 @@ pub use metrics::{
 };
 pub use questions::{Qa, QaKind, questions};
 pub use render::render;
-pub use scene::{Background, BBox, Color, Object, Scene, SceneConfig, Shape, Size, TextItem};
+pub use scene::{BBox, Background, Color, Object, Scene, SceneConfig, Shape, Size, TextItem};
 pub use tasks::{LONG_PROMPTS, Specialist};

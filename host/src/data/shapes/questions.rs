@@ -281,8 +281,12 @@ mod tests {
         let count = &questions_of_kind(&scene, QaKind::Count, &mut rng)[0];
         assert_eq!(count.answer, scene.objects.len().to_string());
         for q in questions_of_kind(&scene, QaKind::Colour, &mut rng) {
-            assert!(scene.objects.iter().any(|o| o.color.word() == q.answer
-                && q.question.contains(o.shape.word())));
+            assert!(
+                scene
+                    .objects
+                    .iter()
+                    .any(|o| o.color.word() == q.answer && q.question.contains(o.shape.word()))
+            );
         }
     }
 }

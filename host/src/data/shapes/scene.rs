@@ -447,8 +447,8 @@ impl Scene {
             } else {
                 Size::Large
             };
-            let mut placed = place(rng, side, side, size.pixels(side), &taken, gap)
-                .map(|b| (size, b));
+            let mut placed =
+                place(rng, side, side, size.pixels(side), &taken, gap).map(|b| (size, b));
             if placed.is_none() && size == Size::Large {
                 placed = place(rng, side, side, Size::Small.pixels(side), &taken, gap)
                     .map(|b| (Size::Small, b));

@@ -135,7 +135,11 @@ pub fn grounding_answer(scene: &Scene) -> String {
         })
         .collect();
     if let Some(t) = &scene.text {
-        items.push(format!("the word \"{}\" {}", t.word, t.bbox.vila_string(w, h)));
+        items.push(format!(
+            "the word \"{}\" {}",
+            t.word,
+            t.bbox.vila_string(w, h)
+        ));
     }
     let list = match items.len() {
         1 => items[0].clone(),
