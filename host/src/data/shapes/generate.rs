@@ -11,6 +11,7 @@ use rand::seq::IndexedRandom;
 use serde::{Deserialize, Serialize};
 
 use super::captions::{AltTextConfig, alt_text, detailed_caption};
+use super::files::{SceneRecord, VqaRecord};
 use super::questions::{QaKind, questions, questions_of_kind};
 use super::render::render;
 use super::scene::{Scene, SceneConfig};
@@ -246,8 +247,10 @@ impl SplitWriter {
             full.finish()?;
         }
         self.samples += 1;
-        self.scenes
-            .json_line(&serde_json::json!({ "key": key, "scene": scene }))
+        self.scenes.json_line(&SceneRecord {
+            key: key.to_string(),
+            scene: scene.clone(),
+        })
     }
 
     fn finish(mut self) -> Result<(usize, usize), DataError> {
@@ -421,9 +424,12 @@ pub fn generate(out: &Path, cfg: &ShapesConfig) -> Result<GenerateSummary, DataE
         for q in questions(&scene, &mut rng) {
             corpus.line(&corpus_text(&q.question))?;
             corpus.line(&q.answer)?;
-            vqa.json_line(&serde_json::json!({
-                "key": key, "kind": q.kind, "question": q.question, "answer": q.answer,
-            }))?;
+            vqa.json_line(&VqaRecord {
+                key: key.clone(),
+                kind: q.kind,
+                question: q.question,
+                answer: q.answer,
+            })?;
         }
         let img = png(&key, &scene)?;
         w.add(&key, &scene, &[("png", &img), ("txt", caption.as_bytes())])?;
@@ -486,6 +492,17 @@ mod tests {
         // The trainer's reader takes the pretraining shards as they are.
         let n = crate::train::data::count_samples(&a.path().join("pretrain")).unwrap();
         assert_eq!(n, 23);
+        let mut reader = crate::train::data::ShardReader::open(&a.path().join("pretrain")).unwrap();
+        let first = reader.next_sample().unwrap();
+        assert_eq!(first.image.dimensions(), (64, 64));
+        assert!(!first.caption.is_empty());
+        assert_eq!(reader.stats.skipped(), 0);
+        let scenes =
+            crate::data::shapes::load_scenes(&a.path().join("pretrain/scenes.jsonl")).unwrap();
+        assert_eq!(scenes.len(), 23);
+        let vqa = crate::data::shapes::load_vqa(&a.path().join("eval/vqa.jsonl")).unwrap();
+        assert_eq!(vqa.len(), s.eval_questions);
+        assert!(vqa.iter().all(|q| q.key.starts_with("eval_")));
         let sft = read_shard(&list_shards(&a.path().join("sft")).unwrap()[0]).unwrap();
         let conv: Conversation = serde_json::from_slice(&sft[0].members["json"]).unwrap();
         assert!(conv.conversations[0].value.starts_with("<image>\n"));

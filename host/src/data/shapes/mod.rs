@@ -23,6 +23,7 @@
 //! index), so splits use disjoint seed streams and any sample can be regenerated alone.
 
 pub mod captions;
+pub mod files;
 pub mod generate;
 pub mod metrics;
 pub mod questions;
@@ -32,6 +33,7 @@ pub mod spatial;
 pub mod tasks;
 
 pub use captions::{AltTextConfig, alt_text, detailed_caption};
+pub use files::{SceneRecord, VqaRecord, load_scenes, load_vqa};
 pub use generate::{Conversation, GenerateSummary, ShapesConfig, Turn, generate};
 pub use metrics::{
     CaptionScore, CaptionTally, VqaTally, caption_metrics, normalize_answer, score_answer,
