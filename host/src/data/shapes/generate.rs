@@ -1,6 +1,6 @@
 //! Writes the ShapesWorld dataset to a folder (layout in the [module doc](super)).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -327,6 +327,8 @@ pub fn generate(out: &Path, cfg: &ShapesConfig) -> Result<GenerateSummary, DataE
         corpus.line(s.prompt())?;
     }
     let scenes = cfg.scene_config();
+    // Every training scene, so that no evaluation image repeats one.
+    let mut seen: HashSet<Scene> = HashSet::new();
     let record = |summary: &mut GenerateSummary, name: &str, w: SplitWriter| {
         let (n, shards) = w.finish()?;
         tracing::info!(split = name, samples = n, shards, "split written");
@@ -341,6 +343,7 @@ pub fn generate(out: &Path, cfg: &ShapesConfig) -> Result<GenerateSummary, DataE
         let key = format!("pretrain_{i:06}");
         let mut rng = sample_rng(cfg.seed, 1, i);
         let scene = Scene::random(&mut rng, &scenes);
+        seen.insert(scene.clone());
         let alt = alt_text(&scene, &mut rng, &cfg.alt_text);
         corpus.line(&corpus_text(&alt))?;
         let img = png(&key, &scene)?;
@@ -354,6 +357,7 @@ pub fn generate(out: &Path, cfg: &ShapesConfig) -> Result<GenerateSummary, DataE
         let key = format!("sft_{i:06}");
         let mut rng = sample_rng(cfg.seed, 2, i);
         let scene = Scene::random(&mut rng, &scenes);
+        seen.insert(scene.clone());
         let prompt = LONG_PROMPTS
             .choose(&mut rng)
             .expect("non-empty")
@@ -393,6 +397,7 @@ pub fn generate(out: &Path, cfg: &ShapesConfig) -> Result<GenerateSummary, DataE
             let key = format!("{}_{i:06}", sp.name());
             let mut rng = sample_rng(cfg.seed, tag, i);
             let scene = Scene::random(&mut rng, &sc);
+            seen.insert(scene.clone());
             let mut pairs = vec![(sp.prompt().to_string(), sp.answer(&scene))];
             let extra = match sp {
                 Specialist::Spatial => questions_of_kind(&scene, QaKind::Relation, &mut rng),
@@ -412,13 +417,25 @@ pub fn generate(out: &Path, cfg: &ShapesConfig) -> Result<GenerateSummary, DataE
         record(&mut summary, &name, w)?;
     }
 
-    // Split 6: held-out evaluation images and their questions.
+    // Split 6: held-out evaluation images (never equal to a training scene) and questions.
     let mut w = SplitWriter::create(out.join("eval"), cfg.shard_size)?;
     let mut vqa = AtomicFile::create(out.join("eval").join("vqa.jsonl"))?;
     for i in 0..cfg.eval {
         let key = format!("eval_{i:06}");
         let mut rng = sample_rng(cfg.seed, 6, i);
-        let scene = Scene::random(&mut rng, &scenes);
+        let mut scene = Scene::random(&mut rng, &scenes);
+        let mut redraws = 0;
+        while seen.contains(&scene) && redraws < 100 {
+            scene = Scene::random(&mut rng, &scenes);
+            redraws += 1;
+        }
+        if redraws > 0 {
+            tracing::debug!(
+                key,
+                redraws,
+                "eval scene redrawn: it repeated a training scene"
+            );
+        }
         let caption = detailed_caption(&scene);
         corpus.line(&caption)?;
         for q in questions(&scene, &mut rng) {
@@ -514,6 +531,29 @@ mod tests {
         );
         let e = generate(a.path(), &small()).unwrap_err();
         assert!(matches!(e, DataError::OutputNotEmpty(_)), "{e}");
+    }
+
+    #[test]
+    fn eval_scenes_never_repeat_training_scenes() {
+        // A tiny scene space (32 px, one object, no text) where repeats are likely.
+        let cfg = ShapesConfig {
+            image_size: 32,
+            max_objects: 1,
+            text_prob: 0.0,
+            pretrain: 3000,
+            sft: 1,
+            specialist: 1,
+            eval: 300,
+            shard_size: 1000,
+            ..ShapesConfig::default()
+        };
+        let d = tempfile::tempdir().unwrap();
+        generate(d.path(), &cfg).unwrap();
+        let load = |p: &str| crate::data::shapes::load_scenes(&d.path().join(p)).unwrap();
+        let train: HashSet<Scene> = load("pretrain/scenes.jsonl").into_values().collect();
+        let eval = load("eval/scenes.jsonl");
+        assert_eq!(eval.len(), 300);
+        assert!(eval.values().all(|s| !train.contains(s)));
     }
 
     #[test]

@@ -20,7 +20,8 @@
 //! OUT/shapes.json                 the ShapesConfig used (written last: the completion mark)
 //! ```
 //! Keys are `<split>_<index:06>`; every sample has its own RNG seeded from (seed, split,
-//! index), so splits use disjoint seed streams and any sample can be regenerated alone.
+//! index), so splits use disjoint seed streams; an evaluation scene that happens to equal a
+//! training scene is redrawn, so the held-out images are truly unseen.
 
 pub mod captions;
 pub mod files;
