@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::seq::IndexedRandom;
+use rand::seq::{IndexedRandom, SliceRandom};
 use serde::{Deserialize, Serialize};
 
 use super::captions::{AltTextConfig, alt_text, detailed_caption};
 use super::files::{SceneRecord, VqaRecord};
-use super::questions::{QaKind, questions, questions_of_kind};
+use super::questions::{QaKind, closest_questions, questions, questions_of_kind};
 use super::render::render;
 use super::scene::{Scene, SceneConfig};
 use super::tasks::{BRIEF_PROMPT, LONG_PROMPTS, Specialist};
@@ -400,11 +400,17 @@ pub fn generate(out: &Path, cfg: &ShapesConfig) -> Result<GenerateSummary, DataE
             seen.insert(scene.clone());
             let mut pairs = vec![(sp.prompt().to_string(), sp.answer(&scene))];
             let extra = match sp {
-                Specialist::Spatial => questions_of_kind(&scene, QaKind::Relation, &mut rng),
+                Specialist::Spatial => {
+                    let mut qs = questions_of_kind(&scene, QaKind::Relation, &mut rng);
+                    qs.shuffle(&mut rng);
+                    qs.truncate(2);
+                    qs.extend(closest_questions(&scene).choose(&mut rng).cloned());
+                    qs
+                }
                 Specialist::Ocr => questions_of_kind(&scene, QaKind::Text, &mut rng),
                 Specialist::Grounding => Vec::new(),
             };
-            for q in extra.into_iter().take(2) {
+            for q in extra {
                 corpus.line(&corpus_text(&q.question))?;
                 corpus.line(&q.answer)?;
                 pairs.push((q.question, q.answer));

@@ -12,7 +12,8 @@
 //!                                 detailed caption, then 2–3 VQA turns
 //! OUT/specialist/{spatial,grounding,ocr}/shard-*.tar
 //!                                 KEY.png + KEY.json: the specialist prompt → its answer
-//!                                 (spatial adds relation questions, ocr a text question)
+//!                                 (spatial adds relation and closest-object questions, ocr a
+//!                                 text question)
 //! OUT/eval/shard-*.tar            KEY.png + KEY.txt (detailed caption, the reference)
 //! OUT/eval/vqa.jsonl              {"key","kind","question","answer"} per question
 //! OUT/<split>/scenes.jsonl        ground truth of every split
