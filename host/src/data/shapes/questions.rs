@@ -211,10 +211,9 @@ fn relation_questions<R: Rng>(scene: &Scene, rng: &mut R) -> Vec<Qa> {
     out
 }
 
-/// "Which shape is closest to the red circle?" → "blue square" (two-word answers, so not part
-/// of [`questions`]; the spatial specialist's task data uses them). Only for scenes with at
-/// least three objects and a clear nearest neighbour (10% closer than the runner-up).
-pub fn closest_questions(scene: &Scene) -> Vec<Qa> {
+/// Pairs (object, its nearest other object) by centre distance, for scenes with at least
+/// three objects, where the nearest is clear (10% closer than the runner-up).
+pub fn clear_closest(scene: &Scene) -> Vec<(&Object, &Object)> {
     if scene.objects.len() < 3 {
         return Vec::new();
     }
@@ -234,14 +233,26 @@ pub fn closest_questions(scene: &Scene) -> Vec<Qa> {
             .collect();
         d.sort_by(|x, y| x.0.total_cmp(&y.0));
         if d[0].0 * 1.1 < d[1].0 {
-            out.push(qa(
-                QaKind::Relation,
-                format!("Which shape is closest to the {}?", a.name()),
-                d[0].1.name(),
-            ));
+            out.push((a, d[0].1));
         }
     }
     out
+}
+
+/// "Which shape is closest to the red circle?" → "blue square" for each [`clear_closest`]
+/// pair (two-word answers, so not part of [`questions`]; the spatial specialist's task data
+/// uses them).
+pub fn closest_questions(scene: &Scene) -> Vec<Qa> {
+    clear_closest(scene)
+        .into_iter()
+        .map(|(a, b)| {
+            qa(
+                QaKind::Relation,
+                format!("Which shape is closest to the {}?", a.name()),
+                b.name(),
+            )
+        })
+        .collect()
 }
 
 fn text_questions<R: Rng>(scene: &Scene, rng: &mut R) -> Vec<Qa> {
