@@ -52,7 +52,10 @@ pub fn run_shapes(a: ShapesArgs) -> anyhow::Result<()> {
     let start = std::time::Instant::now();
     let summary = generate(&a.out, &cfg)
         .with_context(|| format!("writing ShapesWorld to {}", a.out.display()))?;
-    tracing::info!(seconds = start.elapsed().as_secs_f64(), "ShapesWorld written");
+    tracing::info!(
+        seconds = start.elapsed().as_secs_f64(),
+        "ShapesWorld written"
+    );
     println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(())
 }

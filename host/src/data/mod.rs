@@ -6,7 +6,7 @@ pub mod webdataset;
 
 use std::path::PathBuf;
 
-pub use webdataset::{RawSample, ShardWriter, list_shards, read_shard};
+pub use webdataset::{DirReader, RawSample, ShardWriter, list_shards, read_shard, visit_shard};
 
 /// Errors of the data layer; each names the file, shard, member or key concerned.
 #[derive(Debug, thiserror::Error)]

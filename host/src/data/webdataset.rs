@@ -3,11 +3,13 @@
 //! `png`, `txt`, `json`, `scene.json`). Members of one sample are consecutive.
 //!
 //! [`ShardWriter`] writes a shard atomically (a temporary file renamed on
-//! [`ShardWriter::finish`]); [`read_shard`] reads one back as [`RawSample`]s, in order.
+//! [`ShardWriter::finish`]); [`read_shard`] / [`visit_shard`] read one back as [`RawSample`]s in
+//! order, [`DirReader`] every shard of a folder.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use super::DataError;
@@ -189,6 +191,20 @@ pub fn split_member(path: &str) -> Option<(&str, &str)> {
 /// form one sample). Non-file entries are skipped; a member without an extension or an
 /// extension repeated within a sample is an error naming the shard and member.
 pub fn read_shard(shard: &Path) -> Result<Vec<RawSample>, DataError> {
+    let mut out = Vec::new();
+    visit_shard(shard, |s| {
+        out.push(s);
+        ControlFlow::Continue(())
+    })?;
+    Ok(out)
+}
+
+/// Streams the samples of one shard to `f` in archive order, holding one sample in memory at
+/// a time; `f` returns [`ControlFlow::Break`] to stop early. Same rules as [`read_shard`].
+pub fn visit_shard(
+    shard: &Path,
+    mut f: impl FnMut(RawSample) -> ControlFlow<()>,
+) -> Result<(), DataError> {
     let file = File::open(shard).map_err(|e| DataError::io(shard, e))?;
     let bad = |e: std::io::Error| DataError::Shard {
         shard: shard.to_path_buf(),
@@ -200,7 +216,7 @@ pub fn read_shard(shard: &Path) -> Result<Vec<RawSample>, DataError> {
         msg,
     };
     let mut archive = tar::Archive::new(std::io::BufReader::new(file));
-    let mut out: Vec<RawSample> = Vec::new();
+    let mut current: Option<RawSample> = None;
     for entry in archive.entries().map_err(bad)? {
         let mut entry = entry.map_err(bad)?;
         if !entry.header().entry_type().is_file() {
@@ -214,18 +230,27 @@ pub fn read_shard(shard: &Path) -> Result<Vec<RawSample>, DataError> {
         entry
             .read_to_end(&mut bytes)
             .map_err(|e| member_err(&path, e.to_string()))?;
-        if out.last().is_none_or(|s| s.key != key) {
-            out.push(RawSample {
-                key: key.to_string(),
-                members: BTreeMap::new(),
-            });
+        if current.as_ref().is_some_and(|s| s.key != key)
+            && let Some(done) = current.take()
+            && f(done).is_break()
+        {
+            return Ok(());
         }
-        let sample = out.last_mut().expect("pushed above");
+        let sample = current.get_or_insert_with(|| RawSample {
+            key: key.to_string(),
+            members: BTreeMap::new(),
+        });
         if sample.members.insert(ext.to_string(), bytes).is_some() {
-            return Err(member_err(&path, "member repeated within its sample".into()));
+            return Err(member_err(
+                &path,
+                "member repeated within its sample".into(),
+            ));
         }
     }
-    Ok(out)
+    if let Some(done) = current {
+        let _ = f(done);
+    }
+    Ok(())
 }
 
 /// The `*.tar` shards of `dir`, sorted by name; [`DataError::NoShards`] when there are none.
@@ -304,6 +329,13 @@ mod tests {
         assert_eq!(list_shards(dir.path()).unwrap(), vec![path.clone()]);
         let all: Vec<_> = DirReader::open(dir.path()).unwrap().collect();
         assert_eq!(all.len(), 2);
+        let mut seen = Vec::new();
+        visit_shard(&path, |s| {
+            seen.push(s.key);
+            ControlFlow::Break(())
+        })
+        .unwrap();
+        assert_eq!(seen, ["a0"]);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
@@ -330,7 +362,10 @@ mod tests {
 
     #[test]
     fn split_member_takes_the_first_dot_of_the_file_name() {
-        assert_eq!(split_member("a/b.c/k1.scene.json"), Some(("a/b.c/k1", "scene.json")));
+        assert_eq!(
+            split_member("a/b.c/k1.scene.json"),
+            Some(("a/b.c/k1", "scene.json"))
+        );
         assert_eq!(split_member("k.png"), Some(("k", "png")));
         assert_eq!(split_member("dir/noext"), None);
     }
@@ -342,6 +377,9 @@ mod tests {
         std::fs::write(&path, vec![7u8; 1024]).unwrap();
         let e = read_shard(&path).unwrap_err();
         assert!(e.to_string().contains("broken.tar"), "{e}");
-        assert!(matches!(list_shards(&dir.path().join("none")), Err(DataError::Io { .. })));
+        assert!(matches!(
+            list_shards(&dir.path().join("none")),
+            Err(DataError::Io { .. })
+        ));
     }
 }

@@ -204,9 +204,15 @@ mod tests {
             let a = alt_text(&scene, &mut rng, &cfg);
             assert_ne!(a, detailed_caption(&scene));
             assert!(a.split_whitespace().count() <= 12, "{a}");
-            assert_eq!(a, alt_text(&scene, &mut StdRng::seed_from_u64(seed + 1000), &cfg));
+            assert_eq!(
+                a,
+                alt_text(&scene, &mut StdRng::seed_from_u64(seed + 1000), &cfg)
+            );
             boiler += BOILERPLATE.contains(&a.as_str()) as usize;
         }
-        assert!((5..60).contains(&boiler), "{boiler} boilerplate alt texts of 200");
+        assert!(
+            (5..60).contains(&boiler),
+            "{boiler} boilerplate alt texts of 200"
+        );
     }
 }

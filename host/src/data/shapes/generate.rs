@@ -1,17 +1,18 @@
 //! Writes the ShapesWorld dataset to a folder (layout in the [module doc](super)).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use rand::SeedableRng;
 use rand::rngs::StdRng;
-use rand::seq::IndexedRandom;
+use rand::seq::{IndexedRandom, SliceRandom};
 use serde::{Deserialize, Serialize};
 
 use super::captions::{AltTextConfig, alt_text, detailed_caption};
-use super::questions::{QaKind, questions, questions_of_kind};
+use super::files::{SceneRecord, VqaRecord};
+use super::questions::{QaKind, closest_questions, questions, questions_of_kind};
 use super::render::render;
 use super::scene::{Scene, SceneConfig};
 use super::tasks::{BRIEF_PROMPT, LONG_PROMPTS, Specialist};
@@ -85,7 +86,9 @@ impl ShapesConfig {
             ("shard_size", self.shard_size),
         ] {
             if v == 0 {
-                return Err(DataError::Config(format!("{name} must be at least 1, got 0")));
+                return Err(DataError::Config(format!(
+                    "{name} must be at least 1, got 0"
+                )));
             }
         }
         for (name, p) in [
@@ -225,7 +228,12 @@ impl SplitWriter {
         })
     }
 
-    fn add(&mut self, key: &str, scene: &Scene, members: &[(&str, &[u8])]) -> Result<(), DataError> {
+    fn add(
+        &mut self,
+        key: &str,
+        scene: &Scene,
+        members: &[(&str, &[u8])],
+    ) -> Result<(), DataError> {
         if self.current.is_none() {
             let path = self.dir.join(format!("shard-{:05}.tar", self.shards));
             self.current = Some(ShardWriter::create(path)?);
@@ -239,8 +247,10 @@ impl SplitWriter {
             full.finish()?;
         }
         self.samples += 1;
-        self.scenes
-            .json_line(&serde_json::json!({ "key": key, "scene": scene }))
+        self.scenes.json_line(&SceneRecord {
+            key: key.to_string(),
+            scene: scene.clone(),
+        })
     }
 
     fn finish(mut self) -> Result<(usize, usize), DataError> {
@@ -317,6 +327,8 @@ pub fn generate(out: &Path, cfg: &ShapesConfig) -> Result<GenerateSummary, DataE
         corpus.line(s.prompt())?;
     }
     let scenes = cfg.scene_config();
+    // Every training scene, so that no evaluation image repeats one.
+    let mut seen: HashSet<Scene> = HashSet::new();
     let record = |summary: &mut GenerateSummary, name: &str, w: SplitWriter| {
         let (n, shards) = w.finish()?;
         tracing::info!(split = name, samples = n, shards, "split written");
@@ -331,6 +343,7 @@ pub fn generate(out: &Path, cfg: &ShapesConfig) -> Result<GenerateSummary, DataE
         let key = format!("pretrain_{i:06}");
         let mut rng = sample_rng(cfg.seed, 1, i);
         let scene = Scene::random(&mut rng, &scenes);
+        seen.insert(scene.clone());
         let alt = alt_text(&scene, &mut rng, &cfg.alt_text);
         corpus.line(&corpus_text(&alt))?;
         let img = png(&key, &scene)?;
@@ -344,9 +357,17 @@ pub fn generate(out: &Path, cfg: &ShapesConfig) -> Result<GenerateSummary, DataE
         let key = format!("sft_{i:06}");
         let mut rng = sample_rng(cfg.seed, 2, i);
         let scene = Scene::random(&mut rng, &scenes);
-        let prompt = LONG_PROMPTS.choose(&mut rng).expect("non-empty").to_string();
+        seen.insert(scene.clone());
+        let prompt = LONG_PROMPTS
+            .choose(&mut rng)
+            .expect("non-empty")
+            .to_string();
         let mut pairs = vec![(prompt, detailed_caption(&scene))];
-        let turns = if rand::Rng::random_bool(&mut rng, 0.5) { 2 } else { 3 };
+        let turns = if rand::Rng::random_bool(&mut rng, 0.5) {
+            2
+        } else {
+            3
+        };
         for q in questions(&scene, &mut rng).into_iter().take(turns) {
             pairs.push((q.question, q.answer));
         }
@@ -376,13 +397,20 @@ pub fn generate(out: &Path, cfg: &ShapesConfig) -> Result<GenerateSummary, DataE
             let key = format!("{}_{i:06}", sp.name());
             let mut rng = sample_rng(cfg.seed, tag, i);
             let scene = Scene::random(&mut rng, &sc);
+            seen.insert(scene.clone());
             let mut pairs = vec![(sp.prompt().to_string(), sp.answer(&scene))];
             let extra = match sp {
-                Specialist::Spatial => questions_of_kind(&scene, QaKind::Relation, &mut rng),
+                Specialist::Spatial => {
+                    let mut qs = questions_of_kind(&scene, QaKind::Relation, &mut rng);
+                    qs.shuffle(&mut rng);
+                    qs.truncate(2);
+                    qs.extend(closest_questions(&scene).choose(&mut rng).cloned());
+                    qs
+                }
                 Specialist::Ocr => questions_of_kind(&scene, QaKind::Text, &mut rng),
                 Specialist::Grounding => Vec::new(),
             };
-            for q in extra.into_iter().take(2) {
+            for q in extra {
                 corpus.line(&corpus_text(&q.question))?;
                 corpus.line(&q.answer)?;
                 pairs.push((q.question, q.answer));
@@ -395,21 +423,36 @@ pub fn generate(out: &Path, cfg: &ShapesConfig) -> Result<GenerateSummary, DataE
         record(&mut summary, &name, w)?;
     }
 
-    // Split 6: held-out evaluation images and their questions.
+    // Split 6: held-out evaluation images (never equal to a training scene) and questions.
     let mut w = SplitWriter::create(out.join("eval"), cfg.shard_size)?;
     let mut vqa = AtomicFile::create(out.join("eval").join("vqa.jsonl"))?;
     for i in 0..cfg.eval {
         let key = format!("eval_{i:06}");
         let mut rng = sample_rng(cfg.seed, 6, i);
-        let scene = Scene::random(&mut rng, &scenes);
+        let mut scene = Scene::random(&mut rng, &scenes);
+        let mut redraws = 0;
+        while seen.contains(&scene) && redraws < 100 {
+            scene = Scene::random(&mut rng, &scenes);
+            redraws += 1;
+        }
+        if redraws > 0 {
+            tracing::debug!(
+                key,
+                redraws,
+                "eval scene redrawn: it repeated a training scene"
+            );
+        }
         let caption = detailed_caption(&scene);
         corpus.line(&caption)?;
         for q in questions(&scene, &mut rng) {
             corpus.line(&corpus_text(&q.question))?;
             corpus.line(&q.answer)?;
-            vqa.json_line(&serde_json::json!({
-                "key": key, "kind": q.kind, "question": q.question, "answer": q.answer,
-            }))?;
+            vqa.json_line(&VqaRecord {
+                key: key.clone(),
+                kind: q.kind,
+                question: q.question,
+                answer: q.answer,
+            })?;
         }
         let img = png(&key, &scene)?;
         w.add(&key, &scene, &[("png", &img), ("txt", caption.as_bytes())])?;
@@ -463,18 +506,60 @@ mod tests {
             "shapes.json",
         ] {
             let (x, y) = (a.path().join(f), b.path().join(f));
-            assert_eq!(std::fs::read(&x).unwrap(), std::fs::read(&y).unwrap(), "{f}");
+            assert_eq!(
+                std::fs::read(&x).unwrap(),
+                std::fs::read(&y).unwrap(),
+                "{f}"
+            );
         }
         // The trainer's reader takes the pretraining shards as they are.
         let n = crate::train::data::count_samples(&a.path().join("pretrain")).unwrap();
         assert_eq!(n, 23);
+        let mut reader = crate::train::data::ShardReader::open(&a.path().join("pretrain")).unwrap();
+        let first = reader.next_sample().unwrap();
+        assert_eq!(first.image.dimensions(), (64, 64));
+        assert!(!first.caption.is_empty());
+        assert_eq!(reader.stats.skipped(), 0);
+        let scenes =
+            crate::data::shapes::load_scenes(&a.path().join("pretrain/scenes.jsonl")).unwrap();
+        assert_eq!(scenes.len(), 23);
+        let vqa = crate::data::shapes::load_vqa(&a.path().join("eval/vqa.jsonl")).unwrap();
+        assert_eq!(vqa.len(), s.eval_questions);
+        assert!(vqa.iter().all(|q| q.key.starts_with("eval_")));
         let sft = read_shard(&list_shards(&a.path().join("sft")).unwrap()[0]).unwrap();
         let conv: Conversation = serde_json::from_slice(&sft[0].members["json"]).unwrap();
         assert!(conv.conversations[0].value.starts_with("<image>\n"));
         assert!(conv.conversations.len() >= 6);
-        assert!(conv.conversations[2..].iter().all(|t| !t.value.contains("<image>")));
+        assert!(
+            conv.conversations[2..]
+                .iter()
+                .all(|t| !t.value.contains("<image>"))
+        );
         let e = generate(a.path(), &small()).unwrap_err();
         assert!(matches!(e, DataError::OutputNotEmpty(_)), "{e}");
+    }
+
+    #[test]
+    fn eval_scenes_never_repeat_training_scenes() {
+        // A tiny scene space (32 px, one object, no text) where repeats are likely.
+        let cfg = ShapesConfig {
+            image_size: 32,
+            max_objects: 1,
+            text_prob: 0.0,
+            pretrain: 3000,
+            sft: 1,
+            specialist: 1,
+            eval: 300,
+            shard_size: 1000,
+            ..ShapesConfig::default()
+        };
+        let d = tempfile::tempdir().unwrap();
+        generate(d.path(), &cfg).unwrap();
+        let load = |p: &str| crate::data::shapes::load_scenes(&d.path().join(p)).unwrap();
+        let train: HashSet<Scene> = load("pretrain/scenes.jsonl").into_values().collect();
+        let eval = load("eval/scenes.jsonl");
+        assert_eq!(eval.len(), 300);
+        assert!(eval.values().all(|s| !train.contains(s)));
     }
 
     #[test]
@@ -485,10 +570,7 @@ mod tests {
                 image_size: 8,
                 ..small()
             },
-            ShapesConfig {
-                eval: 0,
-                ..small()
-            },
+            ShapesConfig { eval: 0, ..small() },
             ShapesConfig {
                 max_objects: 9,
                 ..small()

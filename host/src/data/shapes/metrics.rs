@@ -258,11 +258,17 @@ mod tests {
     fn hand_written_captions() {
         let s = scene();
         let c = caption_metrics("A red circle and the two blue circles.", &s);
-        assert_eq!((c.mentioned, c.correct, c.recalled, c.hallucinated), (2, 2, 2, 0));
+        assert_eq!(
+            (c.mentioned, c.correct, c.recalled, c.hallucinated),
+            (2, 2, 2, 0)
+        );
         let c = caption_metrics("Red and blue circles next to a GREEN triangle!", &s);
         assert_eq!((c.mentioned, c.correct, c.hallucinated), (3, 2, 1));
         let c = caption_metrics("a big blue square, the small red circle, a blue circle", &s);
-        assert_eq!((c.mentioned, c.correct, c.recalled, c.gt_objects), (3, 3, 3, 3));
+        assert_eq!(
+            (c.mentioned, c.correct, c.recalled, c.gt_objects),
+            (3, 3, 3, 3)
+        );
         let c = caption_metrics("stock image of a circle on a white background", &s);
         assert_eq!((c.mentioned, c.recalled), (0, 0));
         let c = caption_metrics("red, happy circle", &s);

@@ -12,7 +12,8 @@
 //!                                 detailed caption, then 2–3 VQA turns
 //! OUT/specialist/{spatial,grounding,ocr}/shard-*.tar
 //!                                 KEY.png + KEY.json: the specialist prompt → its answer
-//!                                 (spatial adds relation questions, ocr a text question)
+//!                                 (spatial adds relation and closest-object questions, ocr a
+//!                                 text question)
 //! OUT/eval/shard-*.tar            KEY.png + KEY.txt (detailed caption, the reference)
 //! OUT/eval/vqa.jsonl              {"key","kind","question","answer"} per question
 //! OUT/<split>/scenes.jsonl        ground truth of every split
@@ -20,9 +21,11 @@
 //! OUT/shapes.json                 the ShapesConfig used (written last: the completion mark)
 //! ```
 //! Keys are `<split>_<index:06>`; every sample has its own RNG seeded from (seed, split,
-//! index), so splits use disjoint seed streams and any sample can be regenerated alone.
+//! index), so splits use disjoint seed streams; an evaluation scene that happens to equal a
+//! training scene is redrawn, so the held-out images are truly unseen.
 
 pub mod captions;
+pub mod files;
 pub mod generate;
 pub mod metrics;
 pub mod questions;
@@ -32,11 +35,12 @@ pub mod spatial;
 pub mod tasks;
 
 pub use captions::{AltTextConfig, alt_text, detailed_caption};
+pub use files::{SceneRecord, VqaRecord, load_scenes, load_vqa};
 pub use generate::{Conversation, GenerateSummary, ShapesConfig, Turn, generate};
 pub use metrics::{
     CaptionScore, CaptionTally, VqaTally, caption_metrics, normalize_answer, score_answer,
 };
 pub use questions::{Qa, QaKind, questions};
 pub use render::render;
-pub use scene::{Background, BBox, Color, Object, Scene, SceneConfig, Shape, Size, TextItem};
+pub use scene::{BBox, Background, Color, Object, Scene, SceneConfig, Shape, Size, TextItem};
 pub use tasks::{LONG_PROMPTS, Specialist};

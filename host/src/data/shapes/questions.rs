@@ -211,6 +211,50 @@ fn relation_questions<R: Rng>(scene: &Scene, rng: &mut R) -> Vec<Qa> {
     out
 }
 
+/// Pairs (object, its nearest other object) by centre distance, for scenes with at least
+/// three objects, where the nearest is clear (10% closer than the runner-up).
+pub fn clear_closest(scene: &Scene) -> Vec<(&Object, &Object)> {
+    if scene.objects.len() < 3 {
+        return Vec::new();
+    }
+    let dist = |a: &Object, b: &Object| {
+        let (ax, ay) = a.bbox.center();
+        let (bx, by) = b.bbox.center();
+        ((ax - bx).powi(2) + (ay - by).powi(2)).sqrt()
+    };
+    let mut out = Vec::new();
+    for (i, a) in scene.objects.iter().enumerate() {
+        let mut d: Vec<(f64, &Object)> = scene
+            .objects
+            .iter()
+            .enumerate()
+            .filter(|&(j, _)| j != i)
+            .map(|(_, b)| (dist(a, b), b))
+            .collect();
+        d.sort_by(|x, y| x.0.total_cmp(&y.0));
+        if d[0].0 * 1.1 < d[1].0 {
+            out.push((a, d[0].1));
+        }
+    }
+    out
+}
+
+/// "Which shape is closest to the red circle?" → "blue square" for each [`clear_closest`]
+/// pair (two-word answers, so not part of [`questions`]; the spatial specialist's task data
+/// uses them).
+pub fn closest_questions(scene: &Scene) -> Vec<Qa> {
+    clear_closest(scene)
+        .into_iter()
+        .map(|(a, b)| {
+            qa(
+                QaKind::Relation,
+                format!("Which shape is closest to the {}?", a.name()),
+                b.name(),
+            )
+        })
+        .collect()
+}
+
 fn text_questions<R: Rng>(scene: &Scene, rng: &mut R) -> Vec<Qa> {
     let any = "Is there any text in the image?".to_string();
     match &scene.text {
@@ -275,14 +319,37 @@ mod tests {
     }
 
     #[test]
+    fn closest_questions_name_the_nearest_object() {
+        let mut asked = 0;
+        for seed in 0..50 {
+            let scene = Scene::random(&mut StdRng::seed_from_u64(seed), &SceneConfig::default());
+            for q in closest_questions(&scene) {
+                asked += 1;
+                let i = scene
+                    .objects
+                    .iter()
+                    .position(|o| q.question.contains(&format!("the {}?", o.name())))
+                    .unwrap();
+                let j = crate::data::shapes::spatial::closest(&scene.objects, i).unwrap();
+                assert_eq!(q.answer, scene.objects[j].name());
+            }
+        }
+        assert!(asked > 0);
+    }
+
+    #[test]
     fn answers_match_the_scene() {
         let scene = Scene::random(&mut StdRng::seed_from_u64(5), &SceneConfig::default());
         let mut rng = StdRng::seed_from_u64(0);
         let count = &questions_of_kind(&scene, QaKind::Count, &mut rng)[0];
         assert_eq!(count.answer, scene.objects.len().to_string());
         for q in questions_of_kind(&scene, QaKind::Colour, &mut rng) {
-            assert!(scene.objects.iter().any(|o| o.color.word() == q.answer
-                && q.question.contains(o.shape.word())));
+            assert!(
+                scene
+                    .objects
+                    .iter()
+                    .any(|o| o.color.word() == q.answer && q.question.contains(o.shape.word()))
+            );
         }
     }
 }

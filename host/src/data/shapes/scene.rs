@@ -124,7 +124,7 @@ impl Color {
 }
 
 /// The background of a scene (never one of the object colours).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Background {
     /// White.
@@ -175,7 +175,7 @@ impl Background {
 }
 
 /// Object size class.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Size {
     /// About a fifth of the image side.
@@ -204,7 +204,7 @@ impl Size {
 }
 
 /// A pixel box: `x0..x1` × `y0..y1` (max exclusive).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct BBox {
     /// Left column (inclusive).
     pub x0: u32,
@@ -262,7 +262,7 @@ impl BBox {
 }
 
 /// One object of a scene.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Object {
     /// Its shape.
     pub shape: Shape,
@@ -282,7 +282,7 @@ impl Object {
 }
 
 /// A rendered word (the OCR target).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TextItem {
     /// The word, uppercase A–Z.
     pub word: String,
@@ -299,7 +299,7 @@ pub const WORDS: [&str; 16] = [
 ];
 
 /// The ground truth of one image.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Scene {
     /// Image width in pixels.
     pub width: u32,
@@ -447,8 +447,8 @@ impl Scene {
             } else {
                 Size::Large
             };
-            let mut placed = place(rng, side, side, size.pixels(side), &taken, gap)
-                .map(|b| (size, b));
+            let mut placed =
+                place(rng, side, side, size.pixels(side), &taken, gap).map(|b| (size, b));
             if placed.is_none() && size == Size::Large {
                 placed = place(rng, side, side, Size::Small.pixels(side), &taken, gap)
                     .map(|b| (Size::Small, b));

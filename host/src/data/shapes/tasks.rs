@@ -2,9 +2,9 @@
 //! relations, grounding with 000–999 boxes, OCR.
 
 use super::captions::number_word;
-use super::questions::clear_pairs;
+use super::questions::{clear_closest, clear_pairs};
 use super::scene::Scene;
-use super::spatial::{closest, position_phrase, relation};
+use super::spatial::{position_phrase, relation};
 
 /// The long recaption prompts long-v1..v3; VILA²'s final recipe picks one at random.
 pub const LONG_PROMPTS: [&str; 3] = [
@@ -73,8 +73,8 @@ impl Specialist {
     }
 }
 
-/// Positions, every clear pairwise relation (each pair once) and each object's closest
-/// neighbour.
+/// Positions, every clear pairwise relation (each pair once) and each object's clearly
+/// closest neighbour.
 pub fn spatial_answer(scene: &Scene) -> String {
     let n = scene.objects.len();
     let mut s = if n == 1 {
@@ -100,16 +100,12 @@ pub fn spatial_answer(scene: &Scene) -> String {
             ));
         }
     }
-    if n >= 3 {
-        for (i, o) in scene.objects.iter().enumerate() {
-            if let Some(j) = closest(&scene.objects, i) {
-                s.push_str(&format!(
-                    " The shape closest to the {} is the {}.",
-                    o.name(),
-                    scene.objects[j].name()
-                ));
-            }
-        }
+    for (a, b) in clear_closest(scene) {
+        s.push_str(&format!(
+            " The shape closest to the {} is the {}.",
+            a.name(),
+            b.name()
+        ));
     }
     s
 }
@@ -135,7 +131,11 @@ pub fn grounding_answer(scene: &Scene) -> String {
         })
         .collect();
     if let Some(t) = &scene.text {
-        items.push(format!("the word \"{}\" {}", t.word, t.bbox.vila_string(w, h)));
+        items.push(format!(
+            "the word \"{}\" {}",
+            t.word,
+            t.bbox.vila_string(w, h)
+        ));
     }
     let list = match items.len() {
         1 => items[0].clone(),
