@@ -172,6 +172,8 @@ fn the_loss_is_on_the_assistant_tokens_only() {
 fn long_conversations_are_truncated_and_counted() {
     let tmp = tempfile::tempdir().unwrap();
     let init = tiny_model(tmp.path());
+    let t = Trainer::new(&init, TrainConfig::new(Stage::Sft, 1)).unwrap();
+    assert_eq!(t.config().max_len, 512, "capped to max_position_embeddings");
     let mut cfg = TrainConfig::new(Stage::Sft, 1);
     let n = 16;
     cfg.max_len = n + 20;

@@ -149,7 +149,7 @@ fn a_killed_run_resumes_to_the_same_parameters() {
     assert!(o.status.success());
     let summary: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let from = summary["resumed_from"].as_u64().unwrap();
-    assert!(from >= 3 && from < 30, "resumed from {from}");
+    assert!((3..30).contains(&from), "resumed from {from}");
     assert_eq!(summary["steps"], 30);
 
     let (a, b) = (

@@ -17,7 +17,8 @@ pub struct TrainArgs {
     /// Stage: align (projector), pretrain (projector + LLM), sft or specialist (all).
     #[arg(long, value_enum)]
     stage: Stage,
-    /// Folder of WebDataset shards (`*.tar`; members `KEY.png|jpg` + `KEY.txt`).
+    /// Folder of WebDataset shards (`*.tar`; `KEY.png|jpg` + `KEY.txt` caption or
+    /// `KEY.json` with LLaVA `conversations`).
     #[arg(long)]
     data: PathBuf,
     /// HF LLaVA checkpoint folder to start from.

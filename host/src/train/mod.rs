@@ -8,6 +8,7 @@
 //! - [`checkpoint`]: saving in the HF LLaVA layout.
 //! - [`init`]: a random model (and its tokenizer) from a [`init::ModelSpec`].
 //! - [`loader`]: decoding and preprocessing on a worker thread.
+//! - [`recipe`]: align → pretrain → sft from scratch (one round of the loop).
 //! - [`resume`]: resumable checkpoints (optimizer, step, reader position).
 //! - [`trainer`]: the loop (loss, gradient accumulation, metrics log).
 
@@ -17,6 +18,7 @@ pub mod init;
 pub mod loader;
 pub mod optim;
 pub mod params;
+pub mod recipe;
 pub mod resume;
 pub mod trainer;
 

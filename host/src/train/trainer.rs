@@ -49,7 +49,8 @@ pub struct TrainConfig {
     pub adamw: AdamWConfig,
     /// Seed of libtorch's generator.
     pub seed: i64,
-    /// Longest sequence (captions are truncated to fit).
+    /// Longest sequence (samples are truncated to fit); capped to the model's
+    /// `max_position_embeddings`.
     pub max_len: usize,
     /// Groups frozen on top of the stage's choice.
     pub frozen: Vec<Group>,
@@ -157,8 +158,15 @@ pub struct Trainer {
 
 impl Trainer {
     /// Loads the HF LLaVA folder `init` in fp32 on the CPU and prepares `cfg.stage`.
-    pub fn new(init: &Path, cfg: TrainConfig) -> Result<Self, TrainError> {
+    pub fn new(init: &Path, mut cfg: TrainConfig) -> Result<Self, TrainError> {
         cfg.validate()?;
+        if let Some(n) = max_positions(init).filter(|&n| n < cfg.max_len) {
+            tracing::info!(
+                max_len = n,
+                "max_len capped to the model's max_position_embeddings"
+            );
+            cfg.max_len = n;
+        }
         if crate::vlm::vila::is_vila_dir(init) {
             return Err(TrainError::Config(format!(
                 "{}: training starts from HF LLaVA folders; VILA native folders are not supported yet",
@@ -488,6 +496,17 @@ impl Trainer {
     pub fn config(&self) -> &TrainConfig {
         &self.cfg
     }
+}
+
+/// `text_config.max_position_embeddings` of a folder's `config.json`, when present.
+fn max_positions(dir: &Path) -> Option<usize> {
+    let text = std::fs::read_to_string(dir.join("config.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let n = v
+        .get("text_config")?
+        .get("max_position_embeddings")?
+        .as_u64()?;
+    Some(n as usize)
 }
 
 /// What a finished run did.
