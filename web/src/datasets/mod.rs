@@ -61,8 +61,6 @@ pub struct Received {
     pub file_name: String,
     pub name: Option<String>,
     pub bytes: u64,
-    /// The form's `csrf` field (page uploads), if it came before the file.
-    pub csrf: Option<String>,
 }
 
 /// Bytes of shards `team` keeps, and its quota.
@@ -99,13 +97,18 @@ fn malformed(e: MultipartError) -> ApiError {
     ))
 }
 
+/// Checks a form's `csrf` field (page uploads); it must come before the file.
+pub type CsrfCheck<'a> = &'a (dyn Fn(&str) -> Result<(), ApiError> + Sync);
+
 /// Streams the multipart form into a temporary file under `tmp_dir`, counting bytes and
-/// refusing more than `cap`. Fields: `file` (required), `name`, `csrf` (both optional).
+/// refusing more than `cap`. Fields: `file` (required), `name` (optional), and `csrf` before
+/// `file` when `csrf_check` is given (checked before any byte of the file is kept).
 pub async fn receive(
     mut multipart: Multipart,
     tmp_dir: &std::path::Path,
     team: &team::Model,
     cap: u64,
+    csrf_check: Option<CsrfCheck<'_>>,
 ) -> Result<Received, ApiError> {
     let mut name = None;
     let mut csrf = None;
@@ -114,6 +117,9 @@ pub async fn receive(
         let field_name = field.name().unwrap_or_default().to_string();
         match field_name.as_str() {
             "file" if upload.is_none() => {
+                if let Some(check) = csrf_check {
+                    check(csrf.as_deref().unwrap_or_default())?;
+                }
                 let file_name = field.file_name().unwrap_or("upload.tar").to_string();
                 let temp = tempfile::Builder::new()
                     .prefix("upload-")
@@ -174,7 +180,6 @@ pub async fn receive(
         file_name,
         name,
         bytes,
-        csrf,
     })
 }
 

@@ -19,6 +19,7 @@ use crate::datasets::{self, SampleError, SamplePage};
 use crate::entities::dataset;
 use crate::error::ApiError;
 
+/// The dataset routes, relative to `/api/v1`.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route(
@@ -94,7 +95,7 @@ async fn upload_dataset(
         ApiError::BadRequest(format!("file: expected a multipart form: {}", e.body_text()))
     })?;
     let cap = datasets::upload_cap(&state.db, &team).await?;
-    let received = datasets::receive(multipart, &state.tmp_dir, &team, cap).await?;
+    let received = datasets::receive(multipart, &state.tmp_dir, &team, cap, None).await?;
     let row = datasets::ingest(&state, &team, received).await?;
     Ok((StatusCode::CREATED, Json(row.into())))
 }
