@@ -278,6 +278,15 @@ async fn shard_upload_browse_thumbnail_export(app: &TestApp) {
     assert_eq!(bytes, a_png);
     let (status, thumb) = get_bytes(app, &format!("{base}/samples/1/thumbnail"), &alice).await;
     assert_eq!(status, StatusCode::OK);
+    // Made once, then served from the object store.
+    let cached: Vec<PathBuf> = files_under(app, "objects/datasets")
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("/thumbnails/"))
+        .collect();
+    assert_eq!(cached.len(), 1, "{cached:?}");
+    assert_eq!(std::fs::read(&cached[0]).unwrap(), thumb);
+    let (_, again) = get_bytes(app, &format!("{base}/samples/1/thumbnail"), &alice).await;
+    assert_eq!(again, thumb);
     let thumb = image::load_from_memory_with_format(&thumb, image::ImageFormat::Png).unwrap();
     assert_eq!((thumb.width(), thumb.height()), (128, 85));
     let (status, _) = app.get(&format!("{base}/samples/2/thumbnail"), &alice).await;
@@ -545,6 +554,20 @@ async fn quota_malformed_and_truncated_uploads_leave_nothing(app: &TestApp) {
     );
     nothing_visible(app, team, &alice).await;
 
+    // A small zip whose samples grow past the quota once decompressed: refused while
+    // normalising, before anything is stored.
+    let huge_caption = "a".repeat(1 << 20);
+    let small = png(4, 4);
+    let bomb = zip_of(&[("a.png", &small), ("a.txt", huge_caption.as_bytes())]);
+    assert!(bomb.len() < 4096, "{}", bomb.len());
+    let (status, body) = upload(app, team, &alice, "bomb.zip", &bomb, None).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("normalised"),
+        "{body}"
+    );
+    nothing_visible(app, team, &alice).await;
+
     // Malformed: not multipart, a broken multipart body, no file field.
     let uri = format!("/api/v1/teams/{team}/datasets");
     let (status, _) = app
@@ -585,6 +608,12 @@ async fn quota_malformed_and_truncated_uploads_leave_nothing(app: &TestApp) {
         body["error"].as_str().unwrap().contains("truncated"),
         "{body}"
     );
+    // A zip whose member data is corrupt: the member is named, and it is not a server error.
+    let mut corrupt = zip_of(&[("a.png", &big), ("a.txt", b"caption")]);
+    corrupt[100..400].fill(0x55);
+    let (status, body) = upload(app, team, &alice, "corrupt.zip", &corrupt, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("a.png"), "{body}");
     // A tar cut short inside a member, in a well-formed multipart body.
     let (status, body) = upload(app, team, &alice, "cut.tar", &shard[..700], None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
@@ -629,6 +658,17 @@ async fn datasets_of_another_team_are_404(app: &TestApp) {
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = upload(app, team_a, &bob, "a.tar", &shard, Some("intruder")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    // The page form too, with a valid CSRF token.
+    let csrf = "0123456789abcdef0123456789abcdef";
+    let req = Request::post(format!("/teams/{team_a}/datasets"))
+        .header(COOKIE, format!("vila2_session={bob}; vila2_csrf={csrf}"))
+        .header(
+            CONTENT_TYPE,
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(Body::from(form("a.tar", &shard, Some("intruder"), Some(csrf))))
+        .unwrap();
+    assert_eq!(app.send(req).await.0, StatusCode::NOT_FOUND);
     let (status, list) = app
         .get(&format!("/api/v1/teams/{team_b}/datasets"), &bob)
         .await;

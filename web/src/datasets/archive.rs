@@ -41,6 +41,11 @@ pub enum ArchiveError {
         line: usize,
         reason: String,
     },
+    #[error(
+        "normalised, the valid samples take more than the {limit} bytes the team may still \
+         store; delete datasets or ask an admin for a larger quota"
+    )]
+    OverQuota { limit: u64 },
     #[error("not a readable tar or zip archive: {0}")]
     Format(String),
     #[error(
@@ -253,7 +258,11 @@ impl Archive {
                 let entry = zip
                     .by_index(index)
                     .map_err(|e| ArchiveError::Format(format!("{}: {e}", member.name)))?;
-                entry.take(MAX_MEMBER_BYTES + 1).read_to_end(&mut bytes)?;
+                // A corrupt deflate stream or CRC is the upload's fault, not ours.
+                entry
+                    .take(MAX_MEMBER_BYTES + 1)
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| ArchiveError::Format(format!("{}: {e}", member.name)))?;
                 if bytes.len() as u64 > MAX_MEMBER_BYTES {
                     return Err(too_large(bytes.len() as u64));
                 }

@@ -11,13 +11,14 @@ mod shards;
 
 use std::io::Cursor;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use axum::extract::Multipart;
 use axum::extract::multipart::MultipartError;
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
-use object_store::{GetOptions, GetRange};
+use object_store::{GetOptions, GetRange, ObjectStore};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, Set, TransactionTrait,
@@ -265,10 +266,15 @@ fn validate_sample(image: &[u8], caption: &[u8], json: Option<&[u8]>) -> Result<
 
 /// Reads, validates and normalises the archive at `upload` into shard files under `work`.
 /// Blocking: run it on a blocking thread.
-fn build(upload: &std::path::Path, work: &std::path::Path) -> Result<Built, ArchiveError> {
+/// Stops once the shards exceed `cap` bytes.
+fn build(
+    upload: &std::path::Path,
+    work: &std::path::Path,
+    cap: u64,
+) -> Result<Built, ArchiveError> {
     let mut archive = Archive::open(upload)?;
     let sources = archive.samples()?;
-    let mut writer = shards::ShardWriter::new(work);
+    let mut writer = shards::ShardWriter::new(work, shards::SHARD_SAMPLES, shards::SHARD_BYTES);
     let mut report = Vec::new();
     let mut invalid = 0usize;
     for source in sources {
@@ -314,6 +320,9 @@ fn build(upload: &std::path::Path, work: &std::path::Path) -> Result<Built, Arch
             )?,
             Err(error) => reject(error),
         }
+        if writer.bytes() > cap {
+            return Err(ArchiveError::OverQuota { limit: cap });
+        }
     }
     let (shards, samples, bytes) = writer.finish()?;
     Ok(Built {
@@ -352,11 +361,15 @@ pub async fn ingest(
         .map_err(|e| ApiError::Internal(format!("creating a work directory: {e}")))?;
     let upload_path = received.file.path().to_path_buf();
     let work_path = work.path().to_path_buf();
-    let built = tokio::task::spawn_blocking(move || build(&upload_path, &work_path))
+    let cap = upload_cap(&state.db, team).await?;
+    let built = tokio::task::spawn_blocking(move || build(&upload_path, &work_path, cap))
         .await
         .map_err(|e| ApiError::Internal(format!("dataset validation task: {e}")))?
         .map_err(|e| match e {
             ArchiveError::Io(e) => ApiError::Internal(format!("reading an upload: {e}")),
+            e @ ArchiveError::OverQuota { .. } => {
+                ApiError::PayloadTooLarge(format!("file: {}: {e}", received.file_name))
+            }
             e => ApiError::BadRequest(format!("file: {}: {e}", received.file_name)),
         })?;
     drop(received);
@@ -373,6 +386,7 @@ pub async fn ingest(
             first.join("; ")
         )));
     }
+    // Again: other uploads of the team may have landed meanwhile.
     let cap = upload_cap(&state.db, team).await?;
     if built.bytes > cap {
         return Err(too_large(team, cap));
@@ -580,8 +594,32 @@ pub async fn image(
         .await?)
 }
 
-/// A PNG of `sample`'s image scaled to fit [`THUMBNAIL_SIDE`].
+/// Object key of the cached thumbnail of sample `idx`.
+fn thumbnail_key(prefix: &str, idx: i32) -> ObjectPath {
+    ObjectPath::from(format!("{prefix}/thumbnails/{idx:08}.png"))
+}
+
+/// A PNG of `sample`'s image scaled to fit [`THUMBNAIL_SIDE`]; made on first request and kept
+/// in the object store beside the shards.
 pub async fn thumbnail(
+    state: &AppState,
+    dataset: &dataset::Model,
+    sample: &dataset_sample::Model,
+) -> Result<Bytes, ApiError> {
+    let key = thumbnail_key(&dataset.object_key, sample.idx);
+    match state.store.get(&key).await {
+        Ok(cached) => return Ok(cached.bytes().await?),
+        Err(object_store::Error::NotFound { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let png = Bytes::from(render_thumbnail(state, dataset, sample).await?);
+    if let Err(error) = state.store.put(&key, png.clone().into()).await {
+        tracing::warn!(%key, %error, "could not cache a thumbnail");
+    }
+    Ok(png)
+}
+
+async fn render_thumbnail(
     state: &AppState,
     dataset: &dataset::Model,
     sample: &dataset_sample::Model,
@@ -605,10 +643,9 @@ pub async fn thumbnail(
 /// The dataset as one WebDataset tar, streamed shard by shard (each without its end-of-archive
 /// blocks, then one trailer).
 pub fn export_stream(
-    state: &AppState,
+    store: Arc<dyn ObjectStore>,
     dataset: &dataset::Model,
 ) -> impl futures_util::Stream<Item = Result<Bytes, object_store::Error>> + Send + 'static {
-    let store = state.store.clone();
     let keys: Vec<ObjectPath> = (0..dataset.shard_count)
         .map(|n| shard_key(&dataset.object_key, n))
         .collect();
@@ -628,4 +665,81 @@ pub fn export_stream(
         .chain(futures_util::stream::once(async {
             Ok(Bytes::from_static(&[0u8; TAR_TRAILER as usize]))
         }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use object_store::memory::InMemory;
+
+    fn png(side: u32, shade: u8) -> Vec<u8> {
+        let img = image::RgbImage::from_pixel(side, side, image::Rgb([shade, 0, 0]));
+        let mut out = Vec::new();
+        img.write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png)
+            .unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn shards_rotate_offsets_hold_and_export_concatenates() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = shards::ShardWriter::new(dir.path(), 2, u64::MAX);
+        let images: Vec<Vec<u8>> = (0..5).map(|i| png(3 + i, i as u8 * 40)).collect();
+        for (i, image) in images.iter().enumerate() {
+            let key = format!("dir/{}{i}", "k".repeat(120)); // needs a GNU long name
+            writer
+                .append(&key, "png", image, &format!("caption {i}"), None, (1, 1))
+                .unwrap();
+        }
+        let (files, samples, bytes) = writer.finish().unwrap();
+        assert_eq!(files.len(), 3);
+        let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+        let mut total = 0;
+        for (n, file) in files.iter().enumerate() {
+            let data = std::fs::read(file).unwrap();
+            total += data.len() as u64;
+            store
+                .put(&shard_key("p", n as i32), data.into())
+                .await
+                .unwrap();
+        }
+        assert_eq!(total, bytes);
+        for sample in &samples {
+            let start = sample.image_offset;
+            let got = store
+                .get_range(&shard_key("p", sample.shard as i32), start..start + sample.image_size)
+                .await
+                .unwrap();
+            assert_eq!(got.as_ref(), images[sample.idx].as_slice());
+        }
+        assert_eq!(samples[4].shard, 2);
+
+        let dataset = dataset::Model {
+            id: 1,
+            team_id: 1,
+            name: "d".into(),
+            status: "ready".into(),
+            sample_count: 5,
+            bytes: bytes as i64,
+            object_key: "p".into(),
+            invalid_count: 0,
+            shard_count: 3,
+            report: "[]".into(),
+            created_at: chrono::Utc::now(),
+        };
+        let exported: Vec<Bytes> = export_stream(store, &dataset).try_collect().await.unwrap();
+        let exported = exported.concat();
+        let mut archive = tar::Archive::new(Cursor::new(exported));
+        let mut names = Vec::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+            names.push((entry.path().unwrap().display().to_string(), data));
+        }
+        assert_eq!(names.len(), 10);
+        assert!(names[8].0.ends_with("k4.png"));
+        assert_eq!(names[8].1, images[4]);
+        assert_eq!(names[9].1, b"caption 4");
+    }
 }

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 /// Bytes of the end-of-archive blocks of a tar.
 pub const TAR_TRAILER: u64 = 1024;
 /// A shard is closed after this many samples...
-const SHARD_SAMPLES: usize = 1000;
+pub const SHARD_SAMPLES: usize = 1000;
 /// ...or this many bytes.
-const SHARD_BYTES: u64 = 256 << 20;
+pub const SHARD_BYTES: u64 = 256 << 20;
 
 /// A sample as written.
 #[derive(Debug, Clone)]
@@ -47,6 +47,8 @@ impl<W: Write> Write for Counting<W> {
 /// Writes samples into `shard-NNNNNN.tar` files in a directory, rotating by count and size.
 pub struct ShardWriter {
     dir: PathBuf,
+    max_samples: usize,
+    max_bytes: u64,
     current: Option<tar::Builder<Counting<BufWriter<File>>>>,
     in_current: usize,
     shards: Vec<PathBuf>,
@@ -55,9 +57,12 @@ pub struct ShardWriter {
 }
 
 impl ShardWriter {
-    pub fn new(dir: &Path) -> Self {
+    /// A writer into `dir` closing shards at `max_samples` samples or `max_bytes` bytes.
+    pub fn new(dir: &Path, max_samples: usize, max_bytes: u64) -> Self {
         ShardWriter {
             dir: dir.to_path_buf(),
+            max_samples,
+            max_bytes,
             current: None,
             in_current: 0,
             shards: Vec::new(),
@@ -86,7 +91,7 @@ impl ShardWriter {
         (width, height): (u32, u32),
     ) -> std::io::Result<()> {
         let full = self.current.as_ref().is_some_and(|b| {
-            self.in_current >= SHARD_SAMPLES || b.get_ref().written >= SHARD_BYTES
+            self.in_current >= self.max_samples || b.get_ref().written >= self.max_bytes
         });
         if full {
             self.close()?;
@@ -122,6 +127,11 @@ impl ShardWriter {
             caption: caption.to_string(),
         });
         Ok(())
+    }
+
+    /// Bytes written so far, the open shard included.
+    pub fn bytes(&self) -> u64 {
+        self.bytes + self.current.as_ref().map_or(0, |b| b.get_ref().written)
     }
 
     /// Closes the last shard; returns the shard files, the samples and the bytes written.

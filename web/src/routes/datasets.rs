@@ -183,7 +183,7 @@ async fn export_dataset(
         .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
         .collect();
     tracing::info!(team = team_id, dataset = dataset.id, "dataset export");
-    let body = Body::from_stream(datasets::export_stream(&state, &dataset));
+    let body = Body::from_stream(datasets::export_stream(state.store.clone(), &dataset));
     Ok((
         [
             (CONTENT_TYPE, "application/x-tar".to_string()),
