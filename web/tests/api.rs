@@ -3,7 +3,6 @@
 //! `postgres://postgres@127.0.0.1:5432/test`; each test gets a fresh database, dropped after).
 //! Set `VILA2_TEST_SKIP_POSTGRES=1` to run the SQLite half only.
 
-
 mod common;
 
 use axum::body::Body;

@@ -246,8 +246,14 @@ async fn shard_upload_browse_thumbnail_export(app: &TestApp) {
             .to_string()
     };
     assert!(error_of("000003").starts_with("image:"), "{report:?}");
-    assert!(error_of("000004").starts_with("caption: empty"), "{report:?}");
-    assert!(error_of("000005").starts_with("image: missing"), "{report:?}");
+    assert!(
+        error_of("000004").starts_with("caption: empty"),
+        "{report:?}"
+    );
+    assert!(
+        error_of("000005").starts_with("image: missing"),
+        "{report:?}"
+    );
 
     let base = format!("/api/v1/teams/{team}/datasets/{id}");
     let (status, got) = app.get(&base, &alice).await;
@@ -289,7 +295,9 @@ async fn shard_upload_browse_thumbnail_export(app: &TestApp) {
     assert_eq!(again, thumb);
     let thumb = image::load_from_memory_with_format(&thumb, image::ImageFormat::Png).unwrap();
     assert_eq!((thumb.width(), thumb.height()), (128, 85));
-    let (status, _) = app.get(&format!("{base}/samples/2/thumbnail"), &alice).await;
+    let (status, _) = app
+        .get(&format!("{base}/samples/2/thumbnail"), &alice)
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // Export: one WebDataset tar holding the valid samples, normalised.
@@ -445,7 +453,11 @@ async fn hostile_archives_rejected_naming_the_member(app: &TestApp) {
     let one = png(4, 4);
     let mut zip_symlink = zip::ZipWriter::new(Cursor::new(Vec::new()));
     zip_symlink
-        .add_symlink("link.png", "/etc/passwd", zip::write::FileOptions::default())
+        .add_symlink(
+            "link.png",
+            "/etc/passwd",
+            zip::write::FileOptions::default(),
+        )
         .unwrap();
     let zip_symlink = zip_symlink.finish().unwrap().into_inner();
     use tar::EntryType::{Link, Regular, Symlink};
@@ -541,7 +553,10 @@ async fn quota_malformed_and_truncated_uploads_leave_nothing(app: &TestApp) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(row.storage_quota_bytes, vila2_migrations::DEFAULT_TEAM_QUOTA_BYTES);
+    assert_eq!(
+        row.storage_quota_bytes,
+        vila2_migrations::DEFAULT_TEAM_QUOTA_BYTES
+    );
     let mut row: vila2_web::entities::team::ActiveModel = row.into();
     row.storage_quota_bytes = Set(4096);
     row.update(&app.state.db).await.unwrap();
@@ -582,8 +597,9 @@ async fn quota_malformed_and_truncated_uploads_leave_nothing(app: &TestApp) {
     let garbage = b"--nope\r\nthis is not the boundary\r\n".to_vec();
     let (status, _, body) = app.send(multipart_request(&uri, &alice, garbage)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    let only_name =
-        format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nx\r\n--{BOUNDARY}--\r\n");
+    let only_name = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nx\r\n--{BOUNDARY}--\r\n"
+    );
     let (status, _, body) = app
         .send(multipart_request(&uri, &alice, only_name.into_bytes()))
         .await;
@@ -666,7 +682,12 @@ async fn datasets_of_another_team_are_404(app: &TestApp) {
             CONTENT_TYPE,
             format!("multipart/form-data; boundary={BOUNDARY}"),
         )
-        .body(Body::from(form("a.tar", &shard, Some("intruder"), Some(csrf))))
+        .body(Body::from(form(
+            "a.tar",
+            &shard,
+            Some("intruder"),
+            Some(csrf),
+        )))
         .unwrap();
     assert_eq!(app.send(req).await.0, StatusCode::NOT_FOUND);
     let (status, list) = app
@@ -701,19 +722,34 @@ async fn dataset_page_and_form_upload(app: &TestApp) {
                 CONTENT_TYPE,
                 format!("multipart/form-data; boundary={BOUNDARY}"),
             )
-            .body(Body::from(form("page.tar", &shard, Some("from the page"), csrf_field)))
+            .body(Body::from(form(
+                "page.tar",
+                &shard,
+                Some("from the page"),
+                csrf_field,
+            )))
             .unwrap()
     };
     let (status, _, body) = app.send(post(None)).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    let (status, _, body) = app.send(post(Some("ffffffffffffffffffffffffffffffff"))).await;
+    let (status, _, body) = app
+        .send(post(Some("ffffffffffffffffffffffffffffffff")))
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     nothing_visible(app, team, &carol).await;
 
     let (status, headers, body) = app.send(post(Some(csrf))).await;
     assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
-    let location = headers.get("location").unwrap().to_str().unwrap().to_string();
-    assert!(location.starts_with(&format!("/teams/{team}/datasets/")), "{location}");
+    let location = headers
+        .get("location")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        location.starts_with(&format!("/teams/{team}/datasets/")),
+        "{location}"
+    );
 
     let (status, _, page) = app
         .send(
@@ -726,7 +762,11 @@ async fn dataset_page_and_form_upload(app: &TestApp) {
     assert_eq!(status, StatusCode::OK);
     let page = page.as_str().unwrap();
     assert!(page.contains("from the page"), "{page}");
-    assert!(page.contains("a &#60;b&#62;tiny&#60;/b&#62; image") || page.contains("a &lt;b&gt;tiny&lt;/b&gt; image"), "{page}");
+    assert!(
+        page.contains("a &#60;b&#62;tiny&#60;/b&#62; image")
+            || page.contains("a &lt;b&gt;tiny&lt;/b&gt; image"),
+        "{page}"
+    );
     assert!(page.contains("/samples/0/thumbnail"), "{page}");
     assert!(page.contains("caption: empty"), "{page}");
     assert!(page.contains("/export"), "{page}");
@@ -741,6 +781,12 @@ async fn dataset_page_and_form_upload(app: &TestApp) {
         .await;
     assert_eq!(status, StatusCode::OK);
     let dashboard = dashboard.as_str().unwrap();
-    assert!(dashboard.contains("from the page") && dashboard.contains(&location), "{dashboard}");
-    assert!(dashboard.contains("enctype=\"multipart/form-data\""), "{dashboard}");
+    assert!(
+        dashboard.contains("from the page") && dashboard.contains(&location),
+        "{dashboard}"
+    );
+    assert!(
+        dashboard.contains("enctype=\"multipart/form-data\""),
+        "{dashboard}"
+    );
 }

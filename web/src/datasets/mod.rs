@@ -20,8 +20,8 @@ use futures_util::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{GetOptions, GetRange, ObjectStore};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
@@ -194,7 +194,11 @@ fn dataset_name(received: &Received) -> Result<String, ApiError> {
                 .rsplit(['/', '\\'])
                 .next()
                 .unwrap_or_default();
-            base.split('.').next().unwrap_or_default().trim().to_string()
+            base.split('.')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_string()
         }
     };
     if name.is_empty() || name.chars().count() > 100 {
@@ -290,7 +294,9 @@ fn build(
         };
         let Some(image_index) = source.image else {
             reject(match source.caption {
-                Some(Caption::Text(_)) => "image: the file named by file_name is not in the archive".into(),
+                Some(Caption::Text(_)) => {
+                    "image: the file named by file_name is not in the archive".into()
+                }
                 _ => format!("image: missing ({}.png|jpg|jpeg|webp)", source.key),
             });
             continue;
@@ -707,7 +713,10 @@ mod tests {
         for sample in &samples {
             let start = sample.image_offset;
             let got = store
-                .get_range(&shard_key("p", sample.shard as i32), start..start + sample.image_size)
+                .get_range(
+                    &shard_key("p", sample.shard as i32),
+                    start..start + sample.image_size,
+                )
                 .await
                 .unwrap();
             assert_eq!(got.as_ref(), images[sample.idx].as_slice());

@@ -92,7 +92,10 @@ async fn upload_dataset(
 ) -> Result<(StatusCode, Json<DatasetView>), ApiError> {
     let (team, _) = accounts::team_access(&state.db, &auth.user, team_id).await?;
     let multipart = multipart.map_err(|e| {
-        ApiError::BadRequest(format!("file: expected a multipart form: {}", e.body_text()))
+        ApiError::BadRequest(format!(
+            "file: expected a multipart form: {}",
+            e.body_text()
+        ))
     })?;
     let cap = datasets::upload_cap(&state.db, &team).await?;
     let received = datasets::receive(multipart, &state.tmp_dir, &team, cap, None).await?;
@@ -147,7 +150,10 @@ async fn sample_image(
         _ => "image/jpeg",
     };
     Ok((
-        [(CONTENT_TYPE, mime), (CACHE_CONTROL, "private, max-age=3600")],
+        [
+            (CONTENT_TYPE, mime),
+            (CACHE_CONTROL, "private, max-age=3600"),
+        ],
         bytes,
     )
         .into_response())
@@ -180,7 +186,13 @@ async fn export_dataset(
     let file_name: String = dataset
         .name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     tracing::info!(team = team_id, dataset = dataset.id, "dataset export");
     let body = Body::from_stream(datasets::export_stream(state.store.clone(), &dataset));

@@ -267,7 +267,10 @@ async fn upload_form(
     let (team, _) = accounts::team_access(&state.db, &auth.user, team_id).await?;
     let result = async {
         let multipart = multipart.map_err(|e| {
-            ApiError::BadRequest(format!("file: expected a multipart form: {}", e.body_text()))
+            ApiError::BadRequest(format!(
+                "file: expected a multipart form: {}",
+                e.body_text()
+            ))
         })?;
         let cap = datasets::upload_cap(&state.db, &team).await?;
         let check = |submitted: &str| check_csrf(&headers, submitted);

@@ -255,4 +255,3 @@ macro_rules! both_backends {
         }
     };
 }
-
