@@ -5,6 +5,9 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_accounts_teams_datasets_plugins;
+mod m20261126_000002_dataset_uploads;
+
+pub use m20261126_000002_dataset_uploads::DEFAULT_TEAM_QUOTA_BYTES;
 
 /// Every migration, oldest first.
 pub struct Migrator;
@@ -12,8 +15,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(
-            m20261126_000001_accounts_teams_datasets_plugins::Migration,
-        )]
+        vec![
+            Box::new(m20261126_000001_accounts_teams_datasets_plugins::Migration),
+            Box::new(m20261126_000002_dataset_uploads::Migration),
+        ]
     }
 }

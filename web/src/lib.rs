@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod datasets;
 pub mod entities;
 pub mod error;
 pub mod plugins;
@@ -38,6 +39,8 @@ pub struct AppState {
     pub login_limiter: Arc<LoginLimiter>,
     /// Whether cookies get the `Secure` attribute (behind HTTPS).
     pub secure_cookies: bool,
+    /// Where uploads are spooled while they arrive and are validated (`<data_dir>/tmp`).
+    pub tmp_dir: PathBuf,
 }
 
 /// Where the portal keeps its state and where it listens.
@@ -141,6 +144,13 @@ pub async fn build_state(options: &Options, secret: &[u8]) -> Result<AppState, S
             source,
         }
     })?;
+    // Spooled uploads left by a crash are garbage: start with an empty folder.
+    let tmp_dir = options.data_dir.join("tmp");
+    let _ = std::fs::remove_dir_all(&tmp_dir);
+    std::fs::create_dir_all(&tmp_dir).map_err(|source| StartError::DataDir {
+        path: tmp_dir.display().to_string(),
+        source,
+    })?;
     let db = connect(&options.database_url()).await?;
     let store = LocalFileSystem::new_with_prefix(options.data_dir.join("objects"))?;
     let runtime = PluginRuntime::new(RuntimeConfig {
@@ -155,6 +165,7 @@ pub async fn build_state(options: &Options, secret: &[u8]) -> Result<AppState, S
         sessions: Arc::new(SessionKeys::new(secret, Duration::from_secs(12 * 3600))),
         login_limiter: Arc::new(LoginLimiter::new(10, Duration::from_secs(300))),
         secure_cookies: options.secure_cookies,
+        tmp_dir,
     })
 }
 

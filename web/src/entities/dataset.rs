@@ -12,8 +12,14 @@ pub struct Model {
     pub status: String,
     pub sample_count: i64,
     pub bytes: i64,
-    /// Where its shards live in the object store.
+    /// Prefix of its shards in the object store (`<prefix>/shard-000000.tar`, ...).
     pub object_key: String,
+    /// Samples left out because they failed validation (listed in `report`).
+    pub invalid_count: i64,
+    pub shard_count: i32,
+    /// JSON array of [`crate::datasets::SampleError`].
+    #[serde(skip)]
+    pub report: String,
     pub created_at: DateTimeUtc,
 }
 

@@ -2,6 +2,7 @@
 
 pub mod api_token;
 pub mod dataset;
+pub mod dataset_sample;
 pub mod membership;
 pub mod plugin;
 pub mod team;

@@ -9,6 +9,8 @@ pub struct Model {
     pub id: i32,
     #[sea_orm(unique)]
     pub name: String,
+    /// Bytes of dataset shards the team may keep in the object store.
+    pub storage_quota_bytes: i64,
     pub created_at: DateTimeUtc,
 }
 

@@ -1,6 +1,7 @@
 //! The HTTP surface: JSON API under `/api/v1`, server-rendered pages at the root.
 
 mod api;
+mod datasets;
 mod pages;
 
 use std::net::IpAddr;
@@ -18,7 +19,7 @@ use crate::error::ApiError;
 /// The whole app around `state`.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .nest("/api/v1", api::routes())
+        .nest("/api/v1", api::routes().merge(datasets::routes()))
         .merge(pages::routes())
         .route("/healthz", get(|| async { "ok" }))
         .with_state(state)

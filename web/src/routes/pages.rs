@@ -4,7 +4,8 @@
 use askama::Template;
 use axum::Form;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::multipart::MultipartRejection;
+use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
 use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{AppendHeaders, Html, IntoResponse, Redirect, Response};
@@ -15,7 +16,8 @@ use super::{ClientIp, set_cookie};
 use crate::AppState;
 use crate::accounts;
 use crate::auth::{AuthUser, CSRF_COOKIE, Credential, SESSION_COOKIE, cookie, random_hex};
-use crate::entities::plugin;
+use crate::datasets::{self, SampleError, SamplePage};
+use crate::entities::{dataset, plugin};
 use crate::error::ApiError;
 use crate::plugins;
 
@@ -24,6 +26,11 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(dashboard))
         .route("/login", get(login_page).post(login_form))
         .route("/logout", axum::routing::post(logout_form))
+        .route(
+            "/teams/{id}/datasets",
+            axum::routing::post(upload_form).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/teams/{id}/datasets/{dataset_id}", get(dataset_page))
 }
 
 #[derive(Template)]
@@ -35,9 +42,11 @@ struct LoginPage<'a> {
 }
 
 struct TeamPlugins {
+    id: i32,
     name: String,
     role: String,
     plugins: Vec<plugin::Model>,
+    datasets: Vec<dataset::Model>,
 }
 
 #[derive(Template)]
@@ -144,7 +153,9 @@ async fn dashboard(
     let mut teams = Vec::new();
     for (team, role) in accounts::teams_of(&state.db, &auth.user).await? {
         teams.push(TeamPlugins {
+            id: team.id,
             plugins: plugins::list(&state.db, team.id).await?,
+            datasets: datasets::list(&state.db, team.id).await?,
             name: team.name,
             role,
         });
@@ -184,4 +195,104 @@ async fn logout_form(
         vec![clear],
         (StatusCode::SEE_OTHER, [("location", "/login")]),
     ))
+}
+
+#[derive(Template)]
+#[template(path = "dataset.html")]
+struct DatasetPage<'a> {
+    csrf: &'a str,
+    email: &'a str,
+    team_id: i32,
+    dataset: dataset::Model,
+    samples: SamplePage,
+    report: Vec<SampleError>,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    title: &'a str,
+    message: &'a str,
+}
+
+/// `?page=` of a dataset page.
+#[derive(Deserialize)]
+struct PageQuery {
+    page: Option<u64>,
+}
+
+async fn dataset_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    auth: Result<AuthUser, ApiError>,
+    Path((team_id, dataset_id)): Path<(i32, i32)>,
+    Query(query): Query<PageQuery>,
+) -> Result<Response, ApiError> {
+    let Ok(auth) = auth else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let dataset = super::datasets::team_dataset(&state, &auth, team_id, dataset_id).await?;
+    let samples = datasets::samples(
+        &state.db,
+        &dataset,
+        query.page.unwrap_or(1),
+        datasets::PAGE_SIZE,
+    )
+    .await?;
+    let report = datasets::report(&dataset);
+    let (csrf, set) = csrf_token(&headers, state.secure_cookies);
+    let page = render(&DatasetPage {
+        csrf: &csrf,
+        email: &auth.user.email,
+        team_id,
+        dataset,
+        samples,
+        report,
+    })?;
+    Ok(with_cookies(set.into_iter().collect(), page))
+}
+
+/// The dashboard's upload form (multipart: `csrf` first, then `name` and `file`); redirects to
+/// the new dataset, or shows why it was refused.
+async fn upload_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    auth: Result<AuthUser, ApiError>,
+    Path(team_id): Path<i32>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Response, ApiError> {
+    let Ok(auth) = auth else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let (team, _) = accounts::team_access(&state.db, &auth.user, team_id).await?;
+    let result = async {
+        let multipart = multipart.map_err(|e| {
+            ApiError::BadRequest(format!(
+                "file: expected a multipart form: {}",
+                e.body_text()
+            ))
+        })?;
+        let cap = datasets::upload_cap(&state.db, &team).await?;
+        let check = |submitted: &str| check_csrf(&headers, submitted);
+        let received =
+            datasets::receive(multipart, &state.tmp_dir, &team, cap, Some(&check)).await?;
+        datasets::ingest(&state, &team, received).await
+    }
+    .await;
+    match result {
+        Ok(row) => Ok((
+            StatusCode::SEE_OTHER,
+            [("location", format!("/teams/{team_id}/datasets/{}", row.id))],
+        )
+            .into_response()),
+        Err(e @ ApiError::Forbidden(_)) => Err(e),
+        Err(e) if e.status().is_client_error() => {
+            let page = render(&ErrorPage {
+                title: "Upload refused",
+                message: &e.to_string(),
+            })?;
+            Ok((e.status(), page).into_response())
+        }
+        Err(e) => Err(e),
+    }
 }

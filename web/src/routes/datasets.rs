@@ -1,0 +1,210 @@
+//! Dataset routes of the JSON API (`/api/v1/teams/{id}/datasets...`): thin wrappers over
+//! [`crate::datasets`]. Every route answers 404 for a team the caller is not in and for a
+//! dataset of another team.
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
+use axum::http::StatusCode;
+use axum::http::header::{CACHE_CONTROL, CONTENT_DISPOSITION, CONTENT_TYPE};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::accounts;
+use crate::auth::AuthUser;
+use crate::datasets::{self, SampleError, SamplePage};
+use crate::entities::dataset;
+use crate::error::ApiError;
+
+/// The dataset routes, relative to `/api/v1`.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/teams/{id}/datasets",
+            get(list_datasets)
+                .post(upload_dataset)
+                // The upload counts its own bytes against the team's quota.
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route("/teams/{id}/datasets/{dataset_id}", get(get_dataset))
+        .route(
+            "/teams/{id}/datasets/{dataset_id}/samples",
+            get(list_samples),
+        )
+        .route(
+            "/teams/{id}/datasets/{dataset_id}/samples/{idx}/image",
+            get(sample_image),
+        )
+        .route(
+            "/teams/{id}/datasets/{dataset_id}/samples/{idx}/thumbnail",
+            get(sample_thumbnail),
+        )
+        .route(
+            "/teams/{id}/datasets/{dataset_id}/export",
+            get(export_dataset),
+        )
+}
+
+/// A dataset with its per-sample error report.
+#[derive(Serialize)]
+pub struct DatasetView {
+    #[serde(flatten)]
+    pub dataset: dataset::Model,
+    pub report: Vec<SampleError>,
+}
+
+impl From<dataset::Model> for DatasetView {
+    fn from(dataset: dataset::Model) -> Self {
+        let report = datasets::report(&dataset);
+        DatasetView { dataset, report }
+    }
+}
+
+/// Checks the caller may see `team_id`, then finds its dataset `dataset_id`.
+pub async fn team_dataset(
+    state: &AppState,
+    auth: &AuthUser,
+    team_id: i32,
+    dataset_id: i32,
+) -> Result<dataset::Model, ApiError> {
+    accounts::team_access(&state.db, &auth.user, team_id).await?;
+    datasets::get(&state.db, team_id, dataset_id).await
+}
+
+async fn list_datasets(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(team_id): Path<i32>,
+) -> Result<Json<Vec<dataset::Model>>, ApiError> {
+    accounts::team_access(&state.db, &auth.user, team_id).await?;
+    datasets::list(&state.db, team_id).await.map(Json)
+}
+
+/// Multipart form: `file` (a `.tar` or `.zip`), optional `name`.
+async fn upload_dataset(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(team_id): Path<i32>,
+    multipart: Result<Multipart, axum::extract::multipart::MultipartRejection>,
+) -> Result<(StatusCode, Json<DatasetView>), ApiError> {
+    let (team, _) = accounts::team_access(&state.db, &auth.user, team_id).await?;
+    let multipart = multipart.map_err(|e| {
+        ApiError::BadRequest(format!(
+            "file: expected a multipart form: {}",
+            e.body_text()
+        ))
+    })?;
+    let cap = datasets::upload_cap(&state.db, &team).await?;
+    let received = datasets::receive(multipart, &state.tmp_dir, &team, cap, None).await?;
+    let row = datasets::ingest(&state, &team, received).await?;
+    Ok((StatusCode::CREATED, Json(row.into())))
+}
+
+async fn get_dataset(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path((team_id, dataset_id)): Path<(i32, i32)>,
+) -> Result<Json<DatasetView>, ApiError> {
+    let dataset = team_dataset(&state, &auth, team_id, dataset_id).await?;
+    Ok(Json(dataset.into()))
+}
+
+/// `?page=` (from 1) and `?per_page=`.
+#[derive(Deserialize)]
+pub struct PageQuery {
+    pub page: Option<u64>,
+    pub per_page: Option<u64>,
+}
+
+async fn list_samples(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path((team_id, dataset_id)): Path<(i32, i32)>,
+    Query(query): Query<PageQuery>,
+) -> Result<Json<SamplePage>, ApiError> {
+    let dataset = team_dataset(&state, &auth, team_id, dataset_id).await?;
+    datasets::samples(
+        &state.db,
+        &dataset,
+        query.page.unwrap_or(1),
+        query.per_page.unwrap_or(datasets::PAGE_SIZE),
+    )
+    .await
+    .map(Json)
+}
+
+async fn sample_image(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path((team_id, dataset_id, idx)): Path<(i32, i32, i32)>,
+) -> Result<Response, ApiError> {
+    let dataset = team_dataset(&state, &auth, team_id, dataset_id).await?;
+    let sample = datasets::sample(&state.db, &dataset, idx).await?;
+    let bytes = datasets::image(&state, &dataset, &sample).await?;
+    let mime = match sample.image_ext.as_str() {
+        "png" => "image/png",
+        "webp" => "image/webp",
+        _ => "image/jpeg",
+    };
+    Ok((
+        [
+            (CONTENT_TYPE, mime),
+            (CACHE_CONTROL, "private, max-age=3600"),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+async fn sample_thumbnail(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path((team_id, dataset_id, idx)): Path<(i32, i32, i32)>,
+) -> Result<Response, ApiError> {
+    let dataset = team_dataset(&state, &auth, team_id, dataset_id).await?;
+    let sample = datasets::sample(&state.db, &dataset, idx).await?;
+    let png = datasets::thumbnail(&state, &dataset, &sample).await?;
+    Ok((
+        [
+            (CONTENT_TYPE, "image/png"),
+            (CACHE_CONTROL, "private, max-age=3600"),
+        ],
+        png,
+    )
+        .into_response())
+}
+
+async fn export_dataset(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path((team_id, dataset_id)): Path<(i32, i32)>,
+) -> Result<Response, ApiError> {
+    let dataset = team_dataset(&state, &auth, team_id, dataset_id).await?;
+    let file_name: String = dataset
+        .name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    tracing::info!(team = team_id, dataset = dataset.id, "dataset export");
+    let body = Body::from_stream(datasets::export_stream(state.store.clone(), &dataset));
+    Ok((
+        [
+            (CONTENT_TYPE, "application/x-tar".to_string()),
+            (
+                CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{file_name}.tar\""),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
