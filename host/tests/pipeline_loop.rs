@@ -313,7 +313,7 @@ fn pretrain_with_bad_samples(dir: &Path) -> PathBuf {
     let good = read_shard(&list_shards(&out).unwrap()[0])
         .unwrap()
         .remove(0);
-    let mut w = vila2::data::webdataset::ShardWriter::create(&out.join("zz-bad.tar")).unwrap();
+    let mut w = vila2::data::webdataset::ShardWriter::create(out.join("zz-bad.tar")).unwrap();
     w.add(
         "broken-image",
         &[("png", b"not a png".as_slice()), ("txt", b"a red circle")],
