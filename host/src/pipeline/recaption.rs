@@ -21,10 +21,11 @@ use super::fuse::{append_turns, fuse, strip_image_token};
 use super::judge::EngineJudge;
 use super::provenance::{FilterRecord, Provenance, RoundRecord, SpecialistRecord, write_parquet};
 use crate::data::webdataset::{RawSample, ShardWriter, read_shard};
-use crate::plugin::records::{Candidate, PromptRequest, Sample, SpecialistOutput};
+use crate::plugin::records::{Candidate, Prompt, PromptRequest, Sample, SpecialistOutput};
 use crate::plugin::{ItemError, Plugin};
+use crate::vlm::VlmError;
 use crate::vlm::engine::{EngineHandle, PromptInput};
-use crate::vlm::generate::GenerationParams;
+use crate::vlm::generate::{Generated, GenerationParams};
 use crate::vlm::preprocess::decode_image;
 
 /// Image member extensions, in order of preference.
@@ -187,6 +188,43 @@ fn per_item<T>(
     }
 }
 
+/// Renders each item's prompt with the template and submits every generation at once (so
+/// the engine batches them); an item whose prompt failed has no pending generation.
+fn prompt_and_generate(
+    cx: &RoundContext<'_>,
+    chunk: &[Item],
+) -> (Vec<Result<Prompt, String>>, Vec<Pending>) {
+    let requests: Vec<PromptRequest> = chunk
+        .iter()
+        .map(|it| PromptRequest {
+            sample: plugin_sample(it),
+            seed: cx.seed,
+            round: cx.round,
+        })
+        .collect();
+    let prompts = per_item(cx.template.plugin.render(&requests), chunk.len());
+    let pending = chunk
+        .iter()
+        .zip(&prompts)
+        .map(|(it, p)| {
+            p.as_ref().ok().map(|p| {
+                cx.engine.submit_generate(
+                    PromptInput {
+                        text: strip_image_token(&p.text).to_string(),
+                        images: vec![(*it.image).clone()],
+                        chat: true,
+                    },
+                    cx.params.clone(),
+                )
+            })
+        })
+        .collect();
+    (prompts, pending)
+}
+
+/// A generation in flight, or none when the item's prompt failed.
+type Pending = Option<crossbeam_channel::Receiver<Result<Generated, VlmError>>>;
+
 /// Writes items (with their updated provenance) as the output shard and its Parquet table.
 fn write(output: &Path, items: &[Item]) -> Result<(), PipelineError> {
     if let Some(dir) = output.parent() {
@@ -262,15 +300,7 @@ pub fn recaption_shard(
                 .map(|i| (i.raw.key.clone(), i.image.clone()))
                 .collect::<HashMap<_, _>>(),
         );
-        let requests: Vec<PromptRequest> = chunk
-            .iter()
-            .map(|it| PromptRequest {
-                sample: plugin_sample(it),
-                seed: cx.seed,
-                round: cx.round,
-            })
-            .collect();
-        let prompts = per_item(cx.template.plugin.render(&requests), chunk.len());
+        let (prompts, pending) = prompt_and_generate(cx, chunk);
         let mut records: Vec<RoundRecord> = prompts
             .iter()
             .map(|p| RoundRecord {
@@ -281,23 +311,6 @@ pub fn recaption_shard(
                 prompt: p.as_ref().map(|p| p.text.clone()).unwrap_or_default(),
                 variant: p.as_ref().map(|p| p.variant.clone()).unwrap_or_default(),
                 ..Default::default()
-            })
-            .collect();
-        // Submit every generation first so the engine batches them together.
-        let pending: Vec<_> = chunk
-            .iter()
-            .zip(&prompts)
-            .map(|(it, p)| {
-                p.as_ref().ok().map(|p| {
-                    cx.engine.submit_generate(
-                        PromptInput {
-                            text: strip_image_token(&p.text).to_string(),
-                            images: vec![(*it.image).clone()],
-                            chat: true,
-                        },
-                        cx.params.clone(),
-                    )
-                })
             })
             .collect();
         for ((rec, p), rx) in records.iter_mut().zip(&prompts).zip(pending) {
@@ -437,31 +450,7 @@ pub fn specialist_shard(
     let mut first_error = None;
     let mut lines = Vec::new();
     for chunk in items.chunks(cx.batch_size.max(1)) {
-        let requests: Vec<PromptRequest> = chunk
-            .iter()
-            .map(|it| PromptRequest {
-                sample: plugin_sample(it),
-                seed: cx.seed,
-                round: cx.round,
-            })
-            .collect();
-        let prompts = per_item(cx.template.plugin.render(&requests), chunk.len());
-        let pending: Vec<_> = chunk
-            .iter()
-            .zip(&prompts)
-            .map(|(it, p)| {
-                p.as_ref().ok().map(|p| {
-                    cx.engine.submit_generate(
-                        PromptInput {
-                            text: strip_image_token(&p.text).to_string(),
-                            images: vec![(*it.image).clone()],
-                            chat: true,
-                        },
-                        cx.params.clone(),
-                    )
-                })
-            })
-            .collect();
+        let (prompts, pending) = prompt_and_generate(cx, chunk);
         let mut recs: Vec<SpecialistRecord> = Vec::with_capacity(chunk.len());
         for (p, rx) in prompts.iter().zip(pending) {
             let mut rec = SpecialistRecord {
