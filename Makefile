@@ -26,6 +26,9 @@ run: build
 demo: build
 	$(VILA2) demo $(DEMO_ARGS)
 
+# One libtorch thread per test: cargo runs tests in parallel, and the tests' tiny models
+# lose more to OpenMP barriers on oversubscribed cores than they gain from a second thread.
+test: export OMP_NUM_THREADS ?= 1
 test: components
 	cargo test --workspace --no-fail-fast
 

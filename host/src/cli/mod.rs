@@ -17,6 +17,10 @@ use tracing_subscriber::EnvFilter;
 #[derive(Debug, Parser)]
 #[command(name = "vila2", version, about)]
 pub struct Cli {
+    /// libtorch intra-op threads (default: one per physical core; 1 is fastest for tiny
+    /// models on shared cores).
+    #[arg(long, global = true, env = "VILA2_THREADS")]
+    threads: Option<usize>,
     #[command(subcommand)]
     command: Command,
 }
@@ -54,6 +58,9 @@ pub fn main() -> anyhow::Result<()> {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let cli = Cli::parse();
+    if let Some(n) = cli.threads {
+        crate::vlm::threads::set_torch_threads(n);
+    }
     match cli.command {
         Command::Plugin(cmd) => plugin::run(cmd),
         Command::Generate(args) => generate::run_generate(args),

@@ -51,6 +51,9 @@ pub struct TrainArgs {
     /// Seed.
     #[arg(long, default_value_t = 42)]
     seed: i64,
+    /// Train these groups instead of the stage's (comma-separated, e.g. `vision,projector,llm`).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    train_groups: Option<Vec<Group>>,
     /// Freeze a group the stage would train (repeatable).
     #[arg(long, value_enum)]
     freeze: Vec<Group>,
@@ -80,6 +83,7 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     cfg.max_grad_norm = a.max_grad_norm;
     cfg.max_len = a.max_len;
     cfg.seed = a.seed;
+    cfg.train = a.train_groups;
     cfg.frozen = a.freeze;
     cfg.shuffle_buffer = a.shuffle_buffer;
     cfg.save_every = a.save_every;

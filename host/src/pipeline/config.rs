@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::PipelineError;
-use crate::train::Stage;
+use crate::train::{Group, Stage};
 
 /// How a recaption is combined with the caption it refines.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -120,6 +120,10 @@ pub struct StageConfig {
     /// Samples per step.
     #[serde(default = "default_batch")]
     pub batch_size: usize,
+    /// Groups to train instead of the stage's (`vision`, `projector`, `llm`); e.g. a model
+    /// built from scratch has no pretrained vision tower to keep frozen in `pretrain`.
+    #[serde(default)]
+    pub train: Option<Vec<Group>>,
 }
 
 fn default_batch() -> usize {
@@ -227,6 +231,10 @@ pub struct RunConfig {
     /// Folder of first-party components (default: `$VILA2_COMPONENTS`).
     #[serde(default)]
     pub components_dir: Option<PathBuf>,
+    /// libtorch intra-op threads for training and the engine (default: the `--threads` flag,
+    /// else one per core). Not part of what the run computes: it may change on resume.
+    #[serde(default, skip_serializing)]
+    pub threads: Option<usize>,
     /// Data.
     pub data: DataConfig,
     /// Evaluation.
@@ -490,6 +498,28 @@ data = "shapes/specialist/spatial"
         assert!(err.contains("roundz"), "{err}");
         let err = RunConfig::parse(&DOC.replace("steps = 3,", "steps = \"x\",")).unwrap_err();
         assert!(err.contains("train.pretrain.steps"), "{err}");
+    }
+
+    #[test]
+    fn stage_trainable_groups_and_threads() {
+        let doc = DOC.replace(
+            "pretrain = { steps = 3, lr = 1e-3 }",
+            "pretrain = { steps = 3, lr = 1e-3, train = [\"vision\", \"llm\"] }",
+        );
+        let c = RunConfig::parse(&format!("threads = 1\n{doc}")).unwrap();
+        assert_eq!(
+            c.train.pretrain.train,
+            Some(vec![Group::Vision, Group::Llm])
+        );
+        assert_eq!(c.train.align.train, None);
+        assert_eq!(c.threads, Some(1));
+        // The thread count is not part of the stored run document.
+        assert!(!toml::to_string(&c).unwrap().contains("threads"));
+        let err = RunConfig::parse(&doc.replace("\"llm\"", "\"lm\"")).unwrap_err();
+        assert!(
+            err.contains("train.pretrain.train") && err.contains("lm"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -213,6 +213,7 @@ pub fn evaluate(
             .collect();
         let (mut mentioned, mut correct, mut gt, mut recalled, mut halluc) = (0, 0, 0, 0, 0);
         let (mut words, mut lp_sum, mut lp_n) = (0usize, 0.0, 0usize);
+        let mut scores = Vec::with_capacity(scored.len());
         for ((key, im, scene), rx) in scored.iter().zip(pending) {
             let text = rx
                 .recv()
@@ -226,21 +227,25 @@ pub fn evaluate(
             recalled += m.recalled;
             halluc += m.hallucinated;
             words += text.split_whitespace().count();
-            if !text.trim().is_empty()
-                && let Ok(s) = engine.score(
+            if !text.trim().is_empty() {
+                // Submitted as they come so the engine scores them in batches.
+                scores.push(engine.submit_score(
                     PromptInput {
                         text: cfg.caption_prompt.clone(),
                         images: vec![(*im).clone()],
                         chat: true,
                     },
                     text.clone(),
-                )
-            {
-                lp_sum += s.mean_logprob;
-                lp_n += 1;
+                ));
             }
             if result.examples.len() < 4 {
                 result.examples.push(((*key).clone(), text));
+            }
+        }
+        for rx in scores {
+            if let Ok(Ok(s)) = rx.recv() {
+                lp_sum += s.mean_logprob;
+                lp_n += 1;
             }
         }
         let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };

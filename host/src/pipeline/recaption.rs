@@ -349,12 +349,17 @@ pub fn recaption_shard(
                     })
                 })
                 .collect();
-            for (rec, job) in records.iter_mut().zip(pending) {
-                if let Some((input, text)) = job {
-                    rec.mean_logprob = cx
-                        .engine
-                        .score(input, text)
+            // Submitted together so the engine scores them in batches.
+            let replies: Vec<_> = pending
+                .into_iter()
+                .map(|job| job.map(|(input, text)| cx.engine.submit_score(input, text)))
+                .collect();
+            for (rec, rx) in records.iter_mut().zip(replies) {
+                if let Some(rx) = rx {
+                    rec.mean_logprob = rx
+                        .recv()
                         .ok()
+                        .and_then(|r| r.ok())
                         .map(|s| s.mean_logprob as f32);
                 }
             }

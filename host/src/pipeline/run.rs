@@ -77,6 +77,11 @@ pub fn run(
             return Err(PipelineError::Missing { field, path });
         }
     }
+    if let Some(n) = cfg.threads
+        && crate::vlm::threads::torch_threads() == 0
+    {
+        crate::vlm::threads::set_torch_threads(n);
+    }
     create_dir(out)?;
     let doc = toml::to_string(cfg).map_err(|e| PipelineError::Failed(e.to_string()))?;
     let stored = out.join("run.toml");
@@ -320,6 +325,7 @@ impl Runner<'_> {
         let mut tc = TrainConfig::new(stage, st.steps);
         tc.lr = st.lr;
         tc.batch_size = st.batch_size;
+        tc.train = st.train.clone();
         tc.max_len = self.cfg.train.max_len;
         tc.seed = self.cfg.seed as i64;
         tc.max_skip_fraction = self.cfg.max_failure_fraction;

@@ -9,7 +9,10 @@ use super::TrainError;
 use crate::vlm::weights::Weights;
 
 /// A component of the model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Group {
     /// The vision tower (`vision_tower.*`).
     Vision,
@@ -101,11 +104,16 @@ pub struct Params {
 }
 
 impl Params {
-    /// Marks the tensors of `w` that `stage` trains (minus the `frozen` groups) as requiring
-    /// gradients. Errors when that leaves nothing to train.
-    pub fn select(w: &Weights, stage: Stage, frozen: &[Group]) -> Result<Self, TrainError> {
-        let groups: Vec<Group> = stage
-            .groups()
+    /// Marks the tensors of `w` that `stage` trains (or the `train` groups when given, minus
+    /// the `frozen` groups) as requiring gradients. Errors when that leaves nothing to train.
+    pub fn select(
+        w: &Weights,
+        stage: Stage,
+        train: Option<&[Group]>,
+        frozen: &[Group],
+    ) -> Result<Self, TrainError> {
+        let groups: Vec<Group> = train
+            .unwrap_or(stage.groups())
             .iter()
             .copied()
             .filter(|g| !frozen.contains(g))
@@ -135,7 +143,7 @@ impl Params {
                 stage,
                 why: format!(
                     "it trains {:?}, frozen {:?}, checkpoint groups {:?}",
-                    stage.groups(),
+                    train.unwrap_or(stage.groups()),
                     frozen,
                     {
                         let mut g: Vec<Group> = all.iter().map(|p| p.group).collect();

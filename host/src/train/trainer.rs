@@ -52,6 +52,8 @@ pub struct TrainConfig {
     /// Longest sequence (samples are truncated to fit); capped to the model's
     /// `max_position_embeddings`.
     pub max_len: usize,
+    /// Groups to train instead of the stage's (`None`: the stage's).
+    pub train: Option<Vec<Group>>,
     /// Groups frozen on top of the stage's choice.
     pub frozen: Vec<Group>,
     /// Stop when more than this fraction of the samples read were skipped.
@@ -78,6 +80,7 @@ impl TrainConfig {
             adamw: AdamWConfig::default(),
             seed: 42,
             max_len: 2048,
+            train: None,
             frozen: Vec::new(),
             max_skip_fraction: 0.5,
             shuffle_buffer: 1000,
@@ -177,7 +180,7 @@ impl Trainer {
         let (device, kind) = (Device::Cpu, Kind::Float);
         let config = LlavaConfig::from_file(&init.join("config.json"))?;
         let w = Weights::load(init, weight_files(init)?, kind, device, canonical_key)?;
-        let params = Params::select(&w, cfg.stage, &cfg.frozen)?;
+        let params = Params::select(&w, cfg.stage, cfg.train.as_deref(), &cfg.frozen)?;
         let model = LlavaModel::from_weights(init, config, &w, device, kind)?;
         let tokenizer = VlmTokenizer::load(
             init,

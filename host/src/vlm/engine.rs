@@ -118,8 +118,9 @@ impl Engine {
         let thread_stats = Arc::clone(&stats);
         let thread = std::thread::Builder::new()
             .name("vila2-engine".into())
-            .spawn(
-                move || match Vlm::load_with(&dir, device, kind, WeightSource::Checkpoint) {
+            .spawn(move || {
+                super::threads::apply_torch_threads();
+                match Vlm::load_with(&dir, device, kind, WeightSource::Checkpoint) {
                     Ok(vlm) => {
                         let _ = ready_tx.send(Ok(()));
                         serve(&vlm, &rx, config, &thread_stats);
@@ -127,8 +128,8 @@ impl Engine {
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
                     }
-                },
-            )
+                }
+            })
             .map_err(|e| VlmError::Request(format!("cannot start the engine thread: {e}")))?;
         ready_rx.recv().map_err(|_| VlmError::EngineStopped)??;
         Ok(Self {
@@ -188,18 +189,31 @@ impl EngineHandle {
             .map_err(|_| VlmError::EngineStopped)?
     }
 
+    /// Submits a scoring request (the log-probability of `continuation` after the prompt);
+    /// the answer arrives on the returned channel, so many requests batch together.
+    pub fn submit_score(
+        &self,
+        input: PromptInput,
+        continuation: String,
+    ) -> Receiver<Result<Score, VlmError>> {
+        let (reply, rx) = bounded(1);
+        if let Err(e) = self.tx.send(Job::Score {
+            input,
+            continuation,
+            reply,
+        }) && let Job::Score { reply, .. } = e.into_inner()
+        {
+            let _ = reply.send(Err(VlmError::EngineStopped));
+        }
+        rx
+    }
+
     /// Scores `continuation` after the prompt and waits for the answer (this backs the
     /// plugins' judge import).
     pub fn score(&self, input: PromptInput, continuation: String) -> Result<Score, VlmError> {
-        let (reply, rx) = bounded(1);
-        self.tx
-            .send(Job::Score {
-                input,
-                continuation,
-                reply,
-            })
-            .map_err(|_| VlmError::EngineStopped)?;
-        rx.recv().map_err(|_| VlmError::EngineStopped)?
+        self.submit_score(input, continuation)
+            .recv()
+            .map_err(|_| VlmError::EngineStopped)?
     }
 }
 

@@ -11,6 +11,7 @@ pub mod llava;
 pub mod nn;
 pub mod preprocess;
 pub mod projector;
+pub mod threads;
 pub mod tokenizer;
 pub mod vila;
 pub mod vision;
