@@ -217,3 +217,15 @@ pub async fn create_user(
         .await
         .map_err(|e| StartError::User(e.to_string()))
 }
+
+/// The user with `email` in the database of `options` (migrating it first), if any.
+pub async fn find_user(
+    options: &Options,
+    email: &str,
+) -> Result<Option<entities::user::Model>, StartError> {
+    migrate(options).await?;
+    let db = connect(&options.database_url()).await?;
+    accounts::find_user_by_email(&db, email)
+        .await
+        .map_err(|e| StartError::User(e.to_string()))
+}
