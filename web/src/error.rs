@@ -70,6 +70,13 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The body of every error answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What was wrong, naming the field or part of the request when there is one.
+    pub error: String,
+}
+
 /// Errors of starting the portal (configuration, database, secrets).
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {

@@ -1,11 +1,11 @@
-//! JSON API handlers: thin wrappers over [`crate::accounts`] and [`crate::plugins`].
+//! JSON API handlers for sessions, tokens, teams and members: thin wrappers over
+//! [`crate::accounts`].
 
 use axum::Json;
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
-use axum::http::header::{CONTENT_TYPE, SET_COOKIE};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::http::header::SET_COOKIE;
 use axum::response::{AppendHeaders, IntoResponse};
 use axum::routing::{delete, get, post};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
@@ -17,12 +17,8 @@ use crate::accounts;
 use crate::auth::{
     API_TOKEN_PREFIX, AuthUser, Credential, SESSION_COOKIE, random_hex, token_digest,
 };
-use crate::entities::{api_token, membership, plugin, team};
+use crate::entities::{api_token, membership, team};
 use crate::error::ApiError;
-use crate::plugins;
-
-/// Largest plugin upload body accepted (the runtime's component limit plus multipart framing).
-const PLUGIN_BODY_LIMIT: usize = (32 << 20) + (64 << 10);
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -33,13 +29,6 @@ pub fn routes() -> Router<AppState> {
         .route("/tokens/{id}", delete(revoke_token))
         .route("/teams", get(list_teams).post(create_team))
         .route("/teams/{id}/members", post(add_member))
-        .route(
-            "/teams/{id}/plugins",
-            get(list_plugins)
-                .post(upload_plugin)
-                .layer(DefaultBodyLimit::max(PLUGIN_BODY_LIMIT)),
-        )
-        .route("/teams/{id}/plugins/{plugin_id}", get(get_plugin))
 }
 
 #[derive(Deserialize)]
@@ -202,109 +191,6 @@ async fn add_member(
     }
     let m = accounts::add_member(&state.db, team_id, &req.email, &req.role).await?;
     Ok((StatusCode::CREATED, Json(m)))
-}
-
-#[derive(Deserialize)]
-struct UploadQuery {
-    filename: Option<String>,
-}
-
-#[derive(Serialize)]
-struct PluginUploaded {
-    plugin: plugin::Model,
-    description: String,
-    config_schema: String,
-}
-
-/// Takes the component as a raw body (`?filename=` names it) or as the `file` field of a
-/// multipart form.
-async fn upload_plugin(
-    State(state): State<AppState>,
-    auth: AuthUser,
-    Path(team_id): Path<i32>,
-    Query(query): Query<UploadQuery>,
-    headers: HeaderMap,
-    request: Request,
-) -> Result<(StatusCode, Json<PluginUploaded>), ApiError> {
-    accounts::team_access(&state.db, &auth.user, team_id).await?;
-    let is_multipart = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("multipart/form-data"));
-    let (file_name, bytes) = if is_multipart {
-        read_multipart_file(
-            Multipart::from_request(request, &state)
-                .await
-                .map_err(|e| {
-                    ApiError::BadRequest(format!(
-                        "file: malformed multipart body: {}",
-                        e.body_text()
-                    ))
-                })?,
-        )
-        .await?
-    } else {
-        let bytes = Bytes::from_request(request, &state)
-            .await
-            .map_err(|e| match e.status() {
-                StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(format!(
-                    "file: over the {PLUGIN_BODY_LIMIT}-byte upload limit"
-                )),
-                _ => ApiError::BadRequest(format!("file: cannot read the body: {}", e.body_text())),
-            })?;
-        (
-            query.filename.unwrap_or_else(|| "upload.wasm".into()),
-            bytes,
-        )
-    };
-    let (plugin, validated) = plugins::upload(&state, team_id, &file_name, bytes).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(PluginUploaded {
-            plugin,
-            description: validated.description,
-            config_schema: validated.config_schema,
-        }),
-    ))
-}
-
-async fn read_multipart_file(mut multipart: Multipart) -> Result<(String, Bytes), ApiError> {
-    let malformed = |e: axum::extract::multipart::MultipartError| {
-        ApiError::BadRequest(format!("file: malformed multipart body: {}", e.body_text()))
-    };
-    while let Some(field) = multipart.next_field().await.map_err(malformed)? {
-        if field.name() == Some("file") {
-            let name = field.file_name().unwrap_or("upload.wasm").to_string();
-            let bytes = field.bytes().await.map_err(malformed)?;
-            return Ok((name, bytes));
-        }
-    }
-    Err(ApiError::BadRequest(
-        "file: the multipart form has no \"file\" field".into(),
-    ))
-}
-
-async fn list_plugins(
-    State(state): State<AppState>,
-    auth: AuthUser,
-    Path(team_id): Path<i32>,
-) -> Result<Json<Vec<plugin::Model>>, ApiError> {
-    accounts::team_access(&state.db, &auth.user, team_id).await?;
-    plugins::list(&state.db, team_id).await.map(Json)
-}
-
-async fn get_plugin(
-    State(state): State<AppState>,
-    auth: AuthUser,
-    Path((team_id, plugin_id)): Path<(i32, i32)>,
-) -> Result<Json<plugin::Model>, ApiError> {
-    accounts::team_access(&state.db, &auth.user, team_id).await?;
-    plugin::Entity::find_by_id(plugin_id)
-        .filter(plugin::Column::TeamId.eq(team_id))
-        .one(&state.db)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("plugin", plugin_id))
 }
 
 #[derive(Deserialize)]

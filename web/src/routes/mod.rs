@@ -3,6 +3,8 @@
 mod api;
 mod datasets;
 mod pages;
+mod plugin_pages;
+mod plugins;
 
 use std::net::IpAddr;
 use std::net::SocketAddr;
@@ -19,7 +21,12 @@ use crate::error::ApiError;
 /// The whole app around `state`.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .nest("/api/v1", api::routes().merge(datasets::routes()))
+        .nest(
+            "/api/v1",
+            api::routes()
+                .merge(datasets::routes())
+                .merge(plugins::routes()),
+        )
         .merge(pages::routes())
         .route("/healthz", get(|| async { "ok" }))
         .with_state(state)
