@@ -9,6 +9,7 @@ pub mod auth;
 pub mod datasets;
 pub mod entities;
 pub mod error;
+pub mod metrics;
 pub mod plugins;
 pub mod routes;
 
@@ -41,6 +42,8 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// Where uploads are spooled while they arrive and are validated (`<data_dir>/tmp`).
     pub tmp_dir: PathBuf,
+    /// Prometheus metrics (`/metrics`).
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 /// Where the portal keeps its state and where it listens.
@@ -166,6 +169,7 @@ pub async fn build_state(options: &Options, secret: &[u8]) -> Result<AppState, S
         login_limiter: Arc::new(LoginLimiter::new(10, Duration::from_secs(300))),
         secure_cookies: options.secure_cookies,
         tmp_dir,
+        metrics: Arc::new(metrics::Metrics::new()),
     })
 }
 

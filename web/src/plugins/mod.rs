@@ -68,6 +68,7 @@ pub async fn upload(
     file_name: &str,
     bytes: Bytes,
 ) -> Result<(plugin::Model, Validated), ApiError> {
+    state.metrics.uploaded("plugin", bytes.len() as u64);
     if bytes.is_empty() {
         return Err(ApiError::BadRequest("file: the upload is empty".into()));
     }

@@ -22,6 +22,7 @@ use crate::error::ApiError;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/openapi.json", get(super::openapi::openapi_json))
         .route("/login", post(login))
         .route("/logout", post(logout))
         .route("/me", get(me))
@@ -31,20 +32,20 @@ pub fn routes() -> Router<AppState> {
         .route("/teams/{id}/members", post(add_member))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct LoginRequest {
     email: String,
     password: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct LoginResponse {
     token: String,
     expires_in: u64,
     user: UserView,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct UserView {
     id: i32,
     email: String,
@@ -79,6 +80,17 @@ pub(super) async fn sign_in(
     Ok((user, token))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/login",
+    tag = "auth",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in; also sets the session cookie", body = LoginResponse),
+        (status = 401, description = "Wrong email or password", body = crate::error::ErrorBody),
+        (status = 429, description = "Too many attempts", body = crate::error::ErrorBody),
+    ),
+)]
 async fn login(
     State(state): State<AppState>,
     ip: ClientIp,
@@ -97,6 +109,15 @@ async fn login(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/logout",
+    tag = "auth",
+    responses(
+        (status = 204, description = "Signed out: the session token is revoked and the cookie cleared"),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+    ),
+)]
 async fn logout(State(state): State<AppState>, auth: AuthUser) -> impl IntoResponse {
     if let Credential::Session(claims) = &auth.credential {
         state.sessions.revoke(claims);
@@ -110,20 +131,29 @@ async fn logout(State(state): State<AppState>, auth: AuthUser) -> impl IntoRespo
     )
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct TeamView {
     id: i32,
     name: String,
     role: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct MeResponse {
     #[serde(flatten)]
     user: UserView,
     teams: Vec<TeamView>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/me",
+    tag = "auth",
+    responses(
+        (status = 200, body = MeResponse),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+    ),
+)]
 async fn me(State(state): State<AppState>, auth: AuthUser) -> Result<Json<MeResponse>, ApiError> {
     let teams = team_views(&state, &auth).await?;
     Ok(Json(MeResponse {
@@ -144,6 +174,15 @@ async fn team_views(state: &AppState, auth: &AuthUser) -> Result<Vec<TeamView>, 
         .collect())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/teams",
+    tag = "teams",
+    responses(
+        (status = 200, description = "The caller's teams (every team for an admin)", body = Vec<TeamView>),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+    ),
+)]
 async fn list_teams(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -151,11 +190,23 @@ async fn list_teams(
     team_views(&state, &auth).await.map(Json)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct CreateTeam {
     name: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/teams",
+    tag = "teams",
+    request_body = CreateTeam,
+    responses(
+        (status = 201, body = team::Model),
+        (status = 403, description = "Not a platform admin", body = crate::error::ErrorBody),
+        (status = 409, description = "Name taken", body = crate::error::ErrorBody),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+    ),
+)]
 async fn create_team(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -166,7 +217,7 @@ async fn create_team(
     Ok((StatusCode::CREATED, Json(team)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct AddMember {
     email: String,
     #[serde(default = "default_role")]
@@ -177,6 +228,19 @@ fn default_role() -> String {
     membership::MEMBER.to_string()
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/teams/{id}/members",
+    tag = "teams",
+    params(("id" = i32, Path, description = "Team id")),
+    request_body = AddMember,
+    responses(
+        (status = 201, body = membership::Model),
+        (status = 403, description = "Not the team's owner or an admin", body = crate::error::ErrorBody),
+        (status = 404, description = "No such team or object (or not yours)", body = crate::error::ErrorBody),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+    ),
+)]
 async fn add_member(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -193,12 +257,12 @@ async fn add_member(
     Ok((StatusCode::CREATED, Json(m)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct CreateToken {
     name: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct TokenCreated {
     id: i32,
     name: String,
@@ -206,6 +270,17 @@ struct TokenCreated {
     token: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens",
+    tag = "auth",
+    request_body = CreateToken,
+    responses(
+        (status = 201, description = "The token is shown once", body = TokenCreated),
+        (status = 400, body = crate::error::ErrorBody),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+    ),
+)]
 async fn create_token(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -238,6 +313,17 @@ async fn create_token(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tokens/{id}",
+    tag = "auth",
+    params(("id" = i32, Path, description = "Token id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404, description = "No such team or object (or not yours)", body = crate::error::ErrorBody),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+    ),
+)]
 async fn revoke_token(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -253,3 +339,18 @@ async fn revoke_token(
     row.update(&state.db).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// OpenAPI of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    login,
+    logout,
+    me,
+    list_teams,
+    create_team,
+    add_member,
+    create_token,
+    revoke_token,
+    super::openapi::openapi_json
+))]
+pub(super) struct Doc;

@@ -2,6 +2,7 @@
 
 mod api;
 mod datasets;
+mod openapi;
 mod pages;
 mod plugin_pages;
 mod plugins;
@@ -29,6 +30,15 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(pages::routes())
         .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/metrics",
+            get(crate::metrics::endpoint).with_state(state.metrics.clone()),
+        )
+        // Last, so it wraps every route above and sees its template.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            crate::metrics::track,
+        ))
         .with_state(state)
 }
 

@@ -308,3 +308,15 @@ pub async fn set_public(
     auth.require_admin()?;
     plugins::set_public(&state.db, plugin, public).await
 }
+
+/// OpenAPI of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    upload_plugin,
+    list_plugins,
+    get_plugin,
+    try_plugin,
+    publish_plugin,
+    unpublish_plugin
+))]
+pub(super) struct Doc;
