@@ -96,6 +96,8 @@ pub enum StartError {
     Database { url: String, source: sea_orm::DbErr },
     #[error("migrating the database failed: {0}")]
     Migrate(sea_orm::DbErr),
+    #[error("removing expired rows of the logout blocklist failed: {0}")]
+    Prune(sea_orm::DbErr),
     #[error("object store: {0}")]
     Store(#[from] object_store::Error),
     #[error("plugin runtime: {0}")]

@@ -155,6 +155,8 @@ pub async fn build_state(options: &Options, secret: &[u8]) -> Result<AppState, S
         source,
     })?;
     let db = connect(&options.database_url()).await?;
+    let pruned = auth::prune_revoked(&db).await.map_err(StartError::Prune)?;
+    tracing::debug!(pruned, "expired logout blocklist rows removed");
     let store = LocalFileSystem::new_with_prefix(options.data_dir.join("objects"))?;
     let runtime = PluginRuntime::new(RuntimeConfig {
         cache_dir: Some(options.data_dir.join("component-cache")),

@@ -118,17 +118,20 @@ async fn login(
         (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
     ),
 )]
-async fn logout(State(state): State<AppState>, auth: AuthUser) -> impl IntoResponse {
+async fn logout(
+    State(state): State<AppState>,
+    auth: AuthUser,
+) -> Result<impl IntoResponse, ApiError> {
     if let Credential::Session(claims) = &auth.credential {
-        state.sessions.revoke(claims);
+        crate::auth::revoke(&state.db, claims).await?;
     }
-    (
+    Ok((
         StatusCode::NO_CONTENT,
         AppendHeaders([(
             SET_COOKIE,
             set_cookie(SESSION_COOKIE, "", 0, state.secure_cookies),
         )]),
-    )
+    ))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -189,7 +189,7 @@ async fn logout_form(
         ..
     }) = &auth
     {
-        state.sessions.revoke(claims);
+        crate::auth::revoke(&state.db, claims).await?;
     }
     let clear = set_cookie(SESSION_COOKIE, "", 0, state.secure_cookies);
     Ok(with_cookies(
