@@ -114,11 +114,9 @@ async fn main() -> anyhow::Result<()> {
             std::io::stdin().read_to_string(&mut password)?;
             let password = password.trim_end_matches(['\r', '\n']);
             let options = options(storage);
-            if exists_ok {
-                if let Some(user) = vila2_web::find_user(&options, &email).await? {
-                    println!("user {} exists (id {}): unchanged", user.email, user.id);
-                    return Ok(());
-                }
+            if exists_ok && let Some(user) = vila2_web::find_user(&options, &email).await? {
+                println!("user {} exists (id {}): unchanged", user.email, user.id);
+                return Ok(());
             }
             let user = vila2_web::create_user(&options, &email, password, admin).await?;
             println!(

@@ -239,11 +239,10 @@ async fn try_form(
             Err(e) => Err(e),
         },
     };
-    if let Err(e) = &result
-        && !e.status().is_client_error()
-    {
-        return Err(result.err().expect("an error"));
-    }
+    let result = match result {
+        Err(e) if !e.status().is_client_error() => return Err(e),
+        other => other,
+    };
     show(
         &state,
         &headers,

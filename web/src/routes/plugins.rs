@@ -127,11 +127,14 @@ pub async fn upload_plugin(
     ))
 }
 
+/// Checks a submitted CSRF token (the page form's `csrf` field).
+pub type CsrfCheck<'a> = dyn Fn(&str) -> Result<(), ApiError> + Sync + 'a;
+
 /// The `file` field of a multipart form. With `check_csrf`, a `csrf` field must come before it
 /// and pass the check (the page form).
 pub async fn read_multipart_file(
     mut multipart: Multipart,
-    check_csrf: Option<&(dyn Fn(&str) -> Result<(), ApiError> + Sync)>,
+    check_csrf: Option<&CsrfCheck<'_>>,
 ) -> Result<(String, Bytes), ApiError> {
     let malformed = |e: axum::extract::multipart::MultipartError| {
         ApiError::BadRequest(format!("file: malformed multipart body: {}", e.body_text()))
