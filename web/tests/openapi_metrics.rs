@@ -112,6 +112,12 @@ async fn openapi_documents_every_api_route() {
             );
         }
     }
+    // Signing in needs no credentials; everything else takes a bearer token or the cookie.
+    assert_eq!(paths["/api/v1/login"]["post"]["security"], json!([{}]));
+    assert!(
+        doc["components"]["securitySchemes"]["bearer"].is_object(),
+        "{doc}"
+    );
     // Schemas of the bodies are there too.
     let schemas = doc["components"]["schemas"].as_object().unwrap();
     for name in [

@@ -84,6 +84,7 @@ pub(super) async fn sign_in(
     post,
     path = "/api/v1/login",
     tag = "auth",
+    security(()),
     request_body = LoginRequest,
     responses(
         (status = 200, description = "Signed in; also sets the session cookie", body = LoginResponse),
