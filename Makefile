@@ -8,7 +8,7 @@ export VILA2_COMPONENTS := $(CARGO_TARGET_DIR)/wasm32-wasip2/release
 COMPONENTS := vila2-recaption vila2-quality vila2-grounding vila2-ocr vila2-spatial vila2-faulty-plugin
 VILA2 := $(CARGO_TARGET_DIR)/release/vila2
 
-.PHONY: setup components build run test lint bench demo
+.PHONY: setup components build run plugin-demo test lint bench demo
 
 setup:
 	@scripts/setup.sh
@@ -16,11 +16,17 @@ setup:
 components: setup
 	cargo build --target wasm32-wasip2 --release $(addprefix -p ,$(COMPONENTS))
 
+# `vila2` and the portal binary beside it (`vila2 serve|migrate|admin` run `vila2-portal`).
 build: components
-	cargo build --release -p vila2
+	cargo build --release -p vila2 -p vila2-web
 
+# The portal on 127.0.0.1:8080, SQLite in vila2-data/, with an admin login (printed).
 run: build
-	@scripts/run-demo.sh "$(VILA2)" "$(VILA2_COMPONENTS)"
+	@scripts/run-portal.sh "$(VILA2)" vila2-data
+
+# The first-party components at work through `vila2 plugin run`.
+plugin-demo: build
+	@scripts/plugin-demo.sh "$(VILA2)" "$(VILA2_COMPONENTS)"
 
 # The miniature VILA² reproduction (≤ 20 min on 2 cores); `DEMO_ARGS=--preset full` on a GPU.
 demo: build

@@ -6,6 +6,8 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261126_000001_accounts_teams_datasets_plugins;
 mod m20261126_000002_dataset_uploads;
+mod m20261126_000003_plugin_description;
+mod m20261126_000004_revoked_jwt;
 
 pub use m20261126_000002_dataset_uploads::DEFAULT_TEAM_QUOTA_BYTES;
 
@@ -18,6 +20,8 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261126_000001_accounts_teams_datasets_plugins::Migration),
             Box::new(m20261126_000002_dataset_uploads::Migration),
+            Box::new(m20261126_000003_plugin_description::Migration),
+            Box::new(m20261126_000004_revoked_jwt::Migration),
         ]
     }
 }

@@ -12,12 +12,12 @@ use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
-use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::AppState;
-use crate::entities::{api_token, user};
+use crate::entities::{api_token, revoked_jwt, user};
 use crate::error::ApiError;
 
 /// Name of the session cookie.
@@ -78,12 +78,12 @@ pub struct Claims {
     pub jti: String,
 }
 
-/// Signs and checks session JWTs; remembers logged-out tokens until they expire.
+/// Signs and checks session JWTs. Logged-out tokens are in the `revoked_jwt` table
+/// ([`revoke`], [`is_revoked`]).
 pub struct SessionKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     ttl: Duration,
-    revoked: Mutex<HashMap<String, i64>>,
 }
 
 impl SessionKeys {
@@ -93,7 +93,6 @@ impl SessionKeys {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             ttl,
-            revoked: Mutex::new(HashMap::new()),
         }
     }
 
@@ -115,39 +114,55 @@ impl SessionKeys {
             .map_err(|e| ApiError::Internal(format!("signing a session token: {e}")))
     }
 
-    /// Checks signature (HS256 only), expiry and logout; returns the claims.
+    /// Checks signature (HS256 only) and expiry; returns the claims. Logout is checked by
+    /// [`is_revoked`].
     pub fn verify(&self, token: &str) -> Result<Claims, ApiError> {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
-            .map_err(|e| match e.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
-                    ApiError::Unauthorized("session expired: sign in again".into())
-                }
-                _ => ApiError::Unauthorized("invalid session token".into()),
-            })?
-            .claims;
-        if self
-            .revoked
-            .lock()
-            .expect("poisoned")
-            .contains_key(&claims.jti)
-        {
-            return Err(ApiError::Unauthorized(
-                "session ended by logout: sign in again".into(),
-            ));
-        }
-        Ok(claims)
+        validation.set_required_spec_claims(&["exp", "sub", "jti"]);
+        Ok(
+            jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
+                .map_err(|e| match e.kind() {
+                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                        ApiError::Unauthorized("session expired: sign in again".into())
+                    }
+                    _ => ApiError::Unauthorized("invalid session token".into()),
+                })?
+                .claims,
+        )
     }
+}
 
-    /// Ends the session of `claims` (until the token would have expired anyway).
-    pub fn revoke(&self, claims: &Claims) {
-        let now = chrono::Utc::now().timestamp();
-        let mut revoked = self.revoked.lock().expect("poisoned");
-        revoked.retain(|_, exp| *exp > now);
-        revoked.insert(claims.jti.clone(), claims.exp);
-    }
+/// Ends the session of `claims`: its `jti` is blocklisted until the token would have expired.
+pub async fn revoke(db: &DatabaseConnection, claims: &Claims) -> Result<(), ApiError> {
+    let expires_at = chrono::DateTime::from_timestamp(claims.exp, 0)
+        .ok_or_else(|| ApiError::Internal(format!("token expiry {} out of range", claims.exp)))?;
+    revoked_jwt::Entity::insert(revoked_jwt::ActiveModel {
+        jti: Set(claims.jti.clone()),
+        expires_at: Set(expires_at),
+    })
+    .on_conflict_do_nothing()
+    .exec(db)
+    .await?;
+    tracing::info!(user = %claims.sub, "session revoked by logout");
+    Ok(())
+}
+
+/// Whether the session token with id `jti` was logged out.
+pub async fn is_revoked(db: &DatabaseConnection, jti: &str) -> Result<bool, ApiError> {
+    Ok(revoked_jwt::Entity::find_by_id(jti.to_string())
+        .one(db)
+        .await?
+        .is_some())
+}
+
+/// Deletes blocklist rows of tokens that have expired anyway; returns how many.
+pub async fn prune_revoked(db: &DatabaseConnection) -> Result<u64, sea_orm::DbErr> {
+    let result = revoked_jwt::Entity::delete_many()
+        .filter(revoked_jwt::Column::ExpiresAt.lt(chrono::Utc::now()))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected)
 }
 
 /// Fixed-window limit on login attempts per key (client address, email).
@@ -252,6 +267,11 @@ impl FromRequestParts<AppState> for AuthUser {
             (row.user_id, Credential::ApiToken(row.id))
         } else {
             let claims = state.sessions.verify(token)?;
+            if is_revoked(&state.db, &claims.jti).await? {
+                return Err(ApiError::Unauthorized(
+                    "session ended by logout: sign in again".into(),
+                ));
+            }
             let user_id = claims
                 .sub
                 .parse()

@@ -70,6 +70,13 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The body of every error answer.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What was wrong, naming the field or part of the request when there is one.
+    pub error: String,
+}
+
 /// Errors of starting the portal (configuration, database, secrets).
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -89,6 +96,8 @@ pub enum StartError {
     Database { url: String, source: sea_orm::DbErr },
     #[error("migrating the database failed: {0}")]
     Migrate(sea_orm::DbErr),
+    #[error("removing expired rows of the logout blocklist failed: {0}")]
+    Prune(sea_orm::DbErr),
     #[error("object store: {0}")]
     Store(#[from] object_store::Error),
     #[error("plugin runtime: {0}")]

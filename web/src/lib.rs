@@ -9,6 +9,7 @@ pub mod auth;
 pub mod datasets;
 pub mod entities;
 pub mod error;
+pub mod metrics;
 pub mod plugins;
 pub mod routes;
 
@@ -41,6 +42,8 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// Where uploads are spooled while they arrive and are validated (`<data_dir>/tmp`).
     pub tmp_dir: PathBuf,
+    /// Prometheus metrics (`/metrics`).
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 /// Where the portal keeps its state and where it listens.
@@ -152,6 +155,8 @@ pub async fn build_state(options: &Options, secret: &[u8]) -> Result<AppState, S
         source,
     })?;
     let db = connect(&options.database_url()).await?;
+    let pruned = auth::prune_revoked(&db).await.map_err(StartError::Prune)?;
+    tracing::debug!(pruned, "expired logout blocklist rows removed");
     let store = LocalFileSystem::new_with_prefix(options.data_dir.join("objects"))?;
     let runtime = PluginRuntime::new(RuntimeConfig {
         cache_dir: Some(options.data_dir.join("component-cache")),
@@ -166,6 +171,7 @@ pub async fn build_state(options: &Options, secret: &[u8]) -> Result<AppState, S
         login_limiter: Arc::new(LoginLimiter::new(10, Duration::from_secs(300))),
         secure_cookies: options.secure_cookies,
         tmp_dir,
+        metrics: Arc::new(metrics::Metrics::new()),
     })
 }
 
@@ -214,6 +220,18 @@ pub async fn create_user(
     migrate(options).await?;
     let db = connect(&options.database_url()).await?;
     accounts::create_user(&db, email, password, is_admin)
+        .await
+        .map_err(|e| StartError::User(e.to_string()))
+}
+
+/// The user with `email` in the database of `options` (migrating it first), if any.
+pub async fn find_user(
+    options: &Options,
+    email: &str,
+) -> Result<Option<entities::user::Model>, StartError> {
+    migrate(options).await?;
+    let db = connect(&options.database_url()).await?;
+    accounts::find_user_by_email(&db, email)
         .await
         .map_err(|e| StartError::User(e.to_string()))
 }

@@ -61,6 +61,9 @@ enum AdminCommand {
         /// Make the user a platform admin.
         #[arg(long)]
         admin: bool,
+        /// Succeed without changing anything when a user with this email already exists.
+        #[arg(long)]
+        exists_ok: bool,
     },
 }
 
@@ -104,12 +107,18 @@ async fn main() -> anyhow::Result<()> {
                     email,
                     password_stdin: _,
                     admin,
+                    exists_ok,
                 },
         } => {
             let mut password = String::new();
             std::io::stdin().read_to_string(&mut password)?;
             let password = password.trim_end_matches(['\r', '\n']);
-            let user = vila2_web::create_user(&options(storage), &email, password, admin).await?;
+            let options = options(storage);
+            if exists_ok && let Some(user) = vila2_web::find_user(&options, &email).await? {
+                println!("user {} exists (id {}): unchanged", user.email, user.id);
+                return Ok(());
+            }
+            let user = vila2_web::create_user(&options, &email, password, admin).await?;
             println!(
                 "created {}user {} (id {})",
                 if user.is_admin { "admin " } else { "" },

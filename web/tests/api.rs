@@ -20,6 +20,7 @@ both_backends!(
     login_rate_limited,
     api_tokens_revocable,
     login_page_csrf_and_dashboard,
+    logout_blocklist_in_the_database_survives_a_restart,
 );
 
 async fn login_ok_and_wrong_password(app: &TestApp) {
@@ -464,4 +465,64 @@ async fn login_page_csrf_and_dashboard(app: &TestApp) {
         )
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
+}
+
+async fn logout_blocklist_in_the_database_survives_a_restart(app: &TestApp) {
+    use sea_orm::{ActiveModelTrait, EntityTrait, Set};
+    use tower::ServiceExt;
+    use vila2_web::entities::revoked_jwt;
+
+    let token = app.login(ADMIN.0, ADMIN.1).await;
+    assert_eq!(app.get("/api/v1/me", &token).await.0, StatusCode::OK);
+    let claims = jsonwebtoken::decode::<vila2_web::auth::Claims>(
+        &token,
+        &jsonwebtoken::DecodingKey::from_secret(SECRET),
+        &jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256),
+    )
+    .unwrap()
+    .claims;
+    let (status, _) = app
+        .json(Method::POST, "/api/v1/logout", Some(&token), json!({}))
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, body) = app.get("/api/v1/me", &token).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+
+    let rows = revoked_jwt::Entity::find()
+        .all(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].jti, claims.jti);
+    assert_eq!(rows[0].expires_at.timestamp(), claims.exp);
+    // A row whose token has expired anyway, to be pruned at the next start.
+    revoked_jwt::ActiveModel {
+        jti: Set("expired-long-ago".into()),
+        expires_at: Set(chrono::Utc::now() - chrono::Duration::hours(1)),
+    }
+    .insert(&app.state.db)
+    .await
+    .unwrap();
+
+    // A restart: a new app over the same database still refuses the logged-out token.
+    let state = vila2_web::build_state(&app.options, SECRET).await.unwrap();
+    let restarted = vila2_web::router(state.clone());
+    let me = |token: String| {
+        Request::get("/api/v1/me")
+            .header(AUTHORIZATION, format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    let response = restarted.clone().oneshot(me(token.clone())).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let fresh = app.login(ADMIN.0, ADMIN.1).await;
+    let response = restarted.oneshot(me(fresh)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let rows = revoked_jwt::Entity::find().all(&state.db).await.unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.jti.as_str()).collect::<Vec<_>>(),
+        [claims.jti.as_str()],
+        "expired rows are pruned at start"
+    );
+    state.db.close().await.unwrap();
 }

@@ -5,6 +5,7 @@ mod demo;
 mod generate;
 mod model;
 mod plugin;
+pub mod portal;
 mod shapes;
 mod train;
 
@@ -48,6 +49,22 @@ enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(generate::BenchCommand),
+    /// Serve the web portal and JSON API (runs `vila2-portal serve`; see `vila2 serve --help`).
+    #[command(disable_help_flag = true)]
+    Serve(PortalArgs),
+    /// Apply the portal's database migrations (runs `vila2-portal migrate`).
+    #[command(disable_help_flag = true)]
+    Migrate(PortalArgs),
+    /// Portal administration, e.g. `admin create-user` (runs `vila2-portal admin`).
+    #[command(disable_help_flag = true)]
+    Admin(PortalArgs),
+}
+
+/// Everything after a portal subcommand, passed through to `vila2-portal` untouched.
+#[derive(Debug, clap::Args)]
+struct PortalArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    args: Vec<String>,
 }
 
 /// Entry point of the `vila2` binary.
@@ -71,5 +88,8 @@ pub fn main() -> anyhow::Result<()> {
         Command::Shapes(args) => shapes::run_shapes(args),
         Command::Model(cmd) => model::run(cmd),
         Command::Bench(cmd) => generate::run_bench(cmd),
+        Command::Serve(a) => std::process::exit(portal::run("serve", &a.args)?),
+        Command::Migrate(a) => std::process::exit(portal::run("migrate", &a.args)?),
+        Command::Admin(a) => std::process::exit(portal::run("admin", &a.args)?),
     }
 }

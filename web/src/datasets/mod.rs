@@ -47,7 +47,7 @@ pub const MAX_REPORT_ENTRIES: usize = 10_000;
 const MAX_FIELD_BYTES: usize = 1024;
 
 /// Why one sample was left out of a dataset.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SampleError {
     pub key: String,
     /// The member (or `metadata.jsonl` line) it came from.
@@ -351,6 +351,7 @@ pub async fn ingest(
     team: &team::Model,
     received: Received,
 ) -> Result<dataset::Model, ApiError> {
+    state.metrics.uploaded("dataset", received.bytes);
     let name = dataset_name(&received)?;
     if find_by_name(&state.db, team.id, &name).await?.is_some() {
         return Err(ApiError::Conflict(format!(
@@ -536,7 +537,7 @@ pub fn report(dataset: &dataset::Model) -> Vec<SampleError> {
 }
 
 /// One page of samples.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SamplePage {
     pub total: u64,
     /// From 1.

@@ -2,7 +2,8 @@
 
 use sea_orm::entity::prelude::*;
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Dataset)]
 #[sea_orm(table_name = "datasets")]
 pub struct Model {
     #[sea_orm(primary_key)]
@@ -20,6 +21,7 @@ pub struct Model {
     /// JSON array of [`crate::datasets::SampleError`].
     #[serde(skip)]
     pub report: String,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTimeUtc,
 }
 

@@ -2,7 +2,8 @@
 
 use sea_orm::entity::prelude::*;
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = DatasetSample)]
 #[sea_orm(table_name = "dataset_samples")]
 pub struct Model {
     #[sea_orm(primary_key)]

@@ -7,7 +7,8 @@ pub const OWNER: &str = "owner";
 /// `role` of a plain member.
 pub const MEMBER: &str = "member";
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Membership)]
 #[sea_orm(table_name = "memberships")]
 pub struct Model {
     #[sea_orm(primary_key)]
@@ -15,6 +16,7 @@ pub struct Model {
     pub user_id: i32,
     pub team_id: i32,
     pub role: String,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTimeUtc,
 }
 

@@ -5,5 +5,6 @@ pub mod dataset;
 pub mod dataset_sample;
 pub mod membership;
 pub mod plugin;
+pub mod revoked_jwt;
 pub mod team;
 pub mod user;

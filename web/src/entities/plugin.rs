@@ -2,8 +2,9 @@
 
 use sea_orm::entity::prelude::*;
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize, utoipa::ToSchema)]
 #[sea_orm(table_name = "plugins")]
+#[schema(as = Plugin)]
 pub struct Model {
     #[sea_orm(primary_key)]
     pub id: i32,
@@ -16,8 +17,14 @@ pub struct Model {
     pub sha256: String,
     pub size: i64,
     pub object_key: String,
+    /// Visible (read-only) to every team once a platform admin publishes it.
     pub is_public: bool,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTimeUtc,
+    /// From `describe()`.
+    pub description: String,
+    /// JSON Schema of `configure()`'s input, from `describe()` (may be empty).
+    pub config_schema: String,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -2,7 +2,8 @@
 
 use sea_orm::entity::prelude::*;
 
-#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Team)]
 #[sea_orm(table_name = "teams")]
 pub struct Model {
     #[sea_orm(primary_key)]
@@ -11,6 +12,7 @@ pub struct Model {
     pub name: String,
     /// Bytes of dataset shards the team may keep in the object store.
     pub storage_quota_bytes: i64,
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: DateTimeUtc,
 }
 

@@ -1,11 +1,11 @@
-//! JSON API handlers: thin wrappers over [`crate::accounts`] and [`crate::plugins`].
+//! JSON API handlers for sessions, tokens, teams and members: thin wrappers over
+//! [`crate::accounts`].
 
 use axum::Json;
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
-use axum::http::header::{CONTENT_TYPE, SET_COOKIE};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::http::header::SET_COOKIE;
 use axum::response::{AppendHeaders, IntoResponse};
 use axum::routing::{delete, get, post};
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
@@ -17,15 +17,12 @@ use crate::accounts;
 use crate::auth::{
     API_TOKEN_PREFIX, AuthUser, Credential, SESSION_COOKIE, random_hex, token_digest,
 };
-use crate::entities::{api_token, membership, plugin, team};
+use crate::entities::{api_token, membership, team};
 use crate::error::ApiError;
-use crate::plugins;
-
-/// Largest plugin upload body accepted (the runtime's component limit plus multipart framing).
-const PLUGIN_BODY_LIMIT: usize = (32 << 20) + (64 << 10);
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/openapi.json", get(super::openapi::openapi_json))
         .route("/login", post(login))
         .route("/logout", post(logout))
         .route("/me", get(me))
@@ -33,29 +30,22 @@ pub fn routes() -> Router<AppState> {
         .route("/tokens/{id}", delete(revoke_token))
         .route("/teams", get(list_teams).post(create_team))
         .route("/teams/{id}/members", post(add_member))
-        .route(
-            "/teams/{id}/plugins",
-            get(list_plugins)
-                .post(upload_plugin)
-                .layer(DefaultBodyLimit::max(PLUGIN_BODY_LIMIT)),
-        )
-        .route("/teams/{id}/plugins/{plugin_id}", get(get_plugin))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct LoginRequest {
     email: String,
     password: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct LoginResponse {
     token: String,
     expires_in: u64,
     user: UserView,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct UserView {
     id: i32,
     email: String,
@@ -90,6 +80,18 @@ pub(super) async fn sign_in(
     Ok((user, token))
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/login",
+    tag = "auth",
+    security(()),
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Signed in; also sets the session cookie", body = LoginResponse),
+        (status = 401, description = "Wrong email or password", body = crate::error::ErrorBody),
+        (status = 429, description = "Too many attempts", body = crate::error::ErrorBody),
+    ),
+)]
 async fn login(
     State(state): State<AppState>,
     ip: ClientIp,
@@ -108,33 +110,54 @@ async fn login(
     ))
 }
 
-async fn logout(State(state): State<AppState>, auth: AuthUser) -> impl IntoResponse {
+#[utoipa::path(
+    post,
+    path = "/api/v1/logout",
+    tag = "auth",
+    responses(
+        (status = 204, description = "Signed out: the session token is revoked and the cookie cleared"),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+    ),
+)]
+async fn logout(
+    State(state): State<AppState>,
+    auth: AuthUser,
+) -> Result<impl IntoResponse, ApiError> {
     if let Credential::Session(claims) = &auth.credential {
-        state.sessions.revoke(claims);
+        crate::auth::revoke(&state.db, claims).await?;
     }
-    (
+    Ok((
         StatusCode::NO_CONTENT,
         AppendHeaders([(
             SET_COOKIE,
             set_cookie(SESSION_COOKIE, "", 0, state.secure_cookies),
         )]),
-    )
+    ))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct TeamView {
     id: i32,
     name: String,
     role: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct MeResponse {
     #[serde(flatten)]
     user: UserView,
     teams: Vec<TeamView>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/me",
+    tag = "auth",
+    responses(
+        (status = 200, body = MeResponse),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+    ),
+)]
 async fn me(State(state): State<AppState>, auth: AuthUser) -> Result<Json<MeResponse>, ApiError> {
     let teams = team_views(&state, &auth).await?;
     Ok(Json(MeResponse {
@@ -155,6 +178,15 @@ async fn team_views(state: &AppState, auth: &AuthUser) -> Result<Vec<TeamView>, 
         .collect())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/teams",
+    tag = "teams",
+    responses(
+        (status = 200, description = "The caller's teams (every team for an admin)", body = Vec<TeamView>),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+    ),
+)]
 async fn list_teams(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -162,11 +194,23 @@ async fn list_teams(
     team_views(&state, &auth).await.map(Json)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct CreateTeam {
     name: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/teams",
+    tag = "teams",
+    request_body = CreateTeam,
+    responses(
+        (status = 201, body = team::Model),
+        (status = 403, description = "Not a platform admin", body = crate::error::ErrorBody),
+        (status = 409, description = "Name taken", body = crate::error::ErrorBody),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+    ),
+)]
 async fn create_team(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -177,7 +221,7 @@ async fn create_team(
     Ok((StatusCode::CREATED, Json(team)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct AddMember {
     email: String,
     #[serde(default = "default_role")]
@@ -188,6 +232,19 @@ fn default_role() -> String {
     membership::MEMBER.to_string()
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/teams/{id}/members",
+    tag = "teams",
+    params(("id" = i32, Path, description = "Team id")),
+    request_body = AddMember,
+    responses(
+        (status = 201, body = membership::Model),
+        (status = 403, description = "Not the team's owner or an admin", body = crate::error::ErrorBody),
+        (status = 404, description = "No such team or object (or not yours)", body = crate::error::ErrorBody),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+    ),
+)]
 async fn add_member(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -204,115 +261,12 @@ async fn add_member(
     Ok((StatusCode::CREATED, Json(m)))
 }
 
-#[derive(Deserialize)]
-struct UploadQuery {
-    filename: Option<String>,
-}
-
-#[derive(Serialize)]
-struct PluginUploaded {
-    plugin: plugin::Model,
-    description: String,
-    config_schema: String,
-}
-
-/// Takes the component as a raw body (`?filename=` names it) or as the `file` field of a
-/// multipart form.
-async fn upload_plugin(
-    State(state): State<AppState>,
-    auth: AuthUser,
-    Path(team_id): Path<i32>,
-    Query(query): Query<UploadQuery>,
-    headers: HeaderMap,
-    request: Request,
-) -> Result<(StatusCode, Json<PluginUploaded>), ApiError> {
-    accounts::team_access(&state.db, &auth.user, team_id).await?;
-    let is_multipart = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("multipart/form-data"));
-    let (file_name, bytes) = if is_multipart {
-        read_multipart_file(
-            Multipart::from_request(request, &state)
-                .await
-                .map_err(|e| {
-                    ApiError::BadRequest(format!(
-                        "file: malformed multipart body: {}",
-                        e.body_text()
-                    ))
-                })?,
-        )
-        .await?
-    } else {
-        let bytes = Bytes::from_request(request, &state)
-            .await
-            .map_err(|e| match e.status() {
-                StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge(format!(
-                    "file: over the {PLUGIN_BODY_LIMIT}-byte upload limit"
-                )),
-                _ => ApiError::BadRequest(format!("file: cannot read the body: {}", e.body_text())),
-            })?;
-        (
-            query.filename.unwrap_or_else(|| "upload.wasm".into()),
-            bytes,
-        )
-    };
-    let (plugin, validated) = plugins::upload(&state, team_id, &file_name, bytes).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(PluginUploaded {
-            plugin,
-            description: validated.description,
-            config_schema: validated.config_schema,
-        }),
-    ))
-}
-
-async fn read_multipart_file(mut multipart: Multipart) -> Result<(String, Bytes), ApiError> {
-    let malformed = |e: axum::extract::multipart::MultipartError| {
-        ApiError::BadRequest(format!("file: malformed multipart body: {}", e.body_text()))
-    };
-    while let Some(field) = multipart.next_field().await.map_err(malformed)? {
-        if field.name() == Some("file") {
-            let name = field.file_name().unwrap_or("upload.wasm").to_string();
-            let bytes = field.bytes().await.map_err(malformed)?;
-            return Ok((name, bytes));
-        }
-    }
-    Err(ApiError::BadRequest(
-        "file: the multipart form has no \"file\" field".into(),
-    ))
-}
-
-async fn list_plugins(
-    State(state): State<AppState>,
-    auth: AuthUser,
-    Path(team_id): Path<i32>,
-) -> Result<Json<Vec<plugin::Model>>, ApiError> {
-    accounts::team_access(&state.db, &auth.user, team_id).await?;
-    plugins::list(&state.db, team_id).await.map(Json)
-}
-
-async fn get_plugin(
-    State(state): State<AppState>,
-    auth: AuthUser,
-    Path((team_id, plugin_id)): Path<(i32, i32)>,
-) -> Result<Json<plugin::Model>, ApiError> {
-    accounts::team_access(&state.db, &auth.user, team_id).await?;
-    plugin::Entity::find_by_id(plugin_id)
-        .filter(plugin::Column::TeamId.eq(team_id))
-        .one(&state.db)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("plugin", plugin_id))
-}
-
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct CreateToken {
     name: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct TokenCreated {
     id: i32,
     name: String,
@@ -320,6 +274,17 @@ struct TokenCreated {
     token: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/tokens",
+    tag = "auth",
+    request_body = CreateToken,
+    responses(
+        (status = 201, description = "The token is shown once", body = TokenCreated),
+        (status = 400, body = crate::error::ErrorBody),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+    ),
+)]
 async fn create_token(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -352,6 +317,17 @@ async fn create_token(
     ))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v1/tokens/{id}",
+    tag = "auth",
+    params(("id" = i32, Path, description = "Token id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404, description = "No such team or object (or not yours)", body = crate::error::ErrorBody),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+    ),
+)]
 async fn revoke_token(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -367,3 +343,18 @@ async fn revoke_token(
     row.update(&state.db).await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+/// OpenAPI of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    login,
+    logout,
+    me,
+    list_teams,
+    create_team,
+    add_member,
+    create_token,
+    revoke_token,
+    super::openapi::openapi_json
+))]
+pub(super) struct Doc;

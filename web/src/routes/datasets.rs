@@ -49,7 +49,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// A dataset with its per-sample error report.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct DatasetView {
     #[serde(flatten)]
     pub dataset: dataset::Model,
@@ -74,6 +74,17 @@ pub async fn team_dataset(
     datasets::get(&state.db, team_id, dataset_id).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/teams/{id}/datasets",
+    tag = "datasets",
+    params(("id" = i32, Path, description = "Team id")),
+    responses(
+        (status = 200, body = Vec<dataset::Model>),
+        (status = 404, description = "No such team or object (or not yours)", body = crate::error::ErrorBody),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+    ),
+)]
 async fn list_datasets(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -84,6 +95,20 @@ async fn list_datasets(
 }
 
 /// Multipart form: `file` (a `.tar` or `.zip`), optional `name`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/teams/{id}/datasets",
+    tag = "datasets",
+    params(("id" = i32, Path, description = "Team id")),
+    request_body(content = String, description = "Multipart form: `file` (a WebDataset `.tar` shard, or a `.zip`/`.tar` imagefolder with `metadata.jsonl`) and optional `name`", content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "Stored; invalid samples are listed in `report`", body = DatasetView),
+        (status = 400, description = "Not an acceptable archive (names the member)", body = crate::error::ErrorBody),
+        (status = 413, description = "Over the team's storage quota", body = crate::error::ErrorBody),
+        (status = 404, description = "No such team or object (or not yours)", body = crate::error::ErrorBody),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+    ),
+)]
 async fn upload_dataset(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -103,6 +128,17 @@ async fn upload_dataset(
     Ok((StatusCode::CREATED, Json(row.into())))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/teams/{id}/datasets/{dataset_id}",
+    tag = "datasets",
+    params(("id" = i32, Path, description = "Team id"), ("dataset_id" = i32, Path, description = "Dataset id")),
+    responses(
+        (status = 200, body = DatasetView),
+        (status = 404, description = "No such team or object (or not yours)", body = crate::error::ErrorBody),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+    ),
+)]
 async fn get_dataset(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -113,12 +149,24 @@ async fn get_dataset(
 }
 
 /// `?page=` (from 1) and `?per_page=`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     pub page: Option<u64>,
     pub per_page: Option<u64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/teams/{id}/datasets/{dataset_id}/samples",
+    tag = "datasets",
+    params(("id" = i32, Path, description = "Team id"), ("dataset_id" = i32, Path, description = "Dataset id"), PageQuery),
+    responses(
+        (status = 200, body = SamplePage),
+        (status = 404, description = "No such team or object (or not yours)", body = crate::error::ErrorBody),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+    ),
+)]
 async fn list_samples(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -136,6 +184,17 @@ async fn list_samples(
     .map(Json)
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/teams/{id}/datasets/{dataset_id}/samples/{idx}/image",
+    tag = "datasets",
+    params(("id" = i32, Path, description = "Team id"), ("dataset_id" = i32, Path, description = "Dataset id"), ("idx" = i32, Path, description = "Sample position, from 0")),
+    responses(
+        (status = 200, description = "The original image (PNG, JPEG or WebP)", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 404, description = "No such team or object (or not yours)", body = crate::error::ErrorBody),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+    ),
+)]
 async fn sample_image(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -159,6 +218,17 @@ async fn sample_image(
         .into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/teams/{id}/datasets/{dataset_id}/samples/{idx}/thumbnail",
+    tag = "datasets",
+    params(("id" = i32, Path, description = "Team id"), ("dataset_id" = i32, Path, description = "Dataset id"), ("idx" = i32, Path, description = "Sample position, from 0")),
+    responses(
+        (status = 200, description = "128 px PNG thumbnail", content_type = "image/png", body = Vec<u8>),
+        (status = 404, description = "No such team or object (or not yours)", body = crate::error::ErrorBody),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+    ),
+)]
 async fn sample_thumbnail(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -177,6 +247,17 @@ async fn sample_thumbnail(
         .into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/teams/{id}/datasets/{dataset_id}/export",
+    tag = "datasets",
+    params(("id" = i32, Path, description = "Team id"), ("dataset_id" = i32, Path, description = "Dataset id")),
+    responses(
+        (status = 200, description = "The dataset as one WebDataset tar, streamed", content_type = "application/x-tar", body = Vec<u8>),
+        (status = 404, description = "No such team or object (or not yours)", body = crate::error::ErrorBody),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+    ),
+)]
 async fn export_dataset(
     State(state): State<AppState>,
     auth: AuthUser,
@@ -208,3 +289,16 @@ async fn export_dataset(
     )
         .into_response())
 }
+
+/// OpenAPI of these routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    list_datasets,
+    upload_dataset,
+    get_dataset,
+    list_samples,
+    sample_image,
+    sample_thumbnail,
+    export_dataset
+))]
+pub(super) struct Doc;

@@ -2,7 +2,10 @@
 
 mod api;
 mod datasets;
+mod openapi;
 mod pages;
+mod plugin_pages;
+mod plugins;
 
 use std::net::IpAddr;
 use std::net::SocketAddr;
@@ -19,9 +22,23 @@ use crate::error::ApiError;
 /// The whole app around `state`.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .nest("/api/v1", api::routes().merge(datasets::routes()))
+        .nest(
+            "/api/v1",
+            api::routes()
+                .merge(datasets::routes())
+                .merge(plugins::routes()),
+        )
         .merge(pages::routes())
         .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/metrics",
+            get(crate::metrics::endpoint).with_state(state.metrics.clone()),
+        )
+        // Last, so it wraps every route above and sees its template.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            crate::metrics::track,
+        ))
         .with_state(state)
 }
 

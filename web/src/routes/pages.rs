@@ -31,6 +31,7 @@ pub fn routes() -> Router<AppState> {
             axum::routing::post(upload_form).layer(DefaultBodyLimit::disable()),
         )
         .route("/teams/{id}/datasets/{dataset_id}", get(dataset_page))
+        .merge(super::plugin_pages::routes())
 }
 
 #[derive(Template)]
@@ -58,7 +59,7 @@ struct DashboardPage<'a> {
     teams: Vec<TeamPlugins>,
 }
 
-fn render(template: &impl Template) -> Result<Html<String>, ApiError> {
+pub(super) fn render(template: &impl Template) -> Result<Html<String>, ApiError> {
     template
         .render()
         .map(Html)
@@ -66,7 +67,7 @@ fn render(template: &impl Template) -> Result<Html<String>, ApiError> {
 }
 
 /// The request's CSRF token, or a new one with the cookie that carries it.
-fn csrf_token(headers: &HeaderMap, secure: bool) -> (String, Option<String>) {
+pub(super) fn csrf_token(headers: &HeaderMap, secure: bool) -> (String, Option<String>) {
     match cookie(headers, CSRF_COOKIE) {
         Some(token) if token.len() == 32 => (token.to_string(), None),
         _ => {
@@ -78,7 +79,7 @@ fn csrf_token(headers: &HeaderMap, secure: bool) -> (String, Option<String>) {
 }
 
 /// Refuses a form post whose `csrf` field does not match the cookie.
-fn check_csrf(headers: &HeaderMap, submitted: &str) -> Result<(), ApiError> {
+pub(super) fn check_csrf(headers: &HeaderMap, submitted: &str) -> Result<(), ApiError> {
     match cookie(headers, CSRF_COOKIE) {
         Some(expected) if !submitted.is_empty() && expected == submitted => Ok(()),
         _ => Err(ApiError::Forbidden(
@@ -87,7 +88,7 @@ fn check_csrf(headers: &HeaderMap, submitted: &str) -> Result<(), ApiError> {
     }
 }
 
-fn with_cookies(cookies: Vec<String>, body: impl IntoResponse) -> Response {
+pub(super) fn with_cookies(cookies: Vec<String>, body: impl IntoResponse) -> Response {
     let headers: Vec<_> = cookies.into_iter().map(|c| (SET_COOKIE, c)).collect();
     (AppendHeaders(headers), body).into_response()
 }
@@ -188,7 +189,7 @@ async fn logout_form(
         ..
     }) = &auth
     {
-        state.sessions.revoke(claims);
+        crate::auth::revoke(&state.db, claims).await?;
     }
     let clear = set_cookie(SESSION_COOKIE, "", 0, state.secure_cookies);
     Ok(with_cookies(
@@ -210,9 +211,9 @@ struct DatasetPage<'a> {
 
 #[derive(Template)]
 #[template(path = "error.html")]
-struct ErrorPage<'a> {
-    title: &'a str,
-    message: &'a str,
+pub(super) struct ErrorPage<'a> {
+    pub title: &'a str,
+    pub message: &'a str,
 }
 
 /// `?page=` of a dataset page.

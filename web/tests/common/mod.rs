@@ -28,6 +28,8 @@ pub struct TestApp {
     pub dir: tempfile::TempDir,
     /// (server URL, database name) of the per-test PostgreSQL database.
     pub postgres: Option<(String, String)>,
+    /// What the app was built from (to build another over the same database: a restart).
+    pub options: vila2_web::Options,
 }
 
 pub fn postgres_url() -> String {
@@ -81,6 +83,7 @@ impl TestApp {
             state,
             dir,
             postgres,
+            options,
         }
     }
 

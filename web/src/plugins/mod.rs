@@ -1,11 +1,16 @@
-//! Plugin uploads: validated with the plugin runtime, stored in the object store, recorded in
-//! the database.
+//! Plugins: uploads validated with the plugin runtime, stored in the object store, recorded in
+//! the database; who sees which (a team its own, every team the published ones); trials.
+
+mod trial;
+
+pub use trial::{TRIAL_SAMPLES, Trial, TrialRequest, TrialRow, run_trial};
 
 use bytes::Bytes;
 use object_store::PutPayload;
 use object_store::path::Path as ObjectPath;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, Set,
 };
 use serde::Serialize;
 use vila2_host::plugin::{PluginError, PluginRuntime};
@@ -63,6 +68,7 @@ pub async fn upload(
     file_name: &str,
     bytes: Bytes,
 ) -> Result<(plugin::Model, Validated), ApiError> {
+    state.metrics.uploaded("plugin", bytes.len() as u64);
     if bytes.is_empty() {
         return Err(ApiError::BadRequest("file: the upload is empty".into()));
     }
@@ -108,6 +114,8 @@ pub async fn upload(
         object_key: Set(key),
         is_public: Set(false),
         created_at: Set(chrono::Utc::now()),
+        description: Set(validated.description.clone()),
+        config_schema: Set(validated.config_schema.clone()),
         ..Default::default()
     };
     let row = row.insert(&state.db).await?;
@@ -115,12 +123,78 @@ pub async fn upload(
     Ok((row, validated))
 }
 
-/// The plugins of `team_id`, by name and version.
+/// The plugins team `team_id` sees: its own and the published ones of other teams, by name
+/// and version.
 pub async fn list(db: &DatabaseConnection, team_id: i32) -> Result<Vec<plugin::Model>, ApiError> {
     Ok(plugin::Entity::find()
-        .filter(plugin::Column::TeamId.eq(team_id))
+        .filter(visible_to(team_id))
         .order_by_asc(plugin::Column::Name)
         .order_by_asc(plugin::Column::Version)
+        .order_by_asc(plugin::Column::Id)
         .all(db)
         .await?)
+}
+
+fn visible_to(team_id: i32) -> Condition {
+    Condition::any()
+        .add(plugin::Column::TeamId.eq(team_id))
+        .add(plugin::Column::IsPublic.eq(true))
+}
+
+/// Plugin `plugin_id` as team `team_id` sees it: its own, or one an admin published; 404
+/// otherwise (whether it does not exist or is another team's).
+pub async fn visible(
+    db: &DatabaseConnection,
+    team_id: i32,
+    plugin_id: i32,
+) -> Result<plugin::Model, ApiError> {
+    plugin::Entity::find_by_id(plugin_id)
+        .filter(visible_to(team_id))
+        .one(db)
+        .await?
+        .ok_or_else(|| ApiError::not_found("plugin", plugin_id))
+}
+
+/// Plugin `plugin_id` of team `team_id` itself (not a published one of another team); 404
+/// otherwise.
+pub async fn owned(
+    db: &DatabaseConnection,
+    team_id: i32,
+    plugin_id: i32,
+) -> Result<plugin::Model, ApiError> {
+    plugin::Entity::find_by_id(plugin_id)
+        .filter(plugin::Column::TeamId.eq(team_id))
+        .one(db)
+        .await?
+        .ok_or_else(|| ApiError::not_found("plugin", plugin_id))
+}
+
+/// Every version of `plugin` (same owner, same name) that team `team_id` sees, oldest first.
+pub async fn versions(
+    db: &DatabaseConnection,
+    team_id: i32,
+    plugin: &plugin::Model,
+) -> Result<Vec<plugin::Model>, ApiError> {
+    Ok(plugin::Entity::find()
+        .filter(plugin::Column::TeamId.eq(plugin.team_id))
+        .filter(plugin::Column::Name.eq(&plugin.name))
+        .filter(visible_to(team_id))
+        .order_by_asc(plugin::Column::CreatedAt)
+        .order_by_asc(plugin::Column::Id)
+        .all(db)
+        .await?)
+}
+
+/// Publishes `plugin` to every team (read-only to them), or withdraws it.
+pub async fn set_public(
+    db: &DatabaseConnection,
+    plugin: plugin::Model,
+    public: bool,
+) -> Result<plugin::Model, ApiError> {
+    let (id, name, version) = (plugin.id, plugin.name.clone(), plugin.version.clone());
+    let mut row: plugin::ActiveModel = plugin.into();
+    row.is_public = Set(public);
+    let row = row.update(db).await?;
+    tracing::info!(plugin = id, %name, %version, public, "plugin visibility changed");
+    Ok(row)
 }

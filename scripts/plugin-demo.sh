@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The main job on the embedded default, until the portal exists: the first-party recaption
+# `make plugin-demo`: the first-party recaption
 # template picks VILA²'s prompt for each sample, and the quality filter judges a set of
 # candidate captions; both run as sandboxed components through `vila2 plugin run`.
 set -euo pipefail
