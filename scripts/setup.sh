@@ -4,6 +4,8 @@
 # `tch`) plus the packages the parity tests use to build tiny reference models.
 # .venv/torch links to the wheel's torch folder so .cargo/config.toml need not know the
 # Python version.
+# Debian's chromium and chromium-driver (the browser test drives headless Chromium through
+# chromedriver) are installed with apt-get when /usr/bin/chromedriver is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +25,15 @@ have_torch=$(.venv/bin/python -c 'import torch; print(torch.__version__.split("+
 if [ "$have_torch" != "$TORCH_VERSION" ]; then
   echo "setup: installing torch==$TORCH_VERSION into .venv (large download, once)"
   .venv/bin/pip install --quiet --disable-pip-version-check "torch==$TORCH_VERSION"
+fi
+
+if [ ! -x /usr/bin/chromedriver ]; then
+  echo "setup: installing chromium and chromium-driver (apt-get) for the browser test"
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    chromium chromium-driver
 fi
 
 req=tests/parity/requirements.txt

@@ -1,0 +1,505 @@
+//! End to end in headless Chromium: the portal is served on a loopback port (fresh SQLite
+//! file), Debian's chromedriver drives Debian's chromium, and a team member signs in, uploads a
+//! WebDataset shard through the dashboard form, browses it and signs out.
+//!
+//! Each step is one helper taking the [`Session`], run in order by [`steps`]; a later step
+//! (uploading a plugin) is one more helper appended there.
+//!
+//! chromedriver comes from `scripts/setup.sh`; without it the test fails (in CI and outside),
+//! saying so. `VILA2_CHROMEDRIVER` / `VILA2_CHROMIUM` point at other binaries.
+
+mod common;
+
+use std::future::Future;
+use std::io::Cursor;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use fantoccini::{Client, ClientBuilder, Locator};
+use futures_util::FutureExt;
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::{Value, json};
+
+use common::*;
+
+/// How long any one wait in the browser may take (2 shared cores, a cold Chromium).
+const WAIT: Duration = Duration::from_secs(60);
+
+/// The team member who signs in.
+const MEMBER: &str = "browser@example.org";
+const MEMBER_PASSWORD: &str = "member-password";
+
+/// A chromedriver child process on a free loopback port, killed (with the browsers it
+/// started: its process group) when dropped.
+struct Chromedriver {
+    child: Child,
+    url: String,
+}
+
+impl Chromedriver {
+    fn start(log_dir: &Path) -> Result<Chromedriver> {
+        let binary = std::env::var_os("VILA2_CHROMEDRIVER")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("/usr/bin/chromedriver"));
+        if !binary.is_file() {
+            let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+            bail!(
+                "chromedriver not found at {}: the browser test needs Debian's chromium and \
+                 chromium-driver, which scripts/setup.sh installs (apt-get install chromium \
+                 chromium-driver){}",
+                binary.display(),
+                if ci {
+                    "; CI=true: the CI image must run scripts/setup.sh"
+                } else {
+                    ""
+                }
+            );
+        }
+        let port = free_port()?;
+        let log = std::fs::File::create(log_dir.join("chromedriver.log"))?;
+        let child = {
+            use std::os::unix::process::CommandExt;
+            Command::new(&binary)
+                .arg(format!("--port={port}"))
+                .arg("--allowed-ips=127.0.0.1")
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log)
+                .process_group(0)
+                .spawn()
+                .with_context(|| format!("starting {}", binary.display()))?
+        };
+        Ok(Chromedriver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        })
+    }
+
+    /// Polls `/status` until chromedriver answers ready.
+    async fn wait_ready(&mut self) -> Result<()> {
+        let status_url = format!("{}/status", self.url);
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(exit) = self.child.try_wait()? {
+                bail!("chromedriver exited at start ({exit}); see chromedriver.log");
+            }
+            if let Ok(body) = http_get(&status_url).await
+                && serde_json::from_str::<Value>(&body)
+                    .is_ok_and(|v| v["value"]["ready"] == json!(true))
+            {
+                return Ok(());
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "chromedriver did not answer {status_url} within {WAIT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        // The whole group: chromedriver and the chromium processes it started.
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A GET over plain HTTP on loopback, body as text.
+async fn http_get(url: &str) -> Result<String> {
+    use http_body_util::BodyExt;
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http::<http_body_util::Empty<bytes::Bytes>>();
+    let response = client.get(url.parse()?).await?;
+    let body = response.into_body().collect().await?.to_bytes();
+    Ok(String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Capabilities for headless Chromium: no sandbox (containers run as root), nothing fetched
+/// from the network besides the portal.
+fn capabilities(profile: &Path) -> serde_json::Map<String, Value> {
+    let chromium = std::env::var("VILA2_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let caps = json!({
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": chromium,
+            "args": [
+                "--headless=new",
+                "--no-sandbox",
+                "--disable-dev-shm-usage",
+                "--disable-gpu",
+                "--window-size=1280,1600",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                format!("--user-data-dir={}", profile.display()),
+            ],
+        },
+    });
+    caps.as_object().unwrap().clone()
+}
+
+/// What every step works with: the browser, the portal's base URL, the member's team.
+struct Session {
+    browser: Client,
+    base: String,
+    team_id: i64,
+    files: PathBuf,
+}
+
+impl Session {
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    async fn path(&self) -> Result<String> {
+        Ok(self.browser.current_url().await?.path().to_string())
+    }
+
+    /// Waits until the browser's path satisfies `ok`.
+    async fn wait_for_path(&self, what: &str, ok: impl Fn(&str) -> bool) -> Result<String> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let path = self.path().await?;
+            if ok(&path) {
+                return Ok(path);
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "waited {WAIT:?} for {what}; the browser is at {path}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn text(&self, css: &str) -> Result<String> {
+        let at = self.path().await?;
+        let element = self
+            .browser
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(css))
+            .await
+            .with_context(|| format!("no element {css:?} on {at}"))?;
+        Ok(element.text().await?.trim().to_string())
+    }
+}
+
+/// Polls `check` until it yields `Some`, at most [`WAIT`].
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>>>,
+{
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(value) = check().await? {
+            return Ok(value);
+        }
+        ensure!(Instant::now() < deadline, "waited {WAIT:?} for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn png(width: u32, height: u32, shade: u8) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([x as u8 * 8, y as u8 * 8, shade])
+    });
+    let mut out = Vec::new();
+    img.write_to(&mut Cursor::new(&mut out), image::ImageFormat::Png)
+        .unwrap();
+    out
+}
+
+/// The samples of the shard: (key, caption, width, height).
+const SAMPLES: [(&str, &str, u32, u32); 3] = [
+    ("cat-000", "a red square on a white table", 32, 24),
+    ("cat-001", "two blue circles side by side", 20, 20),
+    ("cat-002", "a green triangle under a lamp", 16, 30),
+];
+/// A fourth member pair whose image does not decode: reported, left out.
+const BROKEN: &str = "cat-003";
+
+/// A WebDataset shard of [`SAMPLES`] plus [`BROKEN`], written to `dir`.
+fn write_shard(dir: &Path) -> Result<PathBuf> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut add = |name: String, data: &[u8]| {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        builder.append_data(&mut header, name, data)
+    };
+    for (i, (key, caption, w, h)) in SAMPLES.iter().enumerate() {
+        add(format!("{key}.png"), &png(*w, *h, 60 * i as u8))?;
+        add(format!("{key}.txt"), caption.as_bytes())?;
+    }
+    add(format!("{BROKEN}.png"), b"not a png at all")?;
+    add(format!("{BROKEN}.txt"), b"this one is left out")?;
+    let path = dir.join("shapes-000000.tar");
+    std::fs::write(&path, builder.into_inner()?)?;
+    Ok(path)
+}
+
+/// Step: sign in through the login form; lands on the dashboard.
+async fn sign_in(s: &Session) -> Result<()> {
+    s.browser.goto(&s.url("/")).await?;
+    s.wait_for_path("the redirect to /login", |p| p == "/login")
+        .await?;
+    let find = |css| s.browser.find(Locator::Css(css));
+    find("#email").await?.send_keys(MEMBER).await?;
+    find("#password").await?.send_keys(MEMBER_PASSWORD).await?;
+    find("form[action='/login'] button[type=submit]")
+        .await?
+        .click()
+        .await?;
+    s.wait_for_path("the dashboard after signing in", |p| p == "/")
+        .await?;
+    let nav = s.text("header form span").await?;
+    ensure!(
+        nav.contains(MEMBER),
+        "the header shows {nav:?}, not the member"
+    );
+    ensure!(
+        s.text("main h1").await? == "Your teams",
+        "the dashboard's heading is missing"
+    );
+    Ok(())
+}
+
+/// Step: upload the shard through the dashboard's form; lands on the new dataset's page.
+/// Returns the dataset page's path.
+async fn upload_dataset(s: &Session, name: &str) -> Result<String> {
+    let shard = write_shard(&s.files)?;
+    let form = format!("form.upload[action='/teams/{}/datasets']", s.team_id);
+    let find = |css: String| async move { s.browser.find(Locator::Css(&css)).await };
+    find(format!("{form} input[name=name]"))
+        .await?
+        .send_keys(name)
+        .await?;
+    find(format!("{form} input[type=file]"))
+        .await?
+        .send_keys(&shard.display().to_string())
+        .await?;
+    find(format!("{form} button[type=submit]"))
+        .await?
+        .click()
+        .await?;
+    let prefix = format!("/teams/{}/datasets/", s.team_id);
+    let path = s
+        .wait_for_path("the dataset page after the upload", |p| {
+            p.strip_prefix(&prefix)
+                .is_some_and(|id| id.parse::<u32>().is_ok())
+        })
+        .await?;
+    ensure!(
+        s.text("main h1").await? == name,
+        "the dataset page is not titled {name:?}"
+    );
+    Ok(path)
+}
+
+/// The value cell of the summary row headed `th`.
+async fn summary(s: &Session, th: &str) -> Result<String> {
+    let rows = s
+        .browser
+        .find_all(Locator::Css("main section.card:first-of-type tr"))
+        .await?;
+    for row in rows {
+        if row.find(Locator::Css("th")).await?.text().await?.trim() == th {
+            return Ok(row.find(Locator::Css("td")).await?.text().await?);
+        }
+    }
+    bail!("the dataset page has no {th:?} row")
+}
+
+/// Step: on a dataset page, check the counts, that every thumbnail loads and every caption is
+/// shown, and that the broken sample is in the validation report.
+async fn browse_samples(s: &Session) -> Result<()> {
+    ensure!(summary(s, "Samples").await? == SAMPLES.len().to_string());
+    ensure!(summary(s, "Invalid samples (left out)").await? == "1");
+    let size = summary(s, "Size").await?;
+    ensure!(size.ends_with("in 1 shard(s)"), "size row: {size:?}");
+
+    let rows = s
+        .browser
+        .find_all(Locator::Css("tbody tr:has(img)"))
+        .await?;
+    ensure!(
+        rows.len() == SAMPLES.len(),
+        "{} sample rows, expected {}",
+        rows.len(),
+        SAMPLES.len()
+    );
+    for (row, (key, caption, w, h)) in rows.iter().zip(SAMPLES) {
+        let cells = row.find_all(Locator::Css("td")).await?;
+        ensure!(cells.len() == 4, "a sample row has {} cells", cells.len());
+        ensure!(cells[1].text().await? == key, "row of {key}: wrong key");
+        ensure!(cells[2].is_displayed().await?, "caption of {key} hidden");
+        ensure!(
+            cells[2].text().await? == caption,
+            "row of {key}: caption {:?}",
+            cells[2].text().await?
+        );
+        ensure!(cells[3].text().await? == format!("{w}×{h} png"));
+
+        let img = row.find(Locator::Css("img")).await?;
+        let arg = serde_json::to_value(&img)?;
+        let natural = eventually(&format!("the thumbnail of {key} to load"), || {
+            let arg = arg.clone();
+            async move {
+                let v = s
+                    .browser
+                    .execute(
+                        "const img = arguments[0]; img.scrollIntoView(); \
+                         return img.complete ? [img.naturalWidth, img.naturalHeight] : null;",
+                        vec![arg],
+                    )
+                    .await?;
+                Ok(serde_json::from_value::<Option<(u32, u32)>>(v)?)
+            }
+        })
+        .await?;
+        // Thumbnails fit 128 px and keep the aspect ratio; 0 means it failed to decode.
+        ensure!(
+            natural.0 > 0 && natural.1 > 0,
+            "thumbnail of {key} did not load (natural size {natural:?})"
+        );
+        let (tw, th) = natural;
+        ensure!(
+            (tw as f64 / th as f64 - w as f64 / h as f64).abs() < 0.1,
+            "thumbnail of {key} is {tw}x{th}, the image {w}x{h}"
+        );
+    }
+
+    let report = s
+        .browser
+        .find(Locator::Css("main section.card:last-of-type"))
+        .await?
+        .text()
+        .await?;
+    ensure!(
+        report.contains(BROKEN) && report.contains("image"),
+        "the validation report does not name {BROKEN}: {report:?}"
+    );
+    Ok(())
+}
+
+/// Step: the dashboard lists the dataset with its sample count.
+async fn dashboard_lists(s: &Session, name: &str) -> Result<()> {
+    s.browser
+        .find(Locator::LinkText("Dashboard"))
+        .await?
+        .click()
+        .await?;
+    s.wait_for_path("the dashboard", |p| p == "/").await?;
+    let link = s
+        .browser
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::LinkText(name))
+        .await?;
+    let row = link
+        .find(Locator::XPath("ancestor::tr"))
+        .await?
+        .text()
+        .await?;
+    ensure!(
+        row.starts_with(&format!("{name} {} 1 ", SAMPLES.len())),
+        "dashboard row: {row:?}"
+    );
+    Ok(())
+}
+
+/// Step: sign out from the header; the session no longer opens the dashboard.
+async fn sign_out(s: &Session) -> Result<()> {
+    s.browser
+        .find(Locator::Css("header form button[type=submit]"))
+        .await?
+        .click()
+        .await?;
+    s.wait_for_path("the login page after signing out", |p| p == "/login")
+        .await?;
+    s.browser.goto(&s.url("/")).await?;
+    s.wait_for_path("the redirect to /login once signed out", |p| p == "/login")
+        .await?;
+    Ok(())
+}
+
+/// The steps, in order. Append new ones (e.g. uploading a plugin) here.
+async fn steps(s: &Session) -> Result<()> {
+    sign_in(s).await.context("step: sign in")?;
+    let name = "browser shapes";
+    upload_dataset(s, name)
+        .await
+        .context("step: upload a dataset")?;
+    browse_samples(s).await.context("step: browse samples")?;
+    dashboard_lists(s, name)
+        .await
+        .context("step: dashboard lists the dataset")?;
+    sign_out(s).await.context("step: sign out")?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_upload_browse_sign_out() {
+    let files = tempfile::tempdir().unwrap();
+    let mut driver = Chromedriver::start(files.path()).unwrap_or_else(|e| panic!("{e:#}"));
+
+    let app = TestApp::start(Backend::Sqlite).await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let (team_id, _) = app
+        .team_with_member(&admin, "browsers", MEMBER, "member")
+        .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let router = app.app.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+    });
+
+    driver
+        .wait_ready()
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let profile = files.path().join("profile");
+    let browser = ClientBuilder::new(HttpConnector::new())
+        .capabilities(capabilities(&profile))
+        .connect(&driver.url)
+        .await
+        .unwrap_or_else(|e| panic!("starting a headless Chromium session: {e}"));
+    let session = Session {
+        browser,
+        base,
+        team_id,
+        files: files.path().to_path_buf(),
+    };
+    let outcome = std::panic::AssertUnwindSafe(steps(&session))
+        .catch_unwind()
+        .await;
+    let Session { browser, .. } = session;
+    let _ = browser.close().await;
+    drop(driver);
+    server.abort();
+    app.finish().await;
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => panic!("browser test failed: {e:#}"),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
