@@ -21,10 +21,14 @@ use vila2_web::runs::{RunPreset, RunSettings};
 
 /// The app with the tiny preset and the built components; returns (router, state).
 fn tiny(app: &TestApp) -> (Router, vila2_web::AppState) {
+    tiny_from(app, app.state.clone())
+}
+
+/// `state` (of `app`'s data directory) with the tiny preset.
+fn tiny_from(app: &TestApp, mut state: vila2_web::AppState) -> (Router, vila2_web::AppState) {
     let target = std::env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let mut state = app.state.clone();
     state.runs = Arc::new(RunSettings {
         runs_dir: app.dir.path().join("runs"),
         components_dir: Some(target.join("wasm32-wasip2/release")),
@@ -305,15 +309,18 @@ async fn cancel_and_restart(app: &TestApp) {
     restarted.db.close().await.unwrap();
 }
 
-both_backends!(submit_validation, runs_are_team_private, cancel_and_restart);
+both_backends!(
+    submit_validation,
+    runs_are_team_private,
+    cancel_and_restart,
+    worker_runs_a_tiny_run_to_the_end
+);
 
-/// The worker takes a tiny run to its end, and stops a run whose cancel was asked before its
-/// first task (SQLite only: the pipeline does not care about the backend).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn worker_runs_a_tiny_run_to_the_end() {
-    let app = TestApp::start(Backend::Sqlite).await;
-    let (router, state) = tiny(&app);
-    let (team, alice, ds) = new_team(&app, &router, "alpha", "alice@example.org").await;
+/// The worker takes a tiny run (round 0 and one self-augmented round) to its end, finishes it
+/// again after a simulated crash, and stops a run whose cancel was asked before its first task.
+async fn worker_runs_a_tiny_run_to_the_end(app: &TestApp) {
+    let (router, state) = tiny(app);
+    let (team, alice, ds) = new_team(app, &router, "alpha", "alice@example.org").await;
     let uri = format!("/api/v1/teams/{team}/runs");
     let (status, run) = call(
         &router,
@@ -362,6 +369,43 @@ async fn worker_runs_a_tiny_run_to_the_end() {
         "the queue is empty"
     );
 
+    // A process that died while running it: the restart queues it again, and the worker
+    // resumes it in the same folder (dataset, ShapesWorld and finished tasks kept).
+    let mut row: run::ActiveModel = run::Entity::find_by_id(id as i32)
+        .one(&state.db)
+        .await
+        .unwrap()
+        .unwrap()
+        .into();
+    row.status = sea_orm::Set("running".into());
+    row.finished_at = sea_orm::Set(None);
+    sea_orm::ActiveModelTrait::update(row, &state.db)
+        .await
+        .unwrap();
+    let restarted = vila2_web::build_state(&app.options, SECRET).await.unwrap();
+    let (restarted_router, restarted) = tiny_from(app, restarted);
+    let (_, run) = call(
+        &restarted_router,
+        Method::GET,
+        &format!("{uri}/{id}"),
+        &alice,
+        None,
+    )
+    .await;
+    assert_eq!(run["status"], "queued", "{run}");
+    let (again, outcome) = worker::run_next(&restarted).await.unwrap().unwrap();
+    assert_eq!((again as i64, outcome), (id, Outcome::Succeeded));
+    let (_, run) = call(
+        &restarted_router,
+        Method::GET,
+        &format!("{uri}/{id}"),
+        &alice,
+        None,
+    )
+    .await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    restarted.db.close().await.unwrap();
+
     // A cancel asked while running stops the pipeline before its next task.
     let (_, run) = call(
         &router,
@@ -386,5 +430,4 @@ async fn worker_runs_a_tiny_run_to_the_end() {
     assert_eq!(outcome, Outcome::Cancelled);
     let (_, run) = call(&router, Method::GET, &format!("{uri}/{id}"), &alice, None).await;
     assert_eq!(run["status"], "cancelled", "{run}");
-    app.finish().await;
 }
