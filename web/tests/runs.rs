@@ -192,6 +192,48 @@ async fn submit_validation(app: &TestApp) {
     assert_eq!(cfg.recaption.template.plugin, "vila2_recaption");
     let (_, list) = call(&router, Method::GET, &uri, &alice, None).await;
     assert_eq!(list.as_array().unwrap().len(), 1);
+
+    // A team plugin is preferred to the component of the same name, and must be of the world
+    // its field needs.
+    let (plugin_id, plugin_name) = team_plugin(app, team, &alice).await;
+    let body = json!({"dataset_id": ds, "rounds": 1, "template": plugin_name});
+    let (status, answer) = call(&router, Method::POST, &uri, &alice, Some(body)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    let msg = answer["error"].as_str().unwrap();
+    assert!(
+        msg.starts_with("template:") && msg.contains("caption-filter"),
+        "{msg}"
+    );
+    let body = json!({"dataset_id": ds, "rounds": 1, "filters": [plugin_name]});
+    let (status, run) = call(&router, Method::POST, &uri, &alice, Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{run}");
+    let cfg = vila2_host::pipeline::RunConfig::parse(run["config"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        cfg.recaption.filters[0].plugin,
+        format!("plugins/{plugin_id}.wasm")
+    );
+    // Another team does not see it.
+    let (bob_team, bob, bob_ds) = new_team(app, &router, "gamma", "carol@example.org").await;
+    let body = json!({"dataset_id": bob_ds, "rounds": 1, "filters": [plugin_name]});
+    let bob_uri = format!("/api/v1/teams/{bob_team}/runs");
+    let (status, answer) = call(&router, Method::POST, &bob_uri, &bob, Some(body)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().starts_with("filters[0]:"),
+        "{answer}"
+    );
+}
+
+/// Uploads the quality filter as a plugin of `team`: (plugin id, name).
+async fn team_plugin(app: &TestApp, team: i64, token: &str) -> (i64, String) {
+    let (status, body) = app
+        .upload_raw(team, token, "quality.wasm", common::quality_wasm())
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    (
+        body["plugin"]["id"].as_i64().unwrap(),
+        body["plugin"]["name"].as_str().unwrap().to_string(),
+    )
 }
 
 async fn runs_are_team_private(app: &TestApp) {
@@ -322,12 +364,14 @@ async fn worker_runs_a_tiny_run_to_the_end(app: &TestApp) {
     let (router, state) = tiny(app);
     let (team, alice, ds) = new_team(app, &router, "alpha", "alice@example.org").await;
     let uri = format!("/api/v1/teams/{team}/runs");
+    // Its filter is the team's own upload, fetched by the worker into the run's folder.
+    let (plugin_id, plugin_name) = team_plugin(app, team, &alice).await;
     let (status, run) = call(
         &router,
         Method::POST,
         &uri,
         &alice,
-        Some(json!({"dataset_id": ds, "rounds": 1})),
+        Some(json!({"dataset_id": ds, "rounds": 1, "filters": [plugin_name]})),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{run}");
@@ -351,6 +395,11 @@ async fn worker_runs_a_tiny_run_to_the_end(app: &TestApp) {
         "progress was recorded: {run}"
     );
     let out = app.dir.path().join(format!("runs/{id}/out"));
+    let component = app
+        .dir
+        .path()
+        .join(format!("runs/{id}/plugins/{plugin_id}.wasm"));
+    assert_eq!(std::fs::read(&component).unwrap(), common::quality_wasm());
     let report: Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     let labels: Vec<&str> = report["rounds"]

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder, Set,
+    ActiveModelTrait, ColumnTrait, Condition, DatabaseConnection, EntityTrait, QueryFilter,
+    QueryOrder, Set,
 };
 use serde::Deserialize;
 use vila2_host::data::shapes::ShapesConfig;
@@ -16,7 +17,7 @@ use vila2_host::pipeline::config::PluginRef;
 use vila2_host::pipeline::{Fusion, RunConfig};
 
 use crate::datasets;
-use crate::entities::{run, team, user};
+use crate::entities::{plugin, run, team, user};
 use crate::error::ApiError;
 
 /// Most self-augmentation rounds a run may ask for.
@@ -86,10 +87,12 @@ pub struct RunRequest {
     /// `replace`, `concat` (default) or `qa`.
     #[serde(default)]
     pub fusion: Option<String>,
-    /// Prompt-template component name (default `vila2_recaption`).
+    /// Prompt-template plugin: a team (or published) plugin's name, else a first-party
+    /// component name (default `vila2_recaption`).
     #[serde(default)]
     pub template: Option<String>,
-    /// Caption-filter component names, applied in order (default: `vila2_quality`).
+    /// Caption-filter plugins by name (as `template`), applied in order (default:
+    /// `vila2_quality`).
     #[serde(default)]
     pub filters: Option<Vec<String>>,
 }
@@ -122,8 +125,70 @@ fn component(settings: &RunSettings, field: &str, name: &str) -> Result<PluginRe
     })
 }
 
-/// The run document of `req` (TOML): the preset with the request's rounds, fusion and plugins.
-pub fn build_config(settings: &RunSettings, req: &RunRequest) -> Result<String, ApiError> {
+/// A plugin of the team (its own, else a published one; the newest version) named `name`, as
+/// a component file `plugins/<plugin id>.wasm` of the run's folder, which the worker fetches
+/// from the object store; else the first-party component `name`. A team plugin of another
+/// world than `world` is a 400 naming `field`.
+async fn resolve_plugin(
+    db: &DatabaseConnection,
+    settings: &RunSettings,
+    team_id: i32,
+    field: &str,
+    name: &str,
+    world: &str,
+) -> Result<PluginRef, ApiError> {
+    let found = plugin::Entity::find()
+        .filter(plugin::Column::Name.eq(name))
+        .filter(
+            Condition::any()
+                .add(plugin::Column::TeamId.eq(team_id))
+                .add(plugin::Column::IsPublic.eq(true)),
+        )
+        .all(db)
+        .await?
+        .into_iter()
+        // The team's own first, then the newest.
+        .max_by_key(|p| (p.team_id == team_id, p.id));
+    match found {
+        Some(p) if p.world != world => Err(ApiError::BadRequest(format!(
+            "{field}: plugin `{name}` is a {} plugin, not a {world}",
+            p.world
+        ))),
+        Some(p) => Ok(PluginRef {
+            plugin: format!("{TEAM_PLUGINS}/{}.wasm", p.id),
+            config: None,
+        }),
+        None => component(settings, field, name),
+    }
+}
+
+/// Folder of a run's team plugin components, relative to the run's folder.
+pub const TEAM_PLUGINS: &str = "plugins";
+
+/// The ids of the team plugins the run document `config` uses (`plugins/<id>.wasm`).
+pub fn team_plugin_ids(config: &RunConfig) -> Vec<i32> {
+    let refs = std::iter::once(&config.recaption.template)
+        .chain(&config.recaption.filters)
+        .chain(config.specialists.iter().map(|s| &s.plugin));
+    refs.filter_map(|r| {
+        r.plugin
+            .strip_prefix(TEAM_PLUGINS)?
+            .strip_prefix('/')?
+            .strip_suffix(".wasm")?
+            .parse()
+            .ok()
+    })
+    .collect()
+}
+
+/// The run document of `req` (TOML): the preset with the request's rounds and fusion, and the
+/// given (already resolved) template and filters.
+pub fn build_config(
+    settings: &RunSettings,
+    req: &RunRequest,
+    template: Option<PluginRef>,
+    filters: Option<Vec<PluginRef>>,
+) -> Result<String, ApiError> {
     if !(0..=MAX_ROUNDS).contains(&req.rounds) {
         return Err(ApiError::BadRequest(format!(
             "rounds: {} is not in 0..={MAX_ROUNDS}",
@@ -145,22 +210,19 @@ pub fn build_config(settings: &RunSettings, req: &RunRequest) -> Result<String, 
             }
         };
     }
-    cfg.recaption.template = component(
-        settings,
-        "template",
-        req.template
-            .as_deref()
-            .unwrap_or(&cfg.recaption.template.plugin),
-    )?;
-    if let Some(filters) = &req.filters {
-        cfg.recaption.filters = filters
-            .iter()
-            .enumerate()
-            .map(|(i, name)| component(settings, &format!("filters[{i}]"), name))
-            .collect::<Result<_, _>>()?;
-    } else {
-        for (i, f) in cfg.recaption.filters.iter_mut().enumerate() {
-            f.plugin = component(settings, &format!("filters[{i}]"), &f.plugin)?.plugin;
+    match template {
+        Some(t) => cfg.recaption.template = t,
+        None => {
+            cfg.recaption.template.plugin =
+                component(settings, "template", &cfg.recaption.template.plugin)?.plugin;
+        }
+    }
+    match filters {
+        Some(f) => cfg.recaption.filters = f,
+        None => {
+            for (i, f) in cfg.recaption.filters.iter_mut().enumerate() {
+                f.plugin = component(settings, &format!("filters[{i}]"), &f.plugin)?.plugin;
+            }
         }
     }
     for s in &mut cfg.specialists {
@@ -186,7 +248,26 @@ pub async fn submit(
             ApiError::NotFound(msg) => ApiError::NotFound(format!("dataset_id: {msg}")),
             e => e,
         })?;
-    let config = build_config(settings, req)?;
+    let template = match &req.template {
+        Some(name) => {
+            Some(resolve_plugin(db, settings, team.id, "template", name, "prompt-template").await?)
+        }
+        None => None,
+    };
+    let filters = match &req.filters {
+        Some(names) => {
+            let mut refs = Vec::with_capacity(names.len());
+            for (i, name) in names.iter().enumerate() {
+                let field = format!("filters[{i}]");
+                refs.push(
+                    resolve_plugin(db, settings, team.id, &field, name, "caption-filter").await?,
+                );
+            }
+            Some(refs)
+        }
+        None => None,
+    };
+    let config = build_config(settings, req, template, filters)?;
     let row = run::ActiveModel {
         team_id: Set(team.id),
         dataset_id: Set(req.dataset_id),

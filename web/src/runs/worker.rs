@@ -16,7 +16,7 @@ use vila2_host::pipeline::{Event, RunConfig};
 use super::run_dir;
 use crate::AppState;
 use crate::datasets;
-use crate::entities::{dataset, run};
+use crate::entities::{dataset, plugin, run};
 
 /// How long the worker sleeps when the queue is empty.
 pub const POLL: Duration = Duration::from_secs(2);
@@ -117,6 +117,13 @@ async fn execute(state: &AppState, row: &run::Model) -> Result<Outcome, String> 
     tokio::task::spawn_blocking(move || prepare_shapes(&shapes_dir, &shapes))
         .await
         .map_err(|e| format!("generating ShapesWorld: {e}"))??;
+    let cfg = RunConfig::parse(&row.config).map_err(|e| format!("the run document: {e}"))?;
+    fetch_plugins(
+        state,
+        &super::team_plugin_ids(&cfg),
+        &dir.join(super::TEAM_PLUGINS),
+    )
+    .await?;
     let doc = dir.join("run.toml");
     tokio::fs::write(&doc, &row.config)
         .await
@@ -167,33 +174,65 @@ async fn fetch_dataset(
     dataset: &dataset::Model,
     dir: &Path,
 ) -> Result<(), String> {
-    tokio::fs::create_dir_all(dir)
-        .await
-        .map_err(|e| format!("creating {}: {e}", dir.display()))?;
     for n in 0..dataset.shard_count {
-        let path = dir.join(format!("shard-{n:06}.tar"));
-        if path.exists() {
-            continue;
-        }
         let key = datasets::shard_key(&dataset.object_key, n);
-        let part = path.with_extension("tar.part");
-        let err = |e: &dyn std::fmt::Display| format!("copying shard {n} of the dataset: {e}");
-        let mut file = tokio::fs::File::create(&part).await.map_err(|e| err(&e))?;
-        let mut stream = state
-            .store
-            .get(&key)
+        let path = dir.join(format!("shard-{n:06}.tar"));
+        copy_object(state, &key, &path)
             .await
-            .map_err(|e| err(&e))?
-            .into_stream();
-        while let Some(chunk) = stream.next().await {
-            file.write_all(&chunk.map_err(|e| err(&e))?)
-                .await
-                .map_err(|e| err(&e))?;
-        }
-        file.sync_all().await.map_err(|e| err(&e))?;
-        tokio::fs::rename(&part, &path).await.map_err(|e| err(&e))?;
+            .map_err(|e| format!("copying shard {n} of the dataset: {e}"))?;
     }
     Ok(())
+}
+
+/// Copies the components of the team plugins `ids` into `dir` as `<id>.wasm`.
+async fn fetch_plugins(state: &AppState, ids: &[i32], dir: &Path) -> Result<(), String> {
+    for &id in ids {
+        let row = plugin::Entity::find_by_id(id)
+            .one(&state.db)
+            .await
+            .map_err(|e| format!("reading plugin {id}: {e}"))?
+            .ok_or_else(|| format!("plugin {id} no longer exists"))?;
+        let key = object_store::path::Path::from(row.object_key.as_str());
+        copy_object(state, &key, &dir.join(format!("{id}.wasm")))
+            .await
+            .map_err(|e| format!("copying plugin `{}` ({id}): {e}", row.name))?;
+    }
+    Ok(())
+}
+
+/// Streams object `key` to `path` through a `.part` file (kept when `path` exists).
+async fn copy_object(
+    state: &AppState,
+    key: &object_store::path::Path,
+    path: &Path,
+) -> Result<(), String> {
+    if path.exists() {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent() {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    }
+    let part = path.with_extension("part");
+    let mut file = tokio::fs::File::create(&part)
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut stream = state
+        .store
+        .get(key)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_stream();
+    while let Some(chunk) = stream.next().await {
+        file.write_all(&chunk.map_err(|e| e.to_string())?)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    file.sync_all().await.map_err(|e| e.to_string())?;
+    tokio::fs::rename(&part, path)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Generates the ShapesWorld support sets into `dir` unless its stamp says they are there.
