@@ -351,6 +351,33 @@ async fn cancel_and_restart(app: &TestApp) {
     restarted.db.close().await.unwrap();
 }
 
+/// The worker loop `serve` starts picks a submitted run up by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_spawned_worker_runs_what_is_queued() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let (router, state) = tiny(&app);
+    let (team, alice, ds) = new_team(&app, &router, "alpha", "alice@example.org").await;
+    let worker = worker::spawn(state);
+    let uri = format!("/api/v1/teams/{team}/runs");
+    let body = json!({"dataset_id": ds, "rounds": 0});
+    let (status, run) = call(&router, Method::POST, &uri, &alice, Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{run}");
+    let run_uri = format!("{uri}/{}", run["id"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let run = loop {
+        let (_, run) = call(&router, Method::GET, &run_uri, &alice, None).await;
+        if run["status"] != "queued" && run["status"] != "running" {
+            break run;
+        }
+        assert!(std::time::Instant::now() < deadline, "still {run}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(run["status"], "succeeded", "{run}");
+    worker.abort();
+    let _ = worker.await;
+    app.finish().await;
+}
+
 both_backends!(
     submit_validation,
     runs_are_team_private,

@@ -346,6 +346,7 @@ pub async fn cancel(db: &DatabaseConnection, run: &run::Model) -> Result<run::Mo
 
 /// At start: runs a crashed process left `running` are queued again (the pipeline resumes
 /// from its task files), or cancelled when a cancel was asked. Returns how many were requeued.
+/// This assumes one portal process executes runs on the database.
 pub async fn recover(db: &DatabaseConnection) -> Result<u64, sea_orm::DbErr> {
     run::Entity::update_many()
         .col_expr(run::Column::Status, Expr::value(run::CANCELLED))
