@@ -8,6 +8,7 @@ mod m20261126_000001_accounts_teams_datasets_plugins;
 mod m20261126_000002_dataset_uploads;
 mod m20261126_000003_plugin_description;
 mod m20261126_000004_revoked_jwt;
+mod m20261126_000005_runs;
 
 pub use m20261126_000002_dataset_uploads::DEFAULT_TEAM_QUOTA_BYTES;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000002_dataset_uploads::Migration),
             Box::new(m20261126_000003_plugin_description::Migration),
             Box::new(m20261126_000004_revoked_jwt::Migration),
+            Box::new(m20261126_000005_runs::Migration),
         ]
     }
 }

@@ -98,6 +98,8 @@ pub enum StartError {
     Migrate(sea_orm::DbErr),
     #[error("removing expired rows of the logout blocklist failed: {0}")]
     Prune(sea_orm::DbErr),
+    #[error("requeueing the runs of the last process failed: {0}")]
+    Recover(sea_orm::DbErr),
     #[error("object store: {0}")]
     Store(#[from] object_store::Error),
     #[error("plugin runtime: {0}")]

@@ -12,6 +12,7 @@ pub mod error;
 pub mod metrics;
 pub mod plugins;
 pub mod routes;
+pub mod runs;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -44,6 +45,8 @@ pub struct AppState {
     pub tmp_dir: PathBuf,
     /// Prometheus metrics (`/metrics`).
     pub metrics: Arc<metrics::Metrics>,
+    /// Where and from which preset augmentation runs are executed.
+    pub runs: Arc<runs::RunSettings>,
 }
 
 /// Where the portal keeps its state and where it listens.
@@ -157,6 +160,13 @@ pub async fn build_state(options: &Options, secret: &[u8]) -> Result<AppState, S
     let db = connect(&options.database_url()).await?;
     let pruned = auth::prune_revoked(&db).await.map_err(StartError::Prune)?;
     tracing::debug!(pruned, "expired logout blocklist rows removed");
+    let requeued = runs::recover(&db).await.map_err(StartError::Recover)?;
+    if requeued > 0 {
+        tracing::info!(
+            requeued,
+            "runs left running by the last process queued again"
+        );
+    }
     let store = LocalFileSystem::new_with_prefix(options.data_dir.join("objects"))?;
     let runtime = PluginRuntime::new(RuntimeConfig {
         cache_dir: Some(options.data_dir.join("component-cache")),
@@ -172,10 +182,16 @@ pub async fn build_state(options: &Options, secret: &[u8]) -> Result<AppState, S
         secure_cookies: options.secure_cookies,
         tmp_dir,
         metrics: Arc::new(metrics::Metrics::new()),
+        runs: Arc::new(runs::RunSettings {
+            runs_dir: options.data_dir.join("runs"),
+            components_dir: std::env::var_os("VILA2_COMPONENTS").map(PathBuf::from),
+            preset: runs::RunPreset::mini(),
+            threads: None,
+        }),
     })
 }
 
-/// Runs the portal until Ctrl-C.
+/// Runs the portal and its run worker until Ctrl-C.
 pub async fn serve(options: Options) -> Result<(), StartError> {
     std::fs::create_dir_all(&options.data_dir).map_err(|source| StartError::DataDir {
         path: options.data_dir.display().to_string(),
@@ -190,6 +206,7 @@ pub async fn serve(options: Options) -> Result<(), StartError> {
             source,
         })?;
     tracing::info!(addr = %options.bind, data_dir = %options.data_dir.display(), "portal listening");
+    let worker = runs::worker::spawn(state.clone());
     axum::serve(
         listener,
         router(state).into_make_service_with_connect_info::<SocketAddr>(),
@@ -198,7 +215,9 @@ pub async fn serve(options: Options) -> Result<(), StartError> {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await
-    .map_err(StartError::Serve)
+    .map_err(StartError::Serve)?;
+    worker.abort();
+    Ok(())
 }
 
 /// Applies pending migrations to the database of `options`.

@@ -6,5 +6,6 @@ pub mod dataset_sample;
 pub mod membership;
 pub mod plugin;
 pub mod revoked_jwt;
+pub mod run;
 pub mod team;
 pub mod user;

@@ -6,6 +6,7 @@ mod openapi;
 mod pages;
 mod plugin_pages;
 mod plugins;
+mod runs;
 
 use std::net::IpAddr;
 use std::net::SocketAddr;
@@ -26,7 +27,8 @@ pub fn router(state: AppState) -> Router {
             "/api/v1",
             api::routes()
                 .merge(datasets::routes())
-                .merge(plugins::routes()),
+                .merge(plugins::routes())
+                .merge(runs::routes()),
         )
         .merge(pages::routes())
         .route("/healthz", get(|| async { "ok" }))

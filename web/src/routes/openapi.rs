@@ -16,7 +16,7 @@ pub fn document() -> Document {
                 .title("vila2 portal API")
                 .version(env!("CARGO_PKG_VERSION"))
                 .description(Some(
-                    "Accounts, teams, datasets and plugins. Authenticate with `Authorization: \
+                    "Accounts, teams, datasets, plugins and augmentation runs. Authenticate with `Authorization: \
                      Bearer <token>` (a session JWT from /login or a personal API token) or the \
                      session cookie. Another team's objects answer 404.",
                 ))
@@ -26,6 +26,7 @@ pub fn document() -> Document {
     doc.merge(super::api::Doc::openapi());
     doc.merge(super::datasets::Doc::openapi());
     doc.merge(super::plugins::Doc::openapi());
+    doc.merge(super::runs::Doc::openapi());
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
         "bearer",

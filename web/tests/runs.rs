@@ -1,0 +1,509 @@
+//! Augmentation runs through the API: submit validation, cross-team isolation, cancel,
+//! restart recovery, and the worker taking a tiny run to its end (SQLite and PostgreSQL).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::{Method, Request, StatusCode};
+use common::{ADMIN, Backend, SECRET, TestApp, skip_postgres};
+use http_body_util::BodyExt;
+use sea_orm::EntityTrait;
+use serde_json::{Value, json};
+use tower::ServiceExt;
+use vila2_web::entities::run;
+use vila2_web::runs::worker::{self, Outcome};
+use vila2_web::runs::{RunPreset, RunSettings};
+
+/// The app with the tiny preset and the built components; returns (router, state).
+fn tiny(app: &TestApp) -> (Router, vila2_web::AppState) {
+    tiny_from(app, app.state.clone())
+}
+
+/// `state` (of `app`'s data directory) with the tiny preset.
+fn tiny_from(app: &TestApp, mut state: vila2_web::AppState) -> (Router, vila2_web::AppState) {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    state.runs = Arc::new(RunSettings {
+        runs_dir: app.dir.path().join("runs"),
+        components_dir: Some(target.join("wasm32-wasip2/release")),
+        preset: RunPreset::tiny(),
+        threads: Some(1),
+    });
+    (vila2_web::router(state.clone()), state)
+}
+
+async fn call(
+    router: &Router,
+    method: Method,
+    uri: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .header(CONTENT_TYPE, "application/json")
+        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+        .unwrap();
+    let response = router.clone().oneshot(req).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, body)
+}
+
+const BOUNDARY: &str = "XRUNSBOUNDARYX";
+
+/// Uploads a small ShapesWorld pretraining shard as a dataset of `team`; returns its id.
+async fn dataset(router: &Router, team: i64, token: &str) -> i64 {
+    let dir = tempfile::tempdir().unwrap();
+    let shapes = vila2_host::data::shapes::ShapesConfig {
+        seed: 7,
+        pretrain: 8,
+        sft: 1,
+        specialist: 1,
+        eval: 1,
+        ..Default::default()
+    };
+    vila2_host::data::shapes::generate(&dir.path().join("w"), &shapes).unwrap();
+    let shard = first_tar(&dir.path().join("w/pretrain"));
+    let bytes = std::fs::read(&shard).unwrap();
+    let mut body = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"shapes.tar\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(&bytes);
+    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+    let req = Request::post(format!("/api/v1/teams/{team}/datasets"))
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .header(
+            CONTENT_TYPE,
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(Body::from(body))
+        .unwrap();
+    let response = router.clone().oneshot(req).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["sample_count"], 8, "{body}");
+    body["id"].as_i64().unwrap()
+}
+
+fn first_tar(dir: &Path) -> PathBuf {
+    let mut tars: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "tar"))
+        .collect();
+    tars.sort();
+    tars.into_iter().next().expect("a generated shard")
+}
+
+/// A team with a member and a dataset: (team id, token, dataset id).
+async fn new_team(app: &TestApp, router: &Router, name: &str, email: &str) -> (i64, String, i64) {
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let (team, token) = app.team_with_member(&admin, name, email, "member").await;
+    let ds = dataset(router, team, &token).await;
+    (team, token, ds)
+}
+
+async fn submit_validation(app: &TestApp) {
+    let (router, _) = tiny(app);
+    let (team, alice, ds) = new_team(app, &router, "alpha", "alice@example.org").await;
+    let (_, _, other_ds) = new_team(app, &router, "beta", "bob@example.org").await;
+    let uri = format!("/api/v1/teams/{team}/runs");
+    for (body, status, field) in [
+        (
+            json!({"dataset_id": ds, "rounds": 6}),
+            StatusCode::BAD_REQUEST,
+            "rounds",
+        ),
+        (
+            json!({"dataset_id": ds, "rounds": -1}),
+            StatusCode::BAD_REQUEST,
+            "rounds",
+        ),
+        (json!({"dataset_id": ds}), StatusCode::BAD_REQUEST, "rounds"),
+        (
+            json!({"dataset_id": ds, "rounds": 1, "fusion": "blend"}),
+            StatusCode::BAD_REQUEST,
+            "fusion",
+        ),
+        (
+            json!({"dataset_id": ds, "rounds": 1, "template": "nope"}),
+            StatusCode::BAD_REQUEST,
+            "template",
+        ),
+        (
+            json!({"dataset_id": ds, "rounds": 1, "filters": ["vila2_quality", "../x"]}),
+            StatusCode::BAD_REQUEST,
+            "filters[1]",
+        ),
+        (
+            json!({"dataset_id": ds, "rounds": 1, "colour": "red"}),
+            StatusCode::BAD_REQUEST,
+            "colour",
+        ),
+        (
+            json!({"dataset_id": 99999, "rounds": 1}),
+            StatusCode::NOT_FOUND,
+            "dataset_id",
+        ),
+        (
+            json!({"dataset_id": other_ds, "rounds": 1}),
+            StatusCode::NOT_FOUND,
+            "dataset_id",
+        ),
+    ] {
+        let (got, answer) = call(&router, Method::POST, &uri, &alice, Some(body.clone())).await;
+        assert_eq!(got, status, "{body} -> {answer}");
+        let msg = answer["error"].as_str().unwrap();
+        assert!(msg.contains(field), "{body}: `{msg}` should name {field}");
+    }
+    let (status, _) = call(&router, Method::GET, &uri, &alice, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, list) = call(&router, Method::GET, &uri, &alice, None).await;
+    assert_eq!(
+        list,
+        json!([]),
+        "nothing was queued by the rejected requests"
+    );
+
+    let body = json!({"dataset_id": ds, "rounds": 2, "fusion": "qa", "filters": []});
+    let (status, run) = call(&router, Method::POST, &uri, &alice, Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{run}");
+    assert_eq!(run["status"], "queued");
+    assert_eq!(run["rounds"], 2);
+    let cfg = vila2_host::pipeline::RunConfig::parse(run["config"].as_str().unwrap()).unwrap();
+    assert_eq!(cfg.rounds, 2);
+    assert_eq!(cfg.fusion, vila2_host::pipeline::Fusion::Qa);
+    assert!(cfg.recaption.filters.is_empty());
+    assert_eq!(cfg.recaption.template.plugin, "vila2_recaption");
+    let (_, list) = call(&router, Method::GET, &uri, &alice, None).await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+
+    // A team plugin is preferred to the component of the same name, and must be of the world
+    // its field needs.
+    let (plugin_id, plugin_name) = team_plugin(app, team, &alice).await;
+    let body = json!({"dataset_id": ds, "rounds": 1, "template": plugin_name});
+    let (status, answer) = call(&router, Method::POST, &uri, &alice, Some(body)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    let msg = answer["error"].as_str().unwrap();
+    assert!(
+        msg.starts_with("template:") && msg.contains("caption-filter"),
+        "{msg}"
+    );
+    let body = json!({"dataset_id": ds, "rounds": 1, "filters": [plugin_name]});
+    let (status, run) = call(&router, Method::POST, &uri, &alice, Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{run}");
+    let cfg = vila2_host::pipeline::RunConfig::parse(run["config"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        cfg.recaption.filters[0].plugin,
+        format!("plugins/{plugin_id}.wasm")
+    );
+    // Another team does not see it.
+    let (bob_team, bob, bob_ds) = new_team(app, &router, "gamma", "carol@example.org").await;
+    let body = json!({"dataset_id": bob_ds, "rounds": 1, "filters": [plugin_name]});
+    let bob_uri = format!("/api/v1/teams/{bob_team}/runs");
+    let (status, answer) = call(&router, Method::POST, &bob_uri, &bob, Some(body)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().starts_with("filters[0]:"),
+        "{answer}"
+    );
+}
+
+/// Uploads the quality filter as a plugin of `team`: (plugin id, name).
+async fn team_plugin(app: &TestApp, team: i64, token: &str) -> (i64, String) {
+    let (status, body) = app
+        .upload_raw(team, token, "quality.wasm", common::quality_wasm())
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    (
+        body["plugin"]["id"].as_i64().unwrap(),
+        body["plugin"]["name"].as_str().unwrap().to_string(),
+    )
+}
+
+async fn runs_are_team_private(app: &TestApp) {
+    let (router, _) = tiny(app);
+    let (a, alice, ds) = new_team(app, &router, "alpha", "alice@example.org").await;
+    let (b, bob, bob_ds) = new_team(app, &router, "beta", "bob@example.org").await;
+    let (status, run) = call(
+        &router,
+        Method::POST,
+        &format!("/api/v1/teams/{a}/runs"),
+        &alice,
+        Some(json!({"dataset_id": ds, "rounds": 0})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{run}");
+    let id = run["id"].as_i64().unwrap();
+    for (method, uri, body) in [
+        (Method::GET, format!("/api/v1/teams/{a}/runs"), None),
+        (
+            Method::POST,
+            format!("/api/v1/teams/{a}/runs"),
+            Some(json!({"dataset_id": bob_ds, "rounds": 0})),
+        ),
+        (Method::GET, format!("/api/v1/teams/{a}/runs/{id}"), None),
+        (
+            Method::POST,
+            format!("/api/v1/teams/{a}/runs/{id}/cancel"),
+            None,
+        ),
+        (Method::GET, format!("/api/v1/teams/{b}/runs/{id}"), None),
+        (
+            Method::POST,
+            format!("/api/v1/teams/{b}/runs/{id}/cancel"),
+            None,
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/teams/{b}/runs"),
+            Some(json!({"dataset_id": ds, "rounds": 0})),
+        ),
+    ] {
+        let (status, answer) = call(&router, method.clone(), &uri, &bob, body).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{method} {uri}: {answer}");
+    }
+    let (_, list) = call(
+        &router,
+        Method::GET,
+        &format!("/api/v1/teams/{b}/runs"),
+        &bob,
+        None,
+    )
+    .await;
+    assert_eq!(list, json!([]));
+    let (_, run) = call(
+        &router,
+        Method::GET,
+        &format!("/api/v1/teams/{a}/runs/{id}"),
+        &alice,
+        None,
+    )
+    .await;
+    assert_eq!(run["status"], "queued", "bob's cancel did nothing");
+}
+
+async fn cancel_and_restart(app: &TestApp) {
+    let (router, state) = tiny(app);
+    let (team, alice, ds) = new_team(app, &router, "alpha", "alice@example.org").await;
+    let uri = format!("/api/v1/teams/{team}/runs");
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let body = json!({"dataset_id": ds, "rounds": 0});
+        let (status, run) = call(&router, Method::POST, &uri, &alice, Some(body)).await;
+        assert_eq!(status, StatusCode::CREATED, "{run}");
+        ids.push(run["id"].as_i64().unwrap());
+    }
+    // A queued run is cancelled at once; again is a conflict.
+    let cancel = |id: i64| format!("{uri}/{id}/cancel");
+    let (status, run) = call(&router, Method::POST, &cancel(ids[2]), &alice, None).await;
+    assert_eq!(status, StatusCode::OK, "{run}");
+    assert_eq!(run["status"], "cancelled");
+    assert!(run["finished_at"].is_string(), "{run}");
+    let (status, answer) = call(&router, Method::POST, &cancel(ids[2]), &alice, None).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+
+    // The worker claims the oldest queued runs; a running one only gets the cancel flag.
+    let first = worker::claim(&state.db).await.unwrap().unwrap();
+    assert_eq!(first.id as i64, ids[0]);
+    assert_eq!(first.status, "running");
+    let second = worker::claim(&state.db).await.unwrap().unwrap();
+    assert_eq!(second.id as i64, ids[1]);
+    assert!(
+        worker::claim(&state.db).await.unwrap().is_none(),
+        "the cancelled run is not claimed"
+    );
+    let (status, run) = call(&router, Method::POST, &cancel(ids[1]), &alice, None).await;
+    assert_eq!(status, StatusCode::OK, "{run}");
+    assert_eq!(run["status"], "running");
+    assert_eq!(run["cancel_requested"], true);
+
+    // A restart: the crashed running run is queued again, the one being cancelled is cancelled.
+    let restarted = vila2_web::build_state(&app.options, SECRET).await.unwrap();
+    let rows: Vec<run::Model> = run::Entity::find().all(&restarted.db).await.unwrap();
+    let status_of = |id: i64| {
+        rows.iter()
+            .find(|r| r.id as i64 == id)
+            .unwrap()
+            .status
+            .clone()
+    };
+    assert_eq!(status_of(ids[0]), "queued");
+    assert_eq!(status_of(ids[1]), "cancelled");
+    assert_eq!(status_of(ids[2]), "cancelled");
+    let again = worker::claim(&restarted.db).await.unwrap().unwrap();
+    assert_eq!(again.id as i64, ids[0]);
+    restarted.db.close().await.unwrap();
+}
+
+/// The worker loop `serve` starts picks a submitted run up by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_spawned_worker_runs_what_is_queued() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let (router, state) = tiny(&app);
+    let (team, alice, ds) = new_team(&app, &router, "alpha", "alice@example.org").await;
+    let worker = worker::spawn(state);
+    let uri = format!("/api/v1/teams/{team}/runs");
+    let body = json!({"dataset_id": ds, "rounds": 0});
+    let (status, run) = call(&router, Method::POST, &uri, &alice, Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{run}");
+    let run_uri = format!("{uri}/{}", run["id"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let run = loop {
+        let (_, run) = call(&router, Method::GET, &run_uri, &alice, None).await;
+        if run["status"] != "queued" && run["status"] != "running" {
+            break run;
+        }
+        assert!(std::time::Instant::now() < deadline, "still {run}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(run["status"], "succeeded", "{run}");
+    worker.abort();
+    let _ = worker.await;
+    app.finish().await;
+}
+
+both_backends!(
+    submit_validation,
+    runs_are_team_private,
+    cancel_and_restart,
+    worker_runs_a_tiny_run_to_the_end
+);
+
+/// The worker takes a tiny run (round 0 and one self-augmented round) to its end, finishes it
+/// again after a simulated crash, and stops a run whose cancel was asked before its first task.
+async fn worker_runs_a_tiny_run_to_the_end(app: &TestApp) {
+    let (router, state) = tiny(app);
+    let (team, alice, ds) = new_team(app, &router, "alpha", "alice@example.org").await;
+    let uri = format!("/api/v1/teams/{team}/runs");
+    // Its filter is the team's own upload, fetched by the worker into the run's folder.
+    let (plugin_id, plugin_name) = team_plugin(app, team, &alice).await;
+    let (status, run) = call(
+        &router,
+        Method::POST,
+        &uri,
+        &alice,
+        Some(json!({"dataset_id": ds, "rounds": 1, "filters": [plugin_name]})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{run}");
+    let id = run["id"].as_i64().unwrap();
+
+    let (ran, outcome) = worker::run_next(&state)
+        .await
+        .unwrap()
+        .expect("a queued run");
+    assert_eq!(ran as i64, id);
+    assert_eq!(outcome, Outcome::Succeeded);
+    let (_, run) = call(&router, Method::GET, &format!("{uri}/{id}"), &alice, None).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert!(run["error"].is_null(), "{run}");
+    assert!(
+        run["started_at"].is_string() && run["finished_at"].is_string(),
+        "{run}"
+    );
+    assert!(
+        !run["stage"].as_str().unwrap().is_empty(),
+        "progress was recorded: {run}"
+    );
+    let out = app.dir.path().join(format!("runs/{id}/out"));
+    let component = app
+        .dir
+        .path()
+        .join(format!("runs/{id}/plugins/{plugin_id}.wasm"));
+    assert_eq!(std::fs::read(&component).unwrap(), common::quality_wasm());
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let labels: Vec<&str> = report["rounds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        labels.len(),
+        2,
+        "round 0 and the self-augmented round 1: {labels:?}"
+    );
+    assert!(
+        worker::run_next(&state).await.unwrap().is_none(),
+        "the queue is empty"
+    );
+
+    // A process that died while running it: the restart queues it again, and the worker
+    // resumes it in the same folder (dataset, ShapesWorld and finished tasks kept).
+    let mut row: run::ActiveModel = run::Entity::find_by_id(id as i32)
+        .one(&state.db)
+        .await
+        .unwrap()
+        .unwrap()
+        .into();
+    row.status = sea_orm::Set("running".into());
+    row.finished_at = sea_orm::Set(None);
+    sea_orm::ActiveModelTrait::update(row, &state.db)
+        .await
+        .unwrap();
+    let restarted = vila2_web::build_state(&app.options, SECRET).await.unwrap();
+    let (restarted_router, restarted) = tiny_from(app, restarted);
+    let (_, run) = call(
+        &restarted_router,
+        Method::GET,
+        &format!("{uri}/{id}"),
+        &alice,
+        None,
+    )
+    .await;
+    assert_eq!(run["status"], "queued", "{run}");
+    let (again, outcome) = worker::run_next(&restarted).await.unwrap().unwrap();
+    assert_eq!((again as i64, outcome), (id, Outcome::Succeeded));
+    let (_, run) = call(
+        &restarted_router,
+        Method::GET,
+        &format!("{uri}/{id}"),
+        &alice,
+        None,
+    )
+    .await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    restarted.db.close().await.unwrap();
+
+    // A cancel asked while running stops the pipeline before its next task.
+    let (_, run) = call(
+        &router,
+        Method::POST,
+        &uri,
+        &alice,
+        Some(json!({"dataset_id": ds, "rounds": 0})),
+    )
+    .await;
+    let id = run["id"].as_i64().unwrap() as i32;
+    let mut row: run::ActiveModel = run::Entity::find_by_id(id)
+        .one(&state.db)
+        .await
+        .unwrap()
+        .unwrap()
+        .into();
+    row.cancel_requested = sea_orm::Set(true);
+    sea_orm::ActiveModelTrait::update(row, &state.db)
+        .await
+        .unwrap();
+    let (_, outcome) = worker::run_next(&state).await.unwrap().unwrap();
+    assert_eq!(outcome, Outcome::Cancelled);
+    let (_, run) = call(&router, Method::GET, &format!("{uri}/{id}"), &alice, None).await;
+    assert_eq!(run["status"], "cancelled", "{run}");
+}
