@@ -72,6 +72,17 @@ pub fn run(
     out: &Path,
     on_event: &mut dyn FnMut(Event),
 ) -> Result<RunReport, PipelineError> {
+    run_until(cfg, out, on_event, &mut || false)
+}
+
+/// [`run`], asking `stop` before each task that is not yet done; when it answers true the
+/// run ends with [`PipelineError::Cancelled`] and can be resumed later.
+pub fn run_until(
+    cfg: &RunConfig,
+    out: &Path,
+    on_event: &mut dyn FnMut(Event),
+    stop: &mut dyn FnMut() -> bool,
+) -> Result<RunReport, PipelineError> {
     for (field, path) in cfg.inputs() {
         if !path.exists() {
             return Err(PipelineError::Missing { field, path });
@@ -153,6 +164,7 @@ pub fn run(
         store: &store,
         judge: &judge,
         on_event,
+        stop,
     };
     let init = r.init_model()?;
     let mut report = RunReport {
@@ -232,6 +244,7 @@ struct Runner<'a> {
     store: &'a FileTaskStore,
     judge: &'a std::sync::Arc<EngineJudge>,
     on_event: &'a mut dyn FnMut(Event),
+    stop: &'a mut dyn FnMut() -> bool,
 }
 
 impl Runner<'_> {
@@ -241,6 +254,10 @@ impl Runner<'_> {
         work: impl FnOnce(&mut Self) -> Result<T, PipelineError>,
     ) -> Result<T, PipelineError> {
         let cached = self.store.done(id)?.is_some();
+        if !cached && (self.stop)() {
+            tracing::info!(before = %id, "run cancelled");
+            return Err(PipelineError::Cancelled);
+        }
         (self.on_event)(Event::Task {
             id: id.to_string(),
             cached,

@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
 use tokio::io::AsyncWriteExt;
-use vila2_host::pipeline::{Event, RunConfig};
+use vila2_host::pipeline::{Event, PipelineError, RunConfig};
 
 use super::run_dir;
 use crate::AppState;
@@ -20,9 +20,6 @@ use crate::entities::{dataset, plugin, run};
 
 /// How long the worker sleeps when the queue is empty.
 pub const POLL: Duration = Duration::from_secs(2);
-
-/// Panic payload that unwinds the pipeline when its run was cancelled.
-struct Cancelled;
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,26 +140,30 @@ async fn execute(state: &AppState, row: &run::Model) -> Result<Outcome, String> 
             handle,
             last_write: None,
         };
-        vila2_host::pipeline::run(&cfg, &out, &mut |event| progress.on_event(event))
-            .map(|_report| ())
-            .map_err(|e| e.to_string())
+        let cancel = progress.cancel_check();
+        let result = vila2_host::pipeline::run_until(
+            &cfg,
+            &out,
+            &mut |event| progress.on_event(event),
+            &mut || cancel.requested(),
+        );
+        match result {
+            Ok(_report) => Outcome::Succeeded,
+            Err(PipelineError::Cancelled) => Outcome::Cancelled,
+            Err(e) => Outcome::Failed(e.to_string()),
+        }
     })
     .await;
     match joined {
-        Ok(Ok(())) => Ok(Outcome::Succeeded),
-        Ok(Err(msg)) => Ok(Outcome::Failed(msg)),
+        Ok(outcome) => Ok(outcome),
         Err(e) if e.is_panic() => {
             let payload = e.into_panic();
-            if payload.is::<Cancelled>() {
-                Ok(Outcome::Cancelled)
-            } else {
-                let msg = payload
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "unknown panic".into());
-                Ok(Outcome::Failed(format!("the pipeline panicked: {msg}")))
-            }
+            let msg = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            Ok(Outcome::Failed(format!("the pipeline panicked: {msg}")))
         }
         Err(e) => Err(format!("the pipeline task: {e}")),
     }
@@ -251,8 +252,29 @@ fn prepare_shapes(
     std::fs::write(&stamp, want).map_err(|e| format!("writing {}: {e}", stamp.display()))
 }
 
-/// Records the pipeline's events on the run's row; unwinds with [`Cancelled`] at the start
-/// of a task once a cancel was asked.
+/// Reads the run's cancel flag (the pipeline asks before each task).
+struct CancelCheck {
+    db: DatabaseConnection,
+    id: i32,
+    handle: tokio::runtime::Handle,
+}
+
+impl CancelCheck {
+    fn requested(&self) -> bool {
+        let flag = self.handle.block_on(async {
+            run::Entity::find_by_id(self.id)
+                .one(&self.db)
+                .await
+                .map(|r| r.is_some_and(|r| r.cancel_requested))
+        });
+        flag.unwrap_or_else(|e| {
+            tracing::warn!(run = self.id, error = %e, "reading the cancel flag");
+            false
+        })
+    }
+}
+
+/// Records the pipeline's events on the run's row.
 struct Progress {
     db: DatabaseConnection,
     id: i32,
@@ -261,23 +283,17 @@ struct Progress {
 }
 
 impl Progress {
+    fn cancel_check(&self) -> CancelCheck {
+        CancelCheck {
+            db: self.db.clone(),
+            id: self.id,
+            handle: self.handle.clone(),
+        }
+    }
+
     fn on_event(&mut self, event: Event) {
         match event {
             Event::Task { id, cached } => {
-                let cancel = self.handle.block_on(async {
-                    run::Entity::find_by_id(self.id)
-                        .one(&self.db)
-                        .await
-                        .map(|r| r.is_some_and(|r| r.cancel_requested))
-                });
-                match cancel {
-                    Ok(true) => {
-                        tracing::info!(run = self.id, before = %id, "run cancelled");
-                        std::panic::resume_unwind(Box::new(Cancelled));
-                    }
-                    Ok(false) => {}
-                    Err(e) => tracing::warn!(run = self.id, error = %e, "reading the cancel flag"),
-                }
                 tracing::debug!(run = self.id, task = %id, cached, "run task");
                 self.write(id, 0, 0);
             }
