@@ -152,20 +152,33 @@ impl ModelSpec {
     }
 
     /// Reads a spec from `.json` or `.toml` (top-level keys plus `[text]` and `[vision]`
-    /// tables; missing keys take the tiny model's values).
+    /// tables; missing keys take the tiny model's values). Errors name the file and the
+    /// field (`text.hidden_size: invalid type ...`, `vision: unknown field ...`).
     pub fn from_file(file: &Path) -> Result<Self, TrainError> {
         let text = std::fs::read_to_string(file).map_err(|e| TrainError::Io {
             path: file.to_path_buf(),
             source: e,
         })?;
-        let v = if file.extension().is_some_and(|e| e == "json") {
-            serde_json::from_str(&text).map_err(|e| bad(file, e.to_string()))?
+        let spec = if file.extension().is_some_and(|e| e == "json") {
+            Self::from_json(&text)
         } else {
-            parse_toml(&text).map_err(|m| bad(file, m))?
-        };
-        let spec: Self = serde_json::from_value(v).map_err(|e| bad(file, e.to_string()))?;
+            Self::from_toml(&text)
+        }
+        .map_err(|m| bad(file, m))?;
         spec.validate().map_err(|m| bad(file, m))?;
         Ok(spec)
+    }
+
+    /// Parses a TOML spec (not validated); the error names the field at fault.
+    pub fn from_toml(text: &str) -> Result<Self, String> {
+        let de = toml::Deserializer::parse(text).map_err(|e| e.to_string())?;
+        serde_path_to_error::deserialize(de).map_err(|e| field_error(&e))
+    }
+
+    /// Parses a JSON spec (not validated); the error names the field at fault.
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(&mut de).map_err(|e| field_error(&e))
     }
 
     /// Checks the dimensions fit together; the message names the field.
@@ -435,52 +448,16 @@ enum Init {
     Ones,
 }
 
-/// Parses the subset of TOML a spec needs: `key = value` lines (numbers, quoted strings,
-/// booleans), `[table]` headers one level deep, `#` comments.
-fn parse_toml(text: &str) -> Result<Value, String> {
-    let mut root = serde_json::Map::new();
-    let mut table: Option<String> = None;
-    for (i, raw) in text.lines().enumerate() {
-        let line = match raw.find('#') {
-            Some(p) if !raw[..p].contains('"') => &raw[..p],
-            _ => raw,
-        }
-        .trim();
-        if line.is_empty() {
-            continue;
-        }
-        let at = |m: &str| format!("line {}: {m}", i + 1);
-        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            let name = name.trim().to_string();
-            root.entry(name.clone()).or_insert_with(|| json!({}));
-            table = Some(name);
-            continue;
-        }
-        let (k, v) = line
-            .split_once('=')
-            .ok_or_else(|| at("expected `key = value` or `[table]`"))?;
-        let (k, v) = (k.trim().to_string(), v.trim());
-        let value = if let Some(s) = v.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
-            Value::String(s.to_string())
-        } else if v == "true" || v == "false" {
-            Value::Bool(v == "true")
-        } else if let Ok(n) = v.replace('_', "").parse::<i64>() {
-            json!(n)
-        } else if let Ok(x) = v.replace('_', "").parse::<f64>() {
-            json!(x)
-        } else {
-            return Err(at(&format!("cannot read the value of {k}: {v}")));
-        };
-        let map = match &table {
-            None => &mut root,
-            Some(t) => root
-                .get_mut(t)
-                .and_then(Value::as_object_mut)
-                .ok_or_else(|| at(&format!("{t} is not a table")))?,
-        };
-        map.insert(k, value);
+/// `field: message` for a deserialisation error (just the message at the top level).
+fn field_error<E: std::fmt::Display>(e: &serde_path_to_error::Error<E>) -> String {
+    let path = e.path().to_string();
+    let inner = e.inner().to_string();
+    let inner = inner.trim();
+    if path == "." || path.is_empty() {
+        inner.to_string()
+    } else {
+        format!("{path}: {inner}")
     }
-    Ok(Value::Object(root))
 }
 
 /// Trains a byte-level BPE tokenizer (GPT-2 pre-tokenizer, `<s>` prepended) of at most
@@ -632,18 +609,35 @@ mod tests {
 
     #[test]
     fn toml_specs_override_the_tiny_defaults() {
-        let v = parse_toml(
+        let s = ModelSpec::from_toml(
             "vocab_size = 600 # bigger\n[text]\nhidden_size = 64\nrope_theta = 1e4\n[vision]\nimage_size = 32\n",
         )
         .unwrap();
-        let s: ModelSpec = serde_json::from_value(v).unwrap();
         assert_eq!(s.vocab_size, 600);
         assert_eq!(s.text.hidden_size, 64);
         assert_eq!(s.text.rope_theta, 1e4);
         assert_eq!(s.vision.image_size, 32);
         assert_eq!(s.vision.patch_size, 8);
         assert!(s.validate().is_ok());
-        assert!(parse_toml("oops").unwrap_err().contains("line 1"));
+        let e = ModelSpec::from_toml("oops").unwrap_err();
+        assert!(e.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn wrong_types_and_unknown_fields_name_the_field() {
+        let e = ModelSpec::from_toml("[text]\nhidden_size = \"big\"\n").unwrap_err();
+        assert!(e.starts_with("text.hidden_size: "), "{e}");
+        assert!(e.contains("invalid type"), "{e}");
+        let e = ModelSpec::from_toml("[vision]\npatch_sise = 4\n").unwrap_err();
+        assert!(e.starts_with("vision"), "{e}");
+        assert!(e.contains("unknown field `patch_sise`"), "{e}");
+        let e = ModelSpec::from_toml("vocab_size = -3\n").unwrap_err();
+        assert!(e.starts_with("vocab_size: "), "{e}");
+        let e = ModelSpec::from_json(r#"{"text": {"num_layers": 2.5}}"#).unwrap_err();
+        assert!(e.starts_with("text.num_layers: "), "{e}");
+        // Integers are accepted where floats are expected.
+        let s = ModelSpec::from_toml("[text]\nrope_theta = 10000\n").unwrap();
+        assert_eq!(s.text.rope_theta, 10000.0);
     }
 
     #[test]
