@@ -1,9 +1,14 @@
-//! The trainer's WebDataset reader: empty shard sets, corrupt and incomplete samples.
+//! The trainer's WebDataset reader: empty shard sets, corrupt and incomplete samples,
+//! malformed shards, and the epoch counter of the shuffled stream.
 
 mod common;
 
 use vila2::train::TrainError;
 use vila2::train::data::{ShardReader, count_samples};
+
+fn keys(r: &mut ShardReader, n: usize) -> Vec<String> {
+    (0..n).map(|_| r.next_sample().unwrap().key).collect()
+}
 
 #[test]
 fn an_empty_shard_set_is_an_error_naming_the_folder() {
@@ -52,10 +57,13 @@ fn corrupt_images_and_missing_parts_are_skipped_and_counted() {
     assert_eq!(r.stats.missing_captions, 2);
     assert_eq!(r.stats.missing_images, 1);
     assert_eq!(r.stats.samples, 2);
-    assert_eq!(r.epoch, 0);
-    // The next sample wraps to the second epoch.
+    // f is the last sample of the shard set: the first pass is complete.
+    assert_eq!(r.epoch, 1);
+    assert_eq!(r.state().in_epoch, 0);
+    // The next sample starts the second pass.
     assert_eq!(r.next_sample().unwrap().key, "00000.tar:a");
     assert_eq!(r.epoch, 1);
+    assert_eq!(r.state().in_epoch, 1);
 }
 
 #[test]
@@ -72,6 +80,76 @@ fn shards_without_any_usable_sample_are_an_error() {
     let err = r.next_sample().unwrap_err();
     assert!(
         matches!(err, TrainError::NoSamples { skipped: 1, .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_shuffled_epoch_turns_exactly_at_the_end_of_a_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    common::caption_shard(&dir.path().join("000000.tar"), 7, 0);
+    common::caption_shard(&dir.path().join("000001.tar"), 5, 100);
+    let n = 12;
+    let mut r = ShardReader::shuffled(dir.path(), 4, 1).unwrap();
+    let mut first_pass = Vec::new();
+    for i in 1..=n {
+        first_pass.push(r.next_sample().unwrap().key);
+        let st = r.state();
+        let expected = if i < n { (0, i as u64) } else { (1, 0) };
+        assert_eq!(
+            (st.epoch, st.in_epoch),
+            expected,
+            "after {i} of {n} samples"
+        );
+        assert_eq!(st.consumed, i as u64);
+    }
+    // The pass is a permutation: every sample once, none from the next pass.
+    let mut sorted = first_pass.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), n, "{first_pass:?}");
+    // A reader resumed at the end of the pass continues exactly as the original does.
+    let at_end = r.state();
+    let mut resumed = ShardReader::resume(dir.path(), 4, 1, &at_end).unwrap();
+    assert_eq!(resumed.state(), at_end);
+    let (a, b) = (keys(&mut r, n), keys(&mut resumed, n));
+    assert_eq!(a, b);
+    assert_eq!(r.state(), resumed.state());
+    assert_eq!((r.epoch, r.state().in_epoch), (2, 0));
+    let mut second = a.clone();
+    second.sort();
+    assert_eq!(second, sorted);
+    assert_ne!(a, first_pass, "each pass is shuffled anew");
+}
+
+#[test]
+fn malformed_shards_are_errors_naming_shard_and_member() {
+    let dir = tempfile::tempdir().unwrap();
+    let png = common::png_bytes(8, 8, 1);
+    common::write_shard(
+        &dir.path().join("bad.tar"),
+        &[
+            ("a.png".into(), png.clone()),
+            ("b.png".into(), png.clone()),
+            ("a.txt".into(), b"caption of a".to_vec()),
+        ],
+    );
+    let err = ShardReader::open(dir.path())
+        .unwrap()
+        .next_sample()
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("bad.tar") && err.contains("a.txt") && err.contains("repeated"),
+        "{err}"
+    );
+    common::write_shard(
+        &dir.path().join("bad.tar"),
+        &[("a.png".into(), png), ("LICENSE".into(), b"MIT".to_vec())],
+    );
+    let err = count_samples(dir.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("bad.tar") && err.contains("LICENSE") && err.contains("no extension"),
         "{err}"
     );
 }

@@ -188,8 +188,9 @@ pub fn split_member(path: &str) -> Option<(&str, &str)> {
 }
 
 /// Reads the samples of one shard in archive order (consecutive members with the same key
-/// form one sample). Non-file entries are skipped; a member without an extension or an
-/// extension repeated within a sample is an error naming the shard and member.
+/// form one sample). Non-file entries are skipped; a member without an extension, an
+/// extension repeated within a sample, or a key that comes back after another sample's
+/// members is an error naming the shard and member.
 pub fn read_shard(shard: &Path) -> Result<Vec<RawSample>, DataError> {
     let mut out = Vec::new();
     visit_shard(shard, |s| {
@@ -217,6 +218,7 @@ pub fn visit_shard(
     };
     let mut archive = tar::Archive::new(std::io::BufReader::new(file));
     let mut current: Option<RawSample> = None;
+    let mut done_keys: HashSet<String> = HashSet::new();
     for entry in archive.entries().map_err(bad)? {
         let mut entry = entry.map_err(bad)?;
         if !entry.header().entry_type().is_file() {
@@ -232,9 +234,19 @@ pub fn visit_shard(
             .map_err(|e| member_err(&path, e.to_string()))?;
         if current.as_ref().is_some_and(|s| s.key != key)
             && let Some(done) = current.take()
-            && f(done).is_break()
         {
-            return Ok(());
+            done_keys.insert(done.key.clone());
+            if f(done).is_break() {
+                return Ok(());
+            }
+        }
+        if current.is_none() && done_keys.contains(key) {
+            return Err(member_err(
+                &path,
+                format!(
+                    "key {key:?} repeated: its members are not consecutive (another sample came between)"
+                ),
+            ));
         }
         let sample = current.get_or_insert_with(|| RawSample {
             key: key.to_string(),
@@ -368,6 +380,37 @@ mod tests {
         );
         assert_eq!(split_member("k.png"), Some(("k", "png")));
         assert_eq!(split_member("dir/noext"), None);
+    }
+
+    /// A shard written member by member with `tar`, bypassing [`ShardWriter`]'s checks.
+    fn raw_tar(path: &Path, members: &[(&str, &[u8])]) {
+        let mut b = tar::Builder::new(File::create(path).unwrap());
+        for (name, bytes) in members {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(bytes.len() as u64);
+            h.set_mode(0o644);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut h, name, *bytes).unwrap();
+        }
+        b.finish().unwrap();
+    }
+
+    #[test]
+    fn missing_extensions_and_repeated_keys_are_errors_naming_the_member() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.tar");
+        raw_tar(&path, &[("a.png", b"x"), ("README", b"y")]);
+        let e = read_shard(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("s.tar") && e.contains("README") && e.contains("no extension"),
+            "{e}"
+        );
+        raw_tar(&path, &[("a.png", b"x"), ("b.png", b"y"), ("a.txt", b"z")]);
+        let e = read_shard(&path).unwrap_err().to_string();
+        assert!(e.contains("a.txt") && e.contains("\"a\" repeated"), "{e}");
+        raw_tar(&path, &[("a.png", b"x"), ("a.png", b"y")]);
+        let e = read_shard(&path).unwrap_err().to_string();
+        assert!(e.contains("a.png") && e.contains("repeated"), "{e}");
     }
 
     #[test]

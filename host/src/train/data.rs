@@ -1,17 +1,20 @@
-//! WebDataset shards: `*.tar` files in a folder whose members are grouped into samples by
-//! key (the member path up to the first `.` of its file name); a sample is an image (`png`,
-//! `jpg`, `jpeg`, `webp`) with a `txt` caption, or with a `json` holding LLaVA's
-//! `{"conversations": [{"from": "human"|"gpt", "value": …}, …]}` (a `json` without
-//! `conversations`, e.g. provenance, is ignored). Corrupt images, malformed conversations and
-//! samples without a caption or image are skipped and counted.
+//! The trainer's samples from WebDataset shards (read with [`crate::data::webdataset`], the
+//! one tar reader of the platform): `*.tar` files in a folder whose members are grouped
+//! into samples by key; a sample is an image (`png`, `jpg`, `jpeg`, `webp`) with a `txt`
+//! caption, or with a `json` holding LLaVA's `{"conversations": [{"from": "human"|"gpt",
+//! "value": …}, …]}` (a `json` without `conversations`, e.g. provenance, is ignored).
+//! Corrupt images, malformed conversations and samples without a caption or image are
+//! skipped and counted; a member without an extension or a key used twice in a shard is an
+//! error naming the shard and member.
 
 use std::collections::VecDeque;
-use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use image::RgbImage;
 
 use super::TrainError;
+use crate::data::webdataset::{self, RawSample};
 use crate::vlm::preprocess::decode_image;
 
 /// A decoded caption sample.
@@ -143,97 +146,40 @@ impl DataStats {
 
 /// The `*.tar` shards of `dir`, sorted by name; an error naming `dir` when there are none.
 pub fn list_shards(dir: &Path) -> Result<Vec<PathBuf>, TrainError> {
-    let rd = std::fs::read_dir(dir).map_err(|e| TrainError::Io {
-        path: dir.to_path_buf(),
-        source: e,
-    })?;
-    let mut shards: Vec<PathBuf> = rd
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "tar"))
-        .collect();
-    shards.sort();
-    if shards.is_empty() {
-        return Err(TrainError::NoShards(dir.to_path_buf()));
-    }
-    Ok(shards)
-}
-
-/// Members of one sample, before decoding.
-#[derive(Debug, Default)]
-struct RawSample {
-    key: String,
-    image: Option<(String, Vec<u8>)>,
-    caption: Option<String>,
-    json: Option<Vec<u8>>,
-}
-
-impl RawSample {
-    /// Whether the sample has an image and something to learn (a non-empty caption or a
-    /// `json` that mentions conversations), without decoding anything.
-    fn usable(&self) -> bool {
-        self.image.is_some()
-            && (self.caption.as_ref().is_some_and(|c| !c.is_empty())
-                || self
-                    .json
-                    .as_ref()
-                    .is_some_and(|j| matches!(parse_conversation(j), Ok(Some(_)))))
-    }
+    Ok(webdataset::list_shards(dir)?)
 }
 
 const IMAGE_EXTS: [&str; 4] = ["png", "jpg", "jpeg", "webp"];
 
-/// Splits a member path into (key, extension) as WebDataset does.
-fn split_key(path: &str) -> Option<(String, String)> {
-    let (dir, file) = match path.rfind('/') {
-        Some(i) => (&path[..=i], &path[i + 1..]),
-        None => ("", path),
-    };
-    let dot = file.find('.')?;
-    Some((
-        format!("{dir}{}", &file[..dot]),
-        file[dot + 1..].to_ascii_lowercase(),
-    ))
+/// The image member of a sample (extension lower-cased) and its bytes.
+fn image_member(raw: &RawSample) -> Option<(String, &[u8])> {
+    raw.members.iter().find_map(|(ext, bytes)| {
+        let ext = ext.to_ascii_lowercase();
+        IMAGE_EXTS
+            .contains(&ext.as_str())
+            .then_some((ext, bytes.as_slice()))
+    })
 }
 
-/// Reads the raw samples of one shard, in archive order.
-fn read_shard(shard: &Path) -> Result<Vec<RawSample>, TrainError> {
-    let file = std::fs::File::open(shard).map_err(|e| TrainError::Io {
-        path: shard.to_path_buf(),
-        source: e,
-    })?;
-    let bad = |e: std::io::Error| TrainError::Shard {
-        shard: shard.to_path_buf(),
-        msg: e.to_string(),
-    };
-    let mut archive = tar::Archive::new(file);
-    let mut out: Vec<RawSample> = Vec::new();
-    for entry in archive.entries().map_err(bad)? {
-        let mut entry = entry.map_err(bad)?;
-        if !entry.header().entry_type().is_file() {
-            continue;
-        }
-        let path = entry.path().map_err(bad)?.to_string_lossy().into_owned();
-        let Some((key, ext)) = split_key(&path) else {
-            continue;
-        };
-        let mut bytes = Vec::new();
-        entry.read_to_end(&mut bytes).map_err(bad)?;
-        if out.last().is_none_or(|s| s.key != key) {
-            out.push(RawSample {
-                key: key.clone(),
-                ..RawSample::default()
-            });
-        }
-        let sample = out.last_mut().expect("pushed above");
-        if IMAGE_EXTS.contains(&ext.as_str()) {
-            sample.image = Some((ext, bytes));
-        } else if ext == "txt" {
-            sample.caption = Some(String::from_utf8_lossy(&bytes).trim().to_string());
-        } else if ext == "json" {
-            sample.json = Some(bytes);
-        }
-    }
-    Ok(out)
+/// The member with extension `ext` (any case).
+fn member<'a>(raw: &'a RawSample, ext: &str) -> Option<&'a [u8]> {
+    raw.members
+        .iter()
+        .find(|(e, _)| e.eq_ignore_ascii_case(ext))
+        .map(|(_, b)| b.as_slice())
+}
+
+/// The trimmed `txt` caption of a sample, if it has one.
+fn caption_of(raw: &RawSample) -> Option<String> {
+    member(raw, "txt").map(|b| String::from_utf8_lossy(b).trim().to_string())
+}
+
+/// Whether the sample has an image and something to learn (a non-empty caption or a
+/// `json` with a valid conversation), without decoding the image.
+fn usable(raw: &RawSample) -> bool {
+    image_member(raw).is_some()
+        && (caption_of(raw).is_some_and(|c| !c.is_empty())
+            || member(raw, "json").is_some_and(|j| matches!(parse_conversation(j), Ok(Some(_)))))
 }
 
 /// Samples with an image and a non-empty caption or a conversation in the shards of `dir`
@@ -241,7 +187,10 @@ fn read_shard(shard: &Path) -> Result<Vec<RawSample>, TrainError> {
 pub fn count_samples(dir: &Path) -> Result<usize, TrainError> {
     let mut n = 0;
     for shard in list_shards(dir)? {
-        n += read_shard(&shard)?.iter().filter(|r| r.usable()).count();
+        webdataset::visit_shard(&shard, |raw| {
+            n += usize::from(usable(&raw));
+            std::ops::ControlFlow::Continue(())
+        })?;
     }
     Ok(n)
 }
@@ -249,11 +198,14 @@ pub fn count_samples(dir: &Path) -> Result<usize, TrainError> {
 /// Where a reader stands: enough to replay it to the same point (saved in resumable
 /// checkpoints).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct ReaderState {
     /// Raw samples drawn from the (shuffled) stream, usable or not.
     pub consumed: u64,
     /// Completed passes over all shards.
     pub epoch: usize,
+    /// Raw samples drawn from the current pass (0 right after a pass completes).
+    pub in_epoch: u64,
     /// Counts so far.
     pub stats: DataStats,
 }
@@ -276,23 +228,29 @@ impl SplitMix {
     }
 }
 
+/// A raw sample with the name of its shard (for messages).
+type Drawn = (Arc<str>, RawSample);
+
 /// Streams decoded samples from the shards of a folder, one shard in memory at a time,
 /// cycling through the shards for further epochs. With a shuffle buffer of `n` samples,
-/// each sample is drawn at random (seeded) from the next `n` of the stream, as
-/// WebDataset's `shuffle(n)` does. The stream is deterministic, so [`ShardReader::resume`]
-/// replays it to a saved [`ReaderState`] without decoding images.
+/// each sample is drawn at random (seeded) from the next `n` of the pass, as WebDataset's
+/// `shuffle(n)` does; the buffer never reaches into the next pass, so every pass yields
+/// each sample once and [`ReaderState::epoch`] turns when the last sample of a pass is
+/// drawn. The stream is deterministic, so [`ShardReader::resume`] replays it to a saved
+/// [`ReaderState`] without decoding images.
 #[derive(Debug)]
 pub struct ShardReader {
     dir: PathBuf,
     shards: Vec<PathBuf>,
     next_shard: usize,
-    pending: VecDeque<(String, RawSample)>,
-    buffer: Vec<(String, RawSample)>,
+    pending: VecDeque<Drawn>,
+    buffer: Vec<Drawn>,
     buffer_size: usize,
     rng: SplitMix,
     consumed: u64,
-    read_in_order: usize,
-    pass_len: Option<usize>,
+    in_epoch: u64,
+    /// Raw samples in one pass, known once a pass completed.
+    pass_len: Option<u64>,
     /// Completed passes over all shards.
     pub epoch: usize,
     /// What was yielded and skipped so far.
@@ -322,7 +280,7 @@ impl ShardReader {
             buffer_size: buffer.max(1),
             rng: SplitMix(seed),
             consumed: 0,
-            read_in_order: 0,
+            in_epoch: 0,
             pass_len: None,
             epoch: 0,
             stats: DataStats::default(),
@@ -342,12 +300,15 @@ impl ShardReader {
             r.next_raw()?;
         }
         r.stats = state.stats;
-        if r.epoch != state.epoch {
+        if (r.epoch, r.in_epoch) != (state.epoch, state.in_epoch) {
             return Err(TrainError::Config(format!(
-                "cannot resume reading {}: the shards changed since the checkpoint (epoch {} instead of {})",
+                "cannot resume reading {}: the shards changed since the checkpoint (replaying {} samples ends at epoch {} sample {}, the checkpoint says epoch {} sample {})",
                 dir.display(),
+                state.consumed,
                 r.epoch,
-                state.epoch
+                r.in_epoch,
+                state.epoch,
+                state.in_epoch
             )));
         }
         Ok(r)
@@ -358,82 +319,71 @@ impl ShardReader {
         ReaderState {
             consumed: self.consumed,
             epoch: self.epoch,
+            in_epoch: self.in_epoch,
             stats: self.stats,
         }
     }
 
-    /// The next raw sample of the archive-order stream; an error when a whole pass over
-    /// the shards holds no sample at all.
-    fn next_in_order(&mut self) -> Result<(String, RawSample), TrainError> {
-        let mut shards_read = 0;
-        loop {
+    /// Fills the shuffle buffer from the current pass, reading its next shards as needed
+    /// (never the next pass).
+    fn top_up(&mut self) -> Result<(), TrainError> {
+        while self.buffer.len() < self.buffer_size {
             if let Some(r) = self.pending.pop_front() {
-                self.read_in_order += 1;
-                if self.pending.is_empty() && self.next_shard == self.shards.len() {
-                    self.pass_len.get_or_insert(self.read_in_order);
-                }
-                return Ok(r);
-            }
-            if shards_read >= self.shards.len() {
-                return Err(TrainError::NoSamples {
-                    dir: self.dir.clone(),
-                    skipped: self.stats.skipped(),
-                });
-            }
-            if self.next_shard == self.shards.len() {
-                self.next_shard = 0;
-                self.epoch += 1;
-                self.pass_len.get_or_insert(self.read_in_order);
-            }
-            let shard = &self.shards[self.next_shard];
-            self.next_shard += 1;
-            shards_read += 1;
-            let name = shard
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
-            tracing::debug!(shard = %shard.display(), "reading shard");
-            self.pending
-                .extend(read_shard(shard)?.into_iter().map(|r| (name.clone(), r)));
-        }
-    }
-
-    /// The next raw sample of the shuffled stream.
-    fn next_raw(&mut self) -> Result<(String, RawSample), TrainError> {
-        loop {
-            // The buffer never holds more than one pass (small datasets).
-            let cap = self
-                .pass_len
-                .map_or(self.buffer_size, |n| n.min(self.buffer_size));
-            if self.buffer.len() >= cap.max(1) {
+                self.buffer.push(r);
+            } else if self.next_shard < self.shards.len() {
+                let shard = &self.shards[self.next_shard];
+                self.next_shard += 1;
+                let name: Arc<str> = shard
+                    .file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into();
+                tracing::debug!(shard = %shard.display(), "reading shard");
+                self.pending.extend(
+                    webdataset::read_shard(shard)?
+                        .into_iter()
+                        .map(|r| (name.clone(), r)),
+                );
+            } else {
                 break;
             }
-            if !self.buffer.is_empty()
-                && self.pending.is_empty()
-                && self.next_shard == self.shards.len()
-            {
-                let n = *self.pass_len.get_or_insert(self.read_in_order);
-                if self.buffer.len() >= n {
-                    break;
-                }
-            }
-            let r = self.next_in_order()?;
-            self.buffer.push(r);
+        }
+        Ok(())
+    }
+
+    /// The next raw sample of the shuffled stream; an error when a whole pass over the
+    /// shards holds no sample at all.
+    fn next_raw(&mut self) -> Result<Drawn, TrainError> {
+        self.top_up()?;
+        if self.buffer.is_empty() {
+            return Err(TrainError::NoSamples {
+                dir: self.dir.clone(),
+                skipped: self.stats.skipped(),
+            });
         }
         let i = if self.buffer_size > 1 {
             self.rng.below(self.buffer.len())
         } else {
             0
         };
+        let drawn = self.buffer.swap_remove(i);
         self.consumed += 1;
-        Ok(self.buffer.swap_remove(i))
+        self.in_epoch += 1;
+        self.top_up()?;
+        if self.buffer.is_empty() {
+            // That was the last sample of the pass: the next draw starts the next one.
+            self.pass_len.get_or_insert(self.in_epoch);
+            self.epoch += 1;
+            self.in_epoch = 0;
+            self.next_shard = 0;
+        }
+        Ok(drawn)
     }
 
     /// The next usable sample, reading further shards (and wrapping to a new epoch) as
     /// needed; an error when a whole pass over the shards yields nothing usable.
     pub fn next_sample(&mut self) -> Result<CaptionSample, TrainError> {
-        let mut streak = 0usize;
+        let mut streak = 0u64;
         loop {
             let (shard, raw) = self.next_raw()?;
             if let Some(s) = self.decode(&shard, raw) {
@@ -441,13 +391,10 @@ impl ShardReader {
                 return Ok(s);
             }
             streak += 1;
-            // A pass of failures in a row (archive order), or two passes plus the buffer
-            // (shuffled: a good sample may wait in the buffer): nothing is usable.
-            let b = self.buffer_size;
-            if self
-                .pass_len
-                .is_some_and(|n| streak >= if b == 1 { n } else { 2 * n + b })
-            {
+            // Every pass yields every sample once, so with a usable sample failures in a
+            // row are fewer than a pass (archive order) or two passes (shuffled).
+            let limit = |n: u64| if self.buffer_size == 1 { n } else { 2 * n - 1 };
+            if self.pass_len.is_some_and(|n| streak >= limit(n)) {
                 return Err(TrainError::NoSamples {
                     dir: self.dir.clone(),
                     skipped: self.stats.skipped(),
@@ -458,12 +405,12 @@ impl ShardReader {
 
     fn decode(&mut self, shard: &str, raw: RawSample) -> Option<CaptionSample> {
         let key = format!("{shard}:{}", raw.key);
-        let Some((ext, bytes)) = raw.image else {
+        let Some((ext, bytes)) = image_member(&raw) else {
             tracing::warn!(sample = %key, "no image: skipped");
             self.stats.missing_images += 1;
             return None;
         };
-        let conversation = match raw.json.as_deref().map(parse_conversation) {
+        let conversation = match member(&raw, "json").map(parse_conversation) {
             Some(Err(msg)) => {
                 tracing::warn!(sample = %key, error = %msg, "bad conversation: skipped");
                 self.stats.bad_conversations += 1;
@@ -472,7 +419,7 @@ impl ShardReader {
             Some(Ok(c)) => c,
             None => None,
         };
-        let caption = match raw.caption {
+        let caption = match caption_of(&raw) {
             Some(c) if !c.is_empty() || conversation.is_some() => c,
             None if conversation.is_some() => String::new(),
             _ => {
@@ -481,7 +428,7 @@ impl ShardReader {
                 return None;
             }
         };
-        match decode_image(&bytes, &format!("{key}.{ext}")) {
+        match decode_image(bytes, &format!("{key}.{ext}")) {
             Ok(image) => {
                 self.stats.conversations += usize::from(conversation.is_some());
                 Some(CaptionSample {
@@ -497,20 +444,5 @@ impl ShardReader {
                 None
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::split_key;
-
-    #[test]
-    fn keys_split_at_the_first_dot_of_the_file_name() {
-        assert_eq!(
-            split_key("a/b.c/000.seg.png"),
-            Some(("a/b.c/000".into(), "seg.png".into()))
-        );
-        assert_eq!(split_key("x.txt"), Some(("x".into(), "txt".into())));
-        assert_eq!(split_key("noext"), None);
     }
 }

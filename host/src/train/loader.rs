@@ -41,6 +41,7 @@ impl Loader {
         let worker = std::thread::Builder::new()
             .name("vila2-loader".into())
             .spawn(move || {
+                crate::vlm::threads::apply_torch_threads();
                 while !flag.load(Ordering::Relaxed) {
                     let item = reader.next_sample().map(|sample| Prepared {
                         pixels: processor.preprocess(&sample.image),

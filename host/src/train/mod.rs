@@ -4,7 +4,8 @@
 //!
 //! - [`params`]: which tensors train in which stage, and their weight-decay groups.
 //! - [`optim`]: AdamW, the cosine schedule with warmup, clipping by global norm.
-//! - [`data`]: the WebDataset shard reader and caption samples.
+//! - [`data`]: caption and conversation samples from WebDataset shards (read with
+//!   [`crate::data::webdataset`]) through a seeded per-epoch shuffle buffer.
 //! - [`checkpoint`]: saving in the HF LLaVA layout.
 //! - [`init`]: a random model (and its tokenizer) from a [`init::ModelSpec`].
 //! - [`loader`]: decoding and preprocessing on a worker thread.
@@ -27,6 +28,7 @@ use std::path::PathBuf;
 pub use params::{Group, Stage};
 pub use trainer::{TrainConfig, Trainer};
 
+use crate::data::DataError;
 use crate::vlm::VlmError;
 
 fn good_checkpoint(c: Option<&std::path::Path>) -> String {
@@ -144,4 +146,16 @@ pub enum TrainError {
     /// libtorch raised an error.
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
+    /// A shard could not be read (names the shard and member).
+    #[error(transparent)]
+    Data(DataError),
+}
+
+impl From<DataError> for TrainError {
+    fn from(e: DataError) -> Self {
+        match e {
+            DataError::NoShards(dir) => Self::NoShards(dir),
+            e => Self::Data(e),
+        }
+    }
 }
