@@ -15,7 +15,7 @@ use super::TrainError;
 use super::checkpoint;
 use super::data::{CaptionSample, DataStats, Role, ShardReader, Turn};
 use super::loader::Loader;
-use super::optim::{AdamW, AdamWConfig, CosineSchedule, clip_grad_norm, zero_grad};
+use super::optim::{AdamW, AdamWConfig, CosineSchedule, clip_grad_norm};
 use super::params::{Group, Params, Stage};
 use super::resume;
 use crate::vlm::chat_template::ChatTemplate;
@@ -120,6 +120,10 @@ pub struct Batch {
     pub label_tokens: i64,
     /// Non-padding tokens.
     pub tokens: i64,
+    /// Rows of the flattened `[B·T]` positions whose next-token prediction carries a label.
+    pub loss_rows: Tensor,
+    /// Their target ids.
+    pub loss_targets: Tensor,
 }
 
 /// What one optimizer step did.
@@ -392,27 +396,43 @@ impl Trainer {
             );
         }
         let b = seqs.len() as i64;
-        let label_tokens = seqs
-            .iter()
-            .map(|(_, l)| l.iter().skip(1).filter(|&&x| x != IGNORE).count() as i64)
-            .sum();
+        // Position j of row r predicts label j + 1.
+        let (mut rows, mut targets) = (Vec::new(), Vec::new());
+        for (r, row) in labels.chunks(t.max(1)).enumerate() {
+            for (j, &l) in row.iter().enumerate().skip(1) {
+                if l != IGNORE {
+                    rows.push((r * t + j - 1) as i64);
+                    targets.push(l);
+                }
+            }
+        }
         Ok(Batch {
             ids: Tensor::from_slice(&ids).view([b, t as i64]),
             labels: Tensor::from_slice(&labels).view([b, t as i64]),
             pixels: Tensor::stack(pixels, 0),
-            label_tokens,
+            label_tokens: rows.len() as i64,
             tokens,
+            loss_rows: Tensor::from_slice(&rows),
+            loss_targets: Tensor::from_slice(&targets),
         })
     }
 
     /// Summed cross-entropy of the batch's label tokens (next-token prediction). Right
     /// padding needs no attention mask: causal attention never looks past a real token.
+    /// The output head runs only on the positions that carry a label (the others' logits
+    /// would not reach the loss), which for caption samples skips the image positions.
     pub fn loss_sum(&self, batch: &Batch) -> Result<Tensor, TrainError> {
-        let logits = self.model.forward_logits(&batch.ids, Some(&batch.pixels))?;
-        let (_, t, v) = logits.size3()?;
-        let pred = logits.narrow(1, 0, t - 1).reshape([-1, v]);
-        let target = batch.labels.narrow(1, 1, t - 1).reshape([-1]);
-        Ok(pred.cross_entropy_loss::<Tensor>(&target, None, Reduction::Sum, IGNORE, 0.0))
+        let h = self.model.forward_hidden(&batch.ids, Some(&batch.pixels))?;
+        let d = h.size3()?.2;
+        let h = h.reshape([-1, d]).index_select(0, &batch.loss_rows);
+        let logits = self.model.llm.logits(&h);
+        Ok(logits.cross_entropy_loss::<Tensor>(
+            &batch.loss_targets,
+            None,
+            Reduction::Sum,
+            IGNORE,
+            0.0,
+        ))
     }
 
     /// Mean loss of a batch without gradients.
@@ -421,11 +441,11 @@ impl Trainer {
         Ok(self.loss_sum(batch)?.double_value(&[]) / batch.label_tokens.max(1) as f64)
     }
 
-    /// One optimizer step over `micro` batches. A non-finite loss leaves the parameters
+    /// One optimizer step over `micro` batches. The gradients come straight out of the
+    /// backward pass (`.grad` is never touched) and are summed across micro-batches only
+    /// when there are several. A non-finite loss or gradient norm leaves the parameters
     /// untouched and is an error.
     pub fn train_step(&mut self, micro: &[Batch]) -> Result<StepStats, TrainError> {
-        let trainable: Vec<_> = self.params.trainable().collect();
-        zero_grad(&trainable);
         let total: i64 = micro.iter().map(|b| b.label_tokens).sum();
         if total == 0 {
             return Err(TrainError::Config(format!(
@@ -433,33 +453,44 @@ impl Trainer {
                 self.step + 1
             )));
         }
+        let trainable: Vec<&super::params::Param> = self.params.trainable().collect();
+        let inputs: Vec<&Tensor> = trainable.iter().map(|p| &p.tensor).collect();
+        let non_finite = |step: usize, loss: f64| TrainError::NonFinite {
+            step,
+            loss,
+            checkpoint: None,
+        };
         let mut loss = 0.0;
+        let mut grads: Vec<Tensor> = Vec::new();
         for b in micro {
             let l = self.loss_sum(b)? / total as f64;
             let v = l.double_value(&[]);
             if !v.is_finite() {
-                zero_grad(&trainable);
-                return Err(TrainError::NonFinite {
-                    step: self.step + 1,
-                    loss: v,
-                    checkpoint: None,
-                });
+                return Err(non_finite(self.step + 1, v));
             }
-            l.backward();
+            let g = Tensor::f_run_backward(&[&l], &inputs, false, false)?;
+            if grads.is_empty() {
+                grads = g;
+            } else {
+                let _guard = tch::no_grad_guard();
+                for (acc, g) in grads.iter_mut().zip(g) {
+                    match (acc.defined(), g.defined()) {
+                        (true, true) => {
+                            let _ = acc.g_add_(&g);
+                        }
+                        (false, true) => *acc = g,
+                        _ => {}
+                    }
+                }
+            }
             loss += v;
         }
-        let grad_norm = clip_grad_norm(&trainable, self.cfg.max_grad_norm);
+        let grad_norm = clip_grad_norm(&mut grads, self.cfg.max_grad_norm);
         if !grad_norm.is_finite() {
-            zero_grad(&trainable);
-            return Err(TrainError::NonFinite {
-                step: self.step + 1,
-                loss: grad_norm,
-                checkpoint: None,
-            });
+            return Err(non_finite(self.step + 1, grad_norm));
         }
         let lr = self.schedule.lr(self.step);
-        self.opt.step(&trainable, lr);
-        zero_grad(&trainable);
+        self.opt.step(&trainable, &grads, lr);
         self.step += 1;
         Ok(StepStats {
             step: self.step,

@@ -140,9 +140,8 @@ impl Attention {
         x: &Tensor,
         cos: &Tensor,
         sin: &Tensor,
-        mask: &Tensor,
-        cache: &mut Option<LayerCache>,
-        capacity: i64,
+        mask: Option<&Tensor>,
+        cache: Option<(&mut Option<LayerCache>, i64)>,
     ) -> Tensor {
         let (b, t, _) = x.size3().expect("decoder hidden states are [B, T, D]");
         let q = self
@@ -162,15 +161,19 @@ impl Attention {
             .transpose(1, 2);
         let q = &q * cos + rotate_half(&q) * sin;
         let k = &k * cos + rotate_half(&k) * sin;
-        let (k, v) = LayerCache::append(cache, k, v, capacity);
-        // Grouped-query attention without materialising repeated keys/values.
+        let (k, v) = match cache {
+            Some((slot, capacity)) => LayerCache::append(slot, k, v, capacity),
+            None => (k, v),
+        };
+        // Grouped-query attention without materialising repeated keys/values; without a
+        // mask, plain causal attention (the kernel skips the masked blocks).
         let o = Tensor::scaled_dot_product_attention(
             &q,
             &k,
             &v,
-            Some(mask),
+            mask,
             0.0,
-            false,
+            mask.is_none(),
             None,
             self.heads != self.kv_heads,
         );
@@ -285,11 +288,6 @@ impl Llama {
         let kind = embeds.kind();
         let device = embeds.device();
         let s = attention_mask.size()[1];
-        // Rotary tables [B, 1, T, head_dim].
-        let freqs = positions.to_kind(Kind::Float).unsqueeze(-1) * self.inv_freq.view([1, 1, -1]);
-        let emb = Tensor::cat(&[&freqs, &freqs], -1).unsqueeze(1);
-        let cos = emb.cos().to_kind(kind);
-        let sin = emb.sin().to_kind(kind);
         // Additive mask [B, 1, T, S]: causal over absolute positions and no padding keys.
         let kpos = Tensor::arange(s, (Kind::Int64, device)).view([1, s]);
         let qpos = (Tensor::arange(t, (Kind::Int64, device)) + (s - t)).view([t, 1]);
@@ -304,11 +302,41 @@ impl Llama {
         if cache.layers.len() != self.layers.len() {
             cache.layers = (0..self.layers.len()).map(|_| None).collect();
         }
-        let mut h = embeds.shallow_clone();
         let capacity = cache.capacity;
-        for (layer, slot) in self.layers.iter().zip(cache.layers.iter_mut()) {
+        let slots = cache.layers.iter_mut().map(|slot| Some((slot, capacity)));
+        self.run_layers(embeds, positions, Some(&mask), slots)
+    }
+
+    /// Runs the decoder on `[B, T, D]` embeddings of whole sequences (positions `0..T`,
+    /// causal attention, no cache, no padding mask: right padding needs none, since no real
+    /// token attends past itself). The training forward pass. Returns the final-normed
+    /// hidden states.
+    pub fn forward_causal(&self, embeds: &Tensor) -> Tensor {
+        let (b, t, _) = embeds.size3().expect("embeddings are [B, T, D]");
+        let positions = Tensor::arange(t, (Kind::Int64, embeds.device()))
+            .unsqueeze(0)
+            .expand([b, t], false);
+        let slots = std::iter::repeat_with(|| None).take(self.layers.len());
+        self.run_layers(embeds, &positions, None, slots)
+    }
+
+    fn run_layers<'a>(
+        &self,
+        embeds: &Tensor,
+        positions: &Tensor,
+        mask: Option<&Tensor>,
+        slots: impl Iterator<Item = Option<(&'a mut Option<LayerCache>, i64)>>,
+    ) -> Tensor {
+        let kind = embeds.kind();
+        // Rotary tables [B, 1, T, head_dim].
+        let freqs = positions.to_kind(Kind::Float).unsqueeze(-1) * self.inv_freq.view([1, 1, -1]);
+        let emb = Tensor::cat(&[&freqs, &freqs], -1).unsqueeze(1);
+        let cos = emb.cos().to_kind(kind);
+        let sin = emb.sin().to_kind(kind);
+        let mut h = embeds.shallow_clone();
+        for (layer, slot) in self.layers.iter().zip(slots) {
             let x = layer.input_norm.forward(&h);
-            let a = layer.attn.forward(&x, &cos, &sin, &mask, slot, capacity);
+            let a = layer.attn.forward(&x, &cos, &sin, mask, slot);
             h = &h + a;
             let x = layer.post_norm.forward(&h);
             let m = layer

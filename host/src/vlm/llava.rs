@@ -12,7 +12,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::VlmError;
 use super::config::{LlavaConfig, SelectStrategy};
-use super::llama::{KvCache, Llama};
+use super::llama::Llama;
 use super::projector::Projector;
 use super::vision::VisionTower;
 use super::weights::{Weights, weight_files};
@@ -180,15 +180,18 @@ impl LlavaModel {
         ids: &Tensor,
         pixels: Option<&Tensor>,
     ) -> Result<Tensor, VlmError> {
+        Ok(self.llm.logits(&self.forward_hidden(ids, pixels)?))
+    }
+
+    /// Final-normed hidden states `[B, T, D]` of whole sequences (causal, no cache), before
+    /// the output head: the trainer applies the head only where a label is.
+    pub fn forward_hidden(
+        &self,
+        ids: &Tensor,
+        pixels: Option<&Tensor>,
+    ) -> Result<Tensor, VlmError> {
         let feats = pixels.map(|p| self.image_features(p));
         let emb = self.embed_with_images(&ids.to_device(self.device), feats.as_ref())?;
-        let (b, t) = ids.size2()?;
-        let positions = Tensor::arange(t, (Kind::Int64, self.device))
-            .unsqueeze(0)
-            .expand([b, t], false);
-        let mask = Tensor::ones([b, t], (Kind::Int64, self.device));
-        let mut cache = KvCache::new();
-        let h = self.llm.forward(&emb, &positions, &mask, &mut cache);
-        Ok(self.llm.logits(&h))
+        Ok(self.llm.forward_causal(&emb))
     }
 }
