@@ -2,6 +2,8 @@
 //! PostgreSQL, request helpers, and `both_backends!`.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::path::PathBuf;
 
 use axum::Router;
