@@ -47,6 +47,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// Where and from which preset augmentation runs are executed.
     pub runs: Arc<runs::RunSettings>,
+    /// Live updates of running runs (Server-Sent Events listen here).
+    pub live: runs::events::Live,
 }
 
 /// Where the portal keeps its state and where it listens.
@@ -188,6 +190,7 @@ pub async fn build_state(options: &Options, secret: &[u8]) -> Result<AppState, S
             preset: runs::RunPreset::mini(),
             threads: None,
         }),
+        live: runs::events::Live::default(),
     })
 }
 

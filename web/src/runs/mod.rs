@@ -1,6 +1,11 @@
 //! Augmentation runs: submitted by team members (a run document built from a preset), queued
 //! in the database and executed one at a time by the [`worker`].
 
+pub mod download;
+pub mod events;
+pub mod progress;
+pub mod samples;
+pub mod tasks;
 pub mod worker;
 
 use std::path::PathBuf;
