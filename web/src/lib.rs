@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod datasets;
+pub mod demo;
 pub mod entities;
 pub mod error;
 pub mod metrics;
@@ -187,7 +188,7 @@ pub async fn build_state(options: &Options, secret: &[u8]) -> Result<AppState, S
         runs: Arc::new(runs::RunSettings {
             runs_dir: options.data_dir.join("runs"),
             components_dir: std::env::var_os("VILA2_COMPONENTS").map(PathBuf::from),
-            preset: runs::RunPreset::mini(),
+            preset: runs::RunPreset::from_env(),
             threads: None,
         }),
         live: runs::events::Live::default(),

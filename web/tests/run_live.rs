@@ -509,3 +509,41 @@ async fn live_progress_report_and_downloads(app: &TestApp) {
 }
 
 both_backends!(db_task_store_resumes, live_progress_report_and_downloads);
+
+/// `make run`'s demo seeding: once, a `demo` team with the admin in it and a ShapesWorld
+/// dataset that the dashboard's run form offers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_dataset_is_seeded_once() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let seeded = vila2_web::demo::seed(&app.state, common::ADMIN.0)
+        .await
+        .unwrap()
+        .expect("a new dataset");
+    assert_eq!(seeded.name, vila2_web::demo::DEMO_DATASET);
+    assert_eq!(seeded.sample_count as usize, vila2_web::demo::DEMO_SAMPLES);
+    assert!(
+        vila2_web::demo::seed(&app.state, common::ADMIN.0)
+            .await
+            .unwrap()
+            .is_none(),
+        "a second seeding changes nothing"
+    );
+    let err = vila2_web::demo::seed(&app.state, "nobody@example.org")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().starts_with("email:"), "{err}");
+    let admin = app.login(common::ADMIN.0, common::ADMIN.1).await;
+    let (status, page) = app.get("/", &admin).await;
+    assert_eq!(status, StatusCode::OK);
+    let page = page.as_str().unwrap();
+    assert!(
+        page.contains(&format!(
+            "<option value=\"{}\">{} ({} samples)</option>",
+            seeded.id,
+            vila2_web::demo::DEMO_DATASET,
+            vila2_web::demo::DEMO_SAMPLES
+        )),
+        "the run form offers the demo dataset"
+    );
+    app.finish().await;
+}

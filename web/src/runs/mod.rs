@@ -65,6 +65,21 @@ impl RunPreset {
         }
     }
 
+    /// The preset `VILA2_RUN_PRESET` names (`tiny` or `mini`; default and unknown: mini).
+    pub fn from_env() -> Self {
+        match std::env::var("VILA2_RUN_PRESET").as_deref() {
+            Ok("tiny") => Self::tiny(),
+            Ok("mini") | Err(_) => Self::mini(),
+            Ok(other) => {
+                tracing::warn!(
+                    preset = other,
+                    "VILA2_RUN_PRESET: unknown preset (tiny or mini); using mini"
+                );
+                Self::mini()
+            }
+        }
+    }
+
     /// One or two steps per stage and a handful of evaluation images: seconds, for tests.
     pub fn tiny() -> Self {
         RunPreset {
