@@ -28,6 +28,11 @@ else
   (umask 077 && printf '%s\n' "$password" > "$pwfile.tmp" && mv "$pwfile.tmp" "$pwfile")
 fi
 
+# Once: a demo team with a small ShapesWorld dataset for the admin, to start the tiny loop on.
+"$vila2" admin seed-demo --data-dir "$data" --email "$email"
+# Runs use the tiny preset (seconds on a CPU) unless VILA2_RUN_PRESET says otherwise (mini).
+export VILA2_RUN_PRESET=${VILA2_RUN_PRESET:-tiny}
+
 cat <<MSG
 
   vila2 portal: http://$bind/
@@ -35,6 +40,8 @@ cat <<MSG
   password     $(cat "$pwfile")   (stored in $pwfile, mode 0600)
   API:         curl -s -X POST http://$bind/api/v1/login -H 'content-type: application/json' \\
                  -d '{"email": "$email", "password": "…"}'   # → {"token": …}
+  Runs:        the dashboard's team "demo" has the dataset shapes-demo: start a run there
+               (preset $VILA2_RUN_PRESET; VILA2_RUN_PRESET=mini for the minutes-long demo).
   Stop with Ctrl-C; the data stays in $data/.
 
 MSG

@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod auth;
 pub mod datasets;
+pub mod demo;
 pub mod entities;
 pub mod error;
 pub mod metrics;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::Metrics>,
     /// Where and from which preset augmentation runs are executed.
     pub runs: Arc<runs::RunSettings>,
+    /// Live updates of running runs (Server-Sent Events listen here).
+    pub live: runs::events::Live,
 }
 
 /// Where the portal keeps its state and where it listens.
@@ -185,9 +188,10 @@ pub async fn build_state(options: &Options, secret: &[u8]) -> Result<AppState, S
         runs: Arc::new(runs::RunSettings {
             runs_dir: options.data_dir.join("runs"),
             components_dir: std::env::var_os("VILA2_COMPONENTS").map(PathBuf::from),
-            preset: runs::RunPreset::mini(),
+            preset: runs::RunPreset::from_env(),
             threads: None,
         }),
+        live: runs::events::Live::default(),
     })
 }
 

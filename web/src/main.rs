@@ -65,6 +65,13 @@ enum AdminCommand {
         #[arg(long)]
         exists_ok: bool,
     },
+    /// Once: a `demo` team with this user in it and a small ShapesWorld dataset to run on.
+    SeedDemo {
+        #[command(flatten)]
+        storage: Storage,
+        #[arg(long)]
+        email: String,
+    },
 }
 
 fn options(storage: Storage) -> vila2_web::Options {
@@ -100,6 +107,17 @@ async fn main() -> anyhow::Result<()> {
             vila2_web::migrate(&options(storage)).await?;
             println!("database is up to date");
         }
+        Command::Admin {
+            command: AdminCommand::SeedDemo { storage, email },
+        } => match vila2_web::demo::seed_demo(&options(storage), &email).await? {
+            Some(d) => println!(
+                "seeded dataset {} ({} samples) in team {}",
+                d.name,
+                d.sample_count,
+                vila2_web::demo::DEMO_TEAM
+            ),
+            None => println!("the demo dataset is there already: unchanged"),
+        },
         Command::Admin {
             command:
                 AdminCommand::CreateUser {

@@ -5,213 +5,23 @@
 //! Each step is one helper taking the [`Session`], run in order by [`steps`]; a later step
 //! (uploading a plugin) is one more helper appended there.
 //!
-//! chromedriver comes from `scripts/setup.sh`; without it the test fails (in CI and outside),
-//! saying so. `VILA2_CHROMEDRIVER` / `VILA2_CHROMIUM` point at other binaries.
+//! The harness (chromedriver, the served portal, the Chromium session) is `common::browser`.
 
 mod common;
 
-use std::future::Future;
 use std::io::Cursor;
-use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::Locator;
 use futures_util::FutureExt;
-use hyper_util::client::legacy::connect::HttpConnector;
-use serde_json::{Value, json};
 
+use common::browser::{Browser, Session, WAIT, eventually};
 use common::*;
-
-/// How long any one wait in the browser may take (2 shared cores, a cold Chromium).
-const WAIT: Duration = Duration::from_secs(60);
 
 /// The team member who signs in.
 const MEMBER: &str = "browser@example.org";
 const MEMBER_PASSWORD: &str = "member-password";
-
-/// A chromedriver child process on a free loopback port, killed (with the browsers it
-/// started: its process group) when dropped.
-struct Chromedriver {
-    child: Child,
-    url: String,
-}
-
-impl Chromedriver {
-    fn start(log_dir: &Path) -> Result<Chromedriver> {
-        let binary = std::env::var_os("VILA2_CHROMEDRIVER")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/usr/bin/chromedriver"));
-        if !binary.is_file() {
-            let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-            bail!(
-                "chromedriver not found at {}: the browser test needs Debian's chromium and \
-                 chromium-driver, which scripts/setup.sh installs (apt-get install chromium \
-                 chromium-driver){}",
-                binary.display(),
-                if ci {
-                    "; CI=true: the CI image must run scripts/setup.sh"
-                } else {
-                    ""
-                }
-            );
-        }
-        let port = free_port()?;
-        let log = std::fs::File::create(log_dir.join("chromedriver.log"))?;
-        let child = {
-            use std::os::unix::process::CommandExt;
-            Command::new(&binary)
-                .arg(format!("--port={port}"))
-                .arg("--allowed-ips=127.0.0.1")
-                .stdin(Stdio::null())
-                .stdout(log.try_clone()?)
-                .stderr(log)
-                .process_group(0)
-                .spawn()
-                .with_context(|| format!("starting {}", binary.display()))?
-        };
-        Ok(Chromedriver {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        })
-    }
-
-    /// Polls `/status` until chromedriver answers ready.
-    async fn wait_ready(&mut self) -> Result<()> {
-        let status_url = format!("{}/status", self.url);
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(exit) = self.child.try_wait()? {
-                bail!("chromedriver exited at start ({exit}); see chromedriver.log");
-            }
-            if let Ok(body) = http_get(&status_url).await
-                && serde_json::from_str::<Value>(&body)
-                    .is_ok_and(|v| v["value"]["ready"] == json!(true))
-            {
-                return Ok(());
-            }
-            ensure!(
-                Instant::now() < deadline,
-                "chromedriver did not answer {status_url} within {WAIT:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for Chromedriver {
-    fn drop(&mut self) {
-        // The whole group: chromedriver and the chromium processes it started.
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.child.id())])
-            .status();
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// A GET over plain HTTP on loopback, body as text.
-async fn http_get(url: &str) -> Result<String> {
-    use http_body_util::BodyExt;
-    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-        .build_http::<http_body_util::Empty<bytes::Bytes>>();
-    let response = client.get(url.parse()?).await?;
-    let body = response.into_body().collect().await?.to_bytes();
-    Ok(String::from_utf8_lossy(&body).into_owned())
-}
-
-/// Capabilities for headless Chromium: no sandbox (containers run as root), nothing fetched
-/// from the network besides the portal.
-fn capabilities(profile: &Path) -> serde_json::Map<String, Value> {
-    let chromium = std::env::var("VILA2_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    let caps = json!({
-        "browserName": "chrome",
-        "goog:chromeOptions": {
-            "binary": chromium,
-            "args": [
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-dev-shm-usage",
-                "--disable-gpu",
-                "--window-size=1280,1600",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                format!("--user-data-dir={}", profile.display()),
-            ],
-        },
-    });
-    caps.as_object().unwrap().clone()
-}
-
-/// What every step works with: the browser, the portal's base URL, the member's team.
-struct Session {
-    browser: Client,
-    base: String,
-    team_id: i64,
-    files: PathBuf,
-}
-
-impl Session {
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    async fn path(&self) -> Result<String> {
-        Ok(self.browser.current_url().await?.path().to_string())
-    }
-
-    /// Waits until the browser's path satisfies `ok`.
-    async fn wait_for_path(&self, what: &str, ok: impl Fn(&str) -> bool) -> Result<String> {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let path = self.path().await?;
-            if ok(&path) {
-                return Ok(path);
-            }
-            ensure!(
-                Instant::now() < deadline,
-                "waited {WAIT:?} for {what}; the browser is at {path}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn text(&self, css: &str) -> Result<String> {
-        let at = self.path().await?;
-        let element = self
-            .browser
-            .wait()
-            .at_most(WAIT)
-            .for_element(Locator::Css(css))
-            .await
-            .with_context(|| format!("no element {css:?} on {at}"))?;
-        Ok(element.text().await?.trim().to_string())
-    }
-}
-
-/// Polls `check` until it yields `Some`, at most [`WAIT`].
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<Option<T>>>,
-{
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(value) = check().await? {
-            return Ok(value);
-        }
-        ensure!(Instant::now() < deadline, "waited {WAIT:?} for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 fn png(width: u32, height: u32, shade: u8) -> Vec<u8> {
     let img = image::RgbImage::from_fn(width, height, |x, y| {
@@ -454,48 +264,18 @@ async fn steps(s: &Session) -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sign_in_upload_browse_sign_out() {
-    let files = tempfile::tempdir().unwrap();
-    let mut driver = Chromedriver::start(files.path()).unwrap_or_else(|e| panic!("{e:#}"));
-
     let app = TestApp::start(Backend::Sqlite).await;
     let admin = app.login(ADMIN.0, ADMIN.1).await;
     let (team_id, _) = app
         .team_with_member(&admin, "browsers", MEMBER, "member")
         .await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let router = app.app.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await
-    });
-
-    driver
-        .wait_ready()
+    let browser = Browser::start(app.app.clone(), team_id)
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
-    let profile = files.path().join("profile");
-    let browser = ClientBuilder::new(HttpConnector::new())
-        .capabilities(capabilities(&profile))
-        .connect(&driver.url)
-        .await
-        .unwrap_or_else(|e| panic!("starting a headless Chromium session: {e}"));
-    let session = Session {
-        browser,
-        base,
-        team_id,
-        files: files.path().to_path_buf(),
-    };
-    let outcome = std::panic::AssertUnwindSafe(steps(&session))
+    let outcome = std::panic::AssertUnwindSafe(steps(&browser.session))
         .catch_unwind()
         .await;
-    let Session { browser, .. } = session;
-    let _ = browser.close().await;
-    drop(driver);
-    server.abort();
+    browser.close().await;
     app.finish().await;
     match outcome {
         Ok(Ok(())) => {}

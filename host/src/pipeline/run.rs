@@ -83,6 +83,19 @@ pub fn run_until(
     on_event: &mut dyn FnMut(Event),
     stop: &mut dyn FnMut() -> bool,
 ) -> Result<RunReport, PipelineError> {
+    let store = FileTaskStore::new(&out.join("tasks"))?;
+    run_with_store(cfg, out, &store, on_event, stop)
+}
+
+/// [`run_until`] with the done records in `store` (e.g. the portal's database) instead of
+/// the `tasks/` folder of `out`.
+pub fn run_with_store(
+    cfg: &RunConfig,
+    out: &Path,
+    store: &dyn TaskStore,
+    on_event: &mut dyn FnMut(Event),
+    stop: &mut dyn FnMut() -> bool,
+) -> Result<RunReport, PipelineError> {
     for (field, path) in cfg.inputs() {
         if !path.exists() {
             return Err(PipelineError::Missing { field, path });
@@ -108,7 +121,6 @@ pub fn run_until(
         Ok(_) => tracing::info!(out = %out.display(), "resuming run"),
         Err(_) => write_atomic(&stored, doc.as_bytes())?,
     }
-    let store = FileTaskStore::new(&out.join("tasks"))?;
     let judge = EngineJudge::new();
     let runtime =
         PluginRuntime::with_judge(RuntimeConfig::default(), judge.clone()).map_err(|e| {
@@ -161,7 +173,7 @@ pub fn run_until(
     let mut r = Runner {
         cfg,
         out,
-        store: &store,
+        store,
         judge: &judge,
         on_event,
         stop,
@@ -241,7 +253,7 @@ struct Trained {
 struct Runner<'a> {
     cfg: &'a RunConfig,
     out: &'a Path,
-    store: &'a FileTaskStore,
+    store: &'a dyn TaskStore,
     judge: &'a std::sync::Arc<EngineJudge>,
     on_event: &'a mut dyn FnMut(Event),
     stop: &'a mut dyn FnMut() -> bool,
@@ -262,7 +274,7 @@ impl Runner<'_> {
             id: id.to_string(),
             cached,
         });
-        let store: &dyn TaskStore = self.store;
+        let store = self.store;
         let mut cell = Some(work);
         once(store, id, || (cell.take().expect("runs once"))(self))
     }

@@ -7,5 +7,7 @@ pub mod membership;
 pub mod plugin;
 pub mod revoked_jwt;
 pub mod run;
+pub mod run_event;
+pub mod run_task;
 pub mod team;
 pub mod user;

@@ -6,6 +6,9 @@ mod openapi;
 mod pages;
 mod plugin_pages;
 mod plugins;
+mod run_charts;
+mod run_live;
+mod run_pages;
 mod runs;
 
 use std::net::IpAddr;
@@ -28,9 +31,11 @@ pub fn router(state: AppState) -> Router {
             api::routes()
                 .merge(datasets::routes())
                 .merge(plugins::routes())
-                .merge(runs::routes()),
+                .merge(runs::routes())
+                .merge(run_live::routes()),
         )
         .merge(pages::routes())
+        .merge(run_pages::routes())
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/metrics",

@@ -48,6 +48,7 @@ struct TeamPlugins {
     role: String,
     plugins: Vec<plugin::Model>,
     datasets: Vec<dataset::Model>,
+    runs: Vec<crate::entities::run::Model>,
 }
 
 #[derive(Template)]
@@ -157,6 +158,7 @@ async fn dashboard(
             id: team.id,
             plugins: plugins::list(&state.db, team.id).await?,
             datasets: datasets::list(&state.db, team.id).await?,
+            runs: crate::runs::list(&state.db, team.id).await?,
             name: team.name,
             role,
         });

@@ -1,6 +1,11 @@
 //! Augmentation runs: submitted by team members (a run document built from a preset), queued
 //! in the database and executed one at a time by the [`worker`].
 
+pub mod download;
+pub mod events;
+pub mod progress;
+pub mod samples;
+pub mod tasks;
 pub mod worker;
 
 use std::path::PathBuf;
@@ -57,6 +62,21 @@ impl RunPreset {
                 pretrain: 1,
                 ..ShapesConfig::default()
             },
+        }
+    }
+
+    /// The preset `VILA2_RUN_PRESET` names (`tiny` or `mini`; default and unknown: mini).
+    pub fn from_env() -> Self {
+        match std::env::var("VILA2_RUN_PRESET").as_deref() {
+            Ok("tiny") => Self::tiny(),
+            Ok("mini") | Err(_) => Self::mini(),
+            Ok(other) => {
+                tracing::warn!(
+                    preset = other,
+                    "VILA2_RUN_PRESET: unknown preset (tiny or mini); using mini"
+                );
+                Self::mini()
+            }
         }
     }
 

@@ -4,14 +4,14 @@
 //! outcome. A cancel is honoured before the pipeline's next task.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::Utc;
 use futures_util::StreamExt;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder};
 use tokio::io::AsyncWriteExt;
-use vila2_host::pipeline::{Event, PipelineError, RunConfig};
+use vila2_host::pipeline::{PipelineError, RunConfig};
 
 use super::run_dir;
 use crate::AppState;
@@ -66,11 +66,12 @@ pub async fn run_next(state: &AppState) -> Result<Option<(i32, Outcome)>, sea_or
     }
     run::Entity::update_many()
         .col_expr(run::Column::Status, Expr::value(status))
-        .col_expr(run::Column::Error, Expr::value(error))
+        .col_expr(run::Column::Error, Expr::value(error.clone()))
         .col_expr(run::Column::FinishedAt, Expr::value(Utc::now()))
         .filter(run::Column::Id.eq(row.id))
         .exec(&state.db)
         .await?;
+    super::progress::finish(&state.db, &state.live, row.id, status, error).await?;
     Ok(Some((row.id, outcome)))
 }
 
@@ -133,17 +134,38 @@ async fn execute(state: &AppState, row: &run::Model) -> Result<Outcome, String> 
     let db = state.db.clone();
     let id = row.id;
     let handle = tokio::runtime::Handle::current();
+    let plan = super::progress::Plan::new(
+        &cfg,
+        dataset.shard_count.max(0) as u64,
+        dataset.sample_count.max(0) as u64,
+    );
+    let done = super::tasks::done_ids(&state.db, id)
+        .await
+        .map_err(|e| format!("reading the run's tasks: {e}"))?;
+    let resumed = if done.is_empty() {
+        "run started".to_string()
+    } else {
+        format!(
+            "run resumed: {} tasks done in an earlier attempt",
+            done.len()
+        )
+    };
+    if let Err(e) = super::progress::log(&state.db, &state.live, id, "info", resumed).await {
+        tracing::warn!(run = id, error = %e, "recording a run event");
+    }
+    let live = state.live.clone();
     let joined = tokio::task::spawn_blocking(move || {
-        let mut progress = Progress {
-            db,
+        let cancel = CancelCheck {
+            db: db.clone(),
             id,
-            handle,
-            last_write: None,
+            handle: handle.clone(),
         };
-        let cancel = progress.cancel_check();
-        let result = vila2_host::pipeline::run_until(
+        let store = super::tasks::DbTaskStore::new(db.clone(), id, handle.clone());
+        let mut progress = super::progress::Recorder::new(db, live, id, handle, plan);
+        let result = vila2_host::pipeline::run_with_store(
             &cfg,
             &out,
+            &store,
             &mut |event| progress.on_event(event),
             &mut || cancel.requested(),
         );
@@ -271,58 +293,5 @@ impl CancelCheck {
             tracing::warn!(run = self.id, error = %e, "reading the cancel flag");
             false
         })
-    }
-}
-
-/// Records the pipeline's events on the run's row.
-struct Progress {
-    db: DatabaseConnection,
-    id: i32,
-    handle: tokio::runtime::Handle,
-    last_write: Option<Instant>,
-}
-
-impl Progress {
-    fn cancel_check(&self) -> CancelCheck {
-        CancelCheck {
-            db: self.db.clone(),
-            id: self.id,
-            handle: self.handle.clone(),
-        }
-    }
-
-    fn on_event(&mut self, event: Event) {
-        match event {
-            Event::Task { id, cached } => {
-                tracing::debug!(run = self.id, task = %id, cached, "run task");
-                self.write(id, 0, 0);
-            }
-            Event::Step {
-                task, step, steps, ..
-            } => {
-                // At most one write a second, and always the last step.
-                if step == steps || self.last_write.is_none_or(|t| t.elapsed().as_secs() >= 1) {
-                    self.write(task, step as i64, steps as i64);
-                }
-            }
-            Event::Round { report } => {
-                tracing::info!(run = self.id, round = %report.label, "run round finished");
-            }
-        }
-    }
-
-    fn write(&mut self, stage: String, done: i64, total: i64) {
-        self.last_write = Some(Instant::now());
-        let result = self.handle.block_on(
-            run::Entity::update_many()
-                .col_expr(run::Column::Stage, Expr::value(stage))
-                .col_expr(run::Column::Done, Expr::value(done))
-                .col_expr(run::Column::Total, Expr::value(total))
-                .filter(run::Column::Id.eq(self.id))
-                .exec(&self.db),
-        );
-        if let Err(e) = result {
-            tracing::warn!(run = self.id, error = %e, "recording run progress");
-        }
     }
 }

@@ -2,6 +2,9 @@
 //! PostgreSQL, request helpers, and `both_backends!`.
 #![allow(dead_code)]
 
+pub mod browser;
+pub mod runs;
+
 use std::path::PathBuf;
 
 use axum::Router;

@@ -1,0 +1,307 @@
+//! Run pages: the dashboard's new-run form, the cancel button, and a run's page (live
+//! progress over SSE, the per-round report with server-rendered SVG plots, original vs
+//! augmented captions, downloads).
+
+use askama::Template;
+use axum::Form;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+
+use super::pages::{ErrorPage, check_csrf, csrf_token, render, with_cookies};
+use super::run_charts::line_chart;
+use super::run_live::{PageQuery, report_view, side_page, team_run};
+use crate::AppState;
+use crate::accounts;
+use crate::auth::AuthUser;
+use crate::entities::run;
+use crate::error::ApiError;
+use crate::runs::download::{self, DataFile};
+use crate::runs::events::is_final;
+use crate::runs::samples::SidePage;
+use crate::runs::{self, RunRequest};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/teams/{id}/runs", post(new_run_form))
+        .route("/teams/{id}/runs/{run_id}", get(run_page))
+        .route("/teams/{id}/runs/{run_id}/cancel", post(cancel_form))
+}
+
+/// The dashboard's new-run form.
+#[derive(Deserialize)]
+struct NewRunForm {
+    #[serde(default)]
+    csrf: String,
+    dataset_id: String,
+    rounds: String,
+    #[serde(default)]
+    template: String,
+    /// Comma-separated plugin names; empty: the default filter; `none`: no filter.
+    #[serde(default)]
+    filters: String,
+    #[serde(default)]
+    fusion: String,
+}
+
+impl NewRunForm {
+    fn request(&self) -> Result<RunRequest, ApiError> {
+        let int = |field: &str, v: &str| {
+            v.trim()
+                .parse::<i64>()
+                .map_err(|_| ApiError::BadRequest(format!("{field}: `{v}` is not a whole number")))
+        };
+        let text = |v: &str| Some(v.trim().to_string()).filter(|v| !v.is_empty());
+        let filters = match self.filters.trim() {
+            "" => None,
+            "none" => Some(Vec::new()),
+            list => Some(
+                list.split(',')
+                    .map(|f| f.trim().to_string())
+                    .filter(|f| !f.is_empty())
+                    .collect(),
+            ),
+        };
+        Ok(RunRequest {
+            dataset_id: int("dataset_id", &self.dataset_id)? as i32,
+            rounds: int("rounds", &self.rounds)?,
+            fusion: text(&self.fusion),
+            template: text(&self.template),
+            filters,
+        })
+    }
+}
+
+async fn new_run_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    auth: Result<AuthUser, ApiError>,
+    Path(team_id): Path<i32>,
+    Form(form): Form<NewRunForm>,
+) -> Result<Response, ApiError> {
+    let Ok(auth) = auth else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    check_csrf(&headers, &form.csrf)?;
+    let (team, _) = accounts::team_access(&state.db, &auth.user, team_id).await?;
+    let result = async {
+        let req = form.request()?;
+        runs::submit(&state.db, &state.runs, &team, &auth.user, &req).await
+    }
+    .await;
+    match result {
+        Ok(row) => Ok(Redirect::to(&format!("/teams/{team_id}/runs/{}", row.id)).into_response()),
+        Err(e) if e.status().is_client_error() => {
+            let page = render(&ErrorPage {
+                title: "Run refused",
+                message: &e.to_string(),
+            })?;
+            Ok((e.status(), page).into_response())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct CancelForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn cancel_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    auth: Result<AuthUser, ApiError>,
+    Path((team_id, run_id)): Path<(i32, i32)>,
+    Form(form): Form<CancelForm>,
+) -> Result<Response, ApiError> {
+    let Ok(auth) = auth else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    check_csrf(&headers, &form.csrf)?;
+    let row = team_run(&state, &auth, team_id, run_id).await?;
+    match runs::cancel(&state.db, &row).await {
+        Ok(_) | Err(ApiError::Conflict(_)) => {}
+        Err(e) => return Err(e),
+    }
+    Ok((
+        StatusCode::SEE_OTHER,
+        [("location", format!("/teams/{team_id}/runs/{run_id}"))],
+    )
+        .into_response())
+}
+
+/// One row of the report table, formatted.
+struct RoundRow {
+    label: String,
+    samples: usize,
+    mean_words: String,
+    vocabulary: usize,
+    vqa: String,
+    precision: String,
+    recall: String,
+    hallucination: String,
+    recaption: String,
+    images_per_s: String,
+    reasons: String,
+}
+
+#[derive(Template)]
+#[template(path = "run.html")]
+struct RunPage<'a> {
+    csrf: &'a str,
+    email: &'a str,
+    team_id: i32,
+    run: run::Model,
+    dataset_name: String,
+    fusion: String,
+    template: String,
+    filters: String,
+    finished: bool,
+    active: bool,
+    rounds: Vec<RoundRow>,
+    charts: Vec<String>,
+    stopped_early: Option<String>,
+    samples: Option<SidePage>,
+    files: Vec<DataFile>,
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1}%", 100.0 * x)
+}
+
+fn round_rows(rounds: &[vila2_host::pipeline::report::RoundReport]) -> Vec<RoundRow> {
+    rounds
+        .iter()
+        .map(|r| {
+            let c = r.eval.captions;
+            let cap = |f: fn(&vila2_host::pipeline::evaluate::CaptionQuality) -> f64| {
+                c.as_ref().map_or("–".into(), |c| pct(f(c)))
+            };
+            RoundRow {
+                label: r.label.clone(),
+                samples: r.data.samples,
+                mean_words: format!("{:.1}", r.data.mean_words),
+                vocabulary: r.data.vocabulary,
+                vqa: pct(r.score()),
+                precision: cap(|c| c.precision),
+                recall: cap(|c| c.recall),
+                hallucination: cap(|c| c.hallucination),
+                recaption: r.recaption.as_ref().map_or("–".into(), |s| {
+                    format!(
+                        "{} used, {} rejected, {} failed ({} dropped)",
+                        s.recaptioned,
+                        s.rejected,
+                        s.failed,
+                        pct(s.drop_rate())
+                    )
+                }),
+                images_per_s: r
+                    .recaption
+                    .as_ref()
+                    .map_or("–".into(), |s| format!("{:.2}", s.images_per_s)),
+                reasons: r.recaption.as_ref().map_or(String::new(), |s| {
+                    s.reasons
+                        .iter()
+                        .map(|(why, n)| format!("{why} × {n}"))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                }),
+            }
+        })
+        .collect()
+}
+
+fn charts(rounds: &[vila2_host::pipeline::report::RoundReport]) -> Vec<String> {
+    if rounds.is_empty() {
+        return Vec::new();
+    }
+    let kinds: std::collections::BTreeSet<&String> =
+        rounds.iter().flat_map(|r| r.eval.vqa.keys()).collect();
+    let mut vqa: Vec<(String, Vec<f64>)> = kinds
+        .iter()
+        .map(|k| {
+            (
+                (*k).clone(),
+                rounds
+                    .iter()
+                    .map(|r| r.eval.vqa.get(*k).map_or(0.0, |a| a.rate()))
+                    .collect(),
+            )
+        })
+        .collect();
+    vqa.push(("all".into(), rounds.iter().map(|r| r.score()).collect()));
+    let words = vec![(
+        "training captions".to_string(),
+        rounds.iter().map(|r| r.data.mean_words).collect(),
+    )];
+    let losses: Vec<(String, Vec<f64>)> = rounds
+        .iter()
+        .map(|r| (r.label.clone(), r.losses.clone()))
+        .collect();
+    vec![
+        line_chart("VQA accuracy per round", &vqa, "round"),
+        line_chart("Caption length (words)", &words, "round"),
+        line_chart("Training loss per round", &losses, "step"),
+    ]
+}
+
+async fn run_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    auth: Result<AuthUser, ApiError>,
+    Path((team_id, run_id)): Path<(i32, i32)>,
+    Query(query): Query<PageQuery>,
+) -> Result<Response, ApiError> {
+    let Ok(auth) = auth else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let row = team_run(&state, &auth, team_id, run_id).await?;
+    let dataset_name = crate::datasets::get(&state.db, team_id, row.dataset_id)
+        .await
+        .map(|d| d.name)
+        .unwrap_or_else(|_| format!("dataset {}", row.dataset_id));
+    let cfg = vila2_host::pipeline::RunConfig::parse(&row.config).ok();
+    let plugin = |p: &vila2_host::pipeline::config::PluginRef| p.plugin.clone();
+    let report = report_view(&state, &row).await?;
+    let (samples, files) = if row.status == run::SUCCEEDED {
+        let dir = download::augmented_dir(&state.runs, &row)?;
+        (
+            Some(side_page(&state, &row, query.page.unwrap_or(1)).await?),
+            download::files(&dir)?,
+        )
+    } else {
+        (None, Vec::new())
+    };
+    let (csrf, set) = csrf_token(&headers, state.secure_cookies);
+    let page = render(&RunPage {
+        csrf: &csrf,
+        email: &auth.user.email,
+        team_id,
+        dataset_name,
+        fusion: cfg.as_ref().map_or("?".into(), |c| c.fusion.to_string()),
+        template: cfg
+            .as_ref()
+            .map_or("?".into(), |c| plugin(&c.recaption.template)),
+        filters: cfg.as_ref().map_or("?".into(), |c| {
+            let names: Vec<String> = c.recaption.filters.iter().map(plugin).collect();
+            if names.is_empty() {
+                "none".into()
+            } else {
+                names.join(", ")
+            }
+        }),
+        finished: is_final(&row.status),
+        active: row.status == run::QUEUED || row.status == run::RUNNING,
+        rounds: round_rows(&report.rounds),
+        charts: charts(&report.rounds),
+        stopped_early: report.stopped_early,
+        samples,
+        files,
+        run: row,
+    })?;
+    Ok(with_cookies(set.into_iter().collect(), page))
+}

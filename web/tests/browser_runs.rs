@@ -1,0 +1,227 @@
+//! End to end in headless Chromium: a team member signs in, starts a run on a tiny ShapesWorld
+//! dataset from the dashboard's form (the tiny preset, one self-augmented round), watches the
+//! run page's live progress reach done, sees the report and the side-by-side captions, and
+//! downloads the augmented dataset from the page's link, whose shards must parse as
+//! WebDataset with the captions the page shows.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::Cursor;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use fantoccini::Locator;
+use futures_util::FutureExt;
+
+use common::browser::{Browser, Session, eventually};
+use common::runs::{dataset, tiny};
+use common::*;
+
+/// The team member who signs in.
+const MEMBER: &str = "runner@example.org";
+
+/// How long the tiny run may take in the browser test.
+const RUN_WAIT: Duration = Duration::from_secs(300);
+
+/// Step: sign in through the login form; lands on the dashboard.
+async fn sign_in(s: &Session) -> Result<()> {
+    s.browser.goto(&s.url("/login")).await?;
+    let find = |css| s.browser.find(Locator::Css(css));
+    find("#email").await?.send_keys(MEMBER).await?;
+    find("#password")
+        .await?
+        .send_keys("member-password")
+        .await?;
+    find("form[action='/login'] button[type=submit]")
+        .await?
+        .click()
+        .await?;
+    s.wait_for_path("the dashboard after signing in", |p| p == "/")
+        .await?;
+    Ok(())
+}
+
+/// Step: start a one-round run from the dashboard's form; lands on the run's page. Returns
+/// its path.
+async fn start_run(s: &Session) -> Result<String> {
+    let form = format!("form.new-run[action='/teams/{}/runs']", s.team_id);
+    let rounds = s
+        .browser
+        .find(Locator::Css(&format!("{form} input[name=rounds]")))
+        .await
+        .context("the dashboard has no new-run form")?;
+    rounds.clear().await?;
+    rounds.send_keys("1").await?;
+    s.browser
+        .find(Locator::Css(&format!("{form} button[type=submit]")))
+        .await?
+        .click()
+        .await?;
+    let prefix = format!("/teams/{}/runs/", s.team_id);
+    s.wait_for_path("the run page after submitting", |p| {
+        p.strip_prefix(&prefix)
+            .is_some_and(|id| id.parse::<u32>().is_ok())
+    })
+    .await
+}
+
+/// Step: the live page reaches done: the status says succeeded, the bar is full, the log
+/// says so, the loss curve has points, and the page (reloaded at the end) shows the report.
+async fn watch_progress(s: &Session) -> Result<()> {
+    let deadline = Instant::now() + RUN_WAIT;
+    let mut seen_running = false;
+    loop {
+        let status = s.text("#status").await?;
+        seen_running |= status == "running" || status == "queued";
+        if status == "succeeded" && s.browser.find(Locator::Id("download-all")).await.is_ok() {
+            break;
+        }
+        ensure!(
+            status != "failed" && status != "cancelled",
+            "the run ended {status}: {}",
+            s.text("#summary").await.unwrap_or_default()
+        );
+        ensure!(
+            Instant::now() < deadline,
+            "waited {RUN_WAIT:?} for the run to succeed; status {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let bar = s
+        .browser
+        .execute("return document.getElementById('bar').value;", vec![])
+        .await?;
+    ensure!(bar.as_f64() == Some(100.0), "the progress bar is at {bar}");
+    // The reloaded page's event stream: its snapshot fills the log and the loss curve.
+    let log = eventually("the log to say the run succeeded", || async {
+        let log = s.text("#log").await?;
+        Ok(log.contains("run succeeded").then_some(log))
+    })
+    .await?;
+    ensure!(log.contains("round-1/eval: started"), "the log: {log:?}");
+    let points = s
+        .browser
+        .find(Locator::Id("loss-line"))
+        .await?
+        .attr("points")
+        .await?
+        .unwrap_or_default();
+    ensure!(!points.is_empty(), "the loss curve has no points");
+    let rows = s
+        .browser
+        .find_all(Locator::Css("#report tr.round-row"))
+        .await?;
+    ensure!(rows.len() == 2, "{} report rows, expected 2", rows.len());
+    let plots = s
+        .browser
+        .find_all(Locator::Css("#report svg.chart"))
+        .await?;
+    ensure!(plots.len() == 3, "{} plots", plots.len());
+    ensure!(seen_running, "the page never showed the run before its end");
+    Ok(())
+}
+
+/// The side-by-side table: key → augmented caption.
+async fn shown_captions(s: &Session) -> Result<HashMap<String, String>> {
+    let mut out = HashMap::new();
+    for row in s
+        .browser
+        .find_all(Locator::Css("#side-by-side tr.sample"))
+        .await?
+    {
+        let key = row.find(Locator::Css("code")).await?.text().await?;
+        let augmented = row.find(Locator::Css("td.augmented")).await?.text().await?;
+        let caption = augmented.lines().next().unwrap_or_default().to_string();
+        out.insert(key, caption);
+    }
+    Ok(out)
+}
+
+/// Step: download the augmented dataset through the page's link (fetched by the page, with
+/// its session) and check its shards against the captions on the page.
+async fn download(s: &Session) -> Result<()> {
+    let shown = shown_captions(s).await?;
+    ensure!(
+        shown.len() == 8,
+        "{} samples shown, expected 8",
+        shown.len()
+    );
+    let bytes = s
+        .browser
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             const href = document.getElementById('download-all').getAttribute('href');
+             fetch(href).then(r => r.ok ? r.arrayBuffer() : Promise.reject(r.status))
+               .then(b => done(Array.from(new Uint8Array(b))), e => done('failed: ' + e));",
+            vec![],
+        )
+        .await?;
+    let bytes: Vec<u8> =
+        serde_json::from_value(bytes.clone()).with_context(|| format!("the download: {bytes}"))?;
+    let dir = tempfile::tempdir()?;
+    tar::Archive::new(Cursor::new(bytes)).unpack(dir.path())?;
+    let run_dir = std::fs::read_dir(dir.path())?
+        .next()
+        .context("an empty download")??
+        .path();
+    let shard = run_dir.join("shard-000000.tar");
+    ensure!(
+        run_dir.join("shard-000000.parquet").is_file(),
+        "no Parquet provenance in the download"
+    );
+    let samples = vila2_host::data::webdataset::read_shard(&shard)?;
+    ensure!(samples.len() == 8, "{} samples in the shard", samples.len());
+    for sample in &samples {
+        let caption = sample.text("txt").context("a sample without caption")?;
+        let on_page = shown
+            .get(&sample.key)
+            .with_context(|| format!("{} is not on the page", sample.key))?;
+        ensure!(
+            caption.trim() == on_page.trim(),
+            "{}: the shard says {caption:?}, the page {on_page:?}",
+            sample.key
+        );
+        ensure!(
+            sample.members.contains_key("json"),
+            "{}: no provenance",
+            sample.key
+        );
+    }
+    Ok(())
+}
+
+async fn steps(s: &Session) -> Result<()> {
+    sign_in(s).await.context("step: sign in")?;
+    start_run(s).await.context("step: start a run")?;
+    watch_progress(s).await.context("step: watch the run")?;
+    download(s).await.context("step: download the result")?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_watch_and_download_a_run() {
+    let app = TestApp::start(Backend::Sqlite).await;
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let (team_id, token) = app
+        .team_with_member(&admin, "runners", MEMBER, "member")
+        .await;
+    let (router, state) = tiny(&app);
+    dataset(&router, team_id, &token).await;
+    let worker = vila2_web::runs::worker::spawn(state);
+    let browser = Browser::start(router, team_id)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let outcome = std::panic::AssertUnwindSafe(steps(&browser.session))
+        .catch_unwind()
+        .await;
+    browser.close().await;
+    worker.abort();
+    let _ = worker.await;
+    app.finish().await;
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => panic!("browser test failed: {e:#}"),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}

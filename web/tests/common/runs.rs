@@ -1,0 +1,145 @@
+//! Helpers of the run tests: an app with the tiny preset, JSON calls on a router, a team with a
+//! small ShapesWorld dataset.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+use vila2_web::runs::{RunPreset, RunSettings};
+
+use super::{ADMIN, TestApp};
+
+/// The folder of the built first-party components.
+pub fn components_dir() -> PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    target.join("wasm32-wasip2/release")
+}
+
+/// `state` (of `app`'s data directory) with the tiny preset; returns (router, state).
+pub fn tiny_from(app: &TestApp, mut state: vila2_web::AppState) -> (Router, vila2_web::AppState) {
+    state.runs = Arc::new(RunSettings {
+        runs_dir: app.dir.path().join("runs"),
+        components_dir: Some(components_dir()),
+        preset: RunPreset::tiny(),
+        threads: Some(1),
+    });
+    (vila2_web::router(state.clone()), state)
+}
+
+/// The app with the tiny preset.
+pub fn tiny(app: &TestApp) -> (Router, vila2_web::AppState) {
+    tiny_from(app, app.state.clone())
+}
+
+/// A call with a bearer token; the body as JSON (or a JSON string of the text).
+pub async fn call(
+    router: &Router,
+    method: Method,
+    uri: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let (status, _, bytes) = raw(router, method, uri, token, body).await;
+    let body = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, body)
+}
+
+/// A call with a bearer token; status, headers and the whole body.
+pub async fn raw(
+    router: &Router,
+    method: Method,
+    uri: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+    let req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .header(CONTENT_TYPE, "application/json")
+        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+        .unwrap();
+    let response = router.clone().oneshot(req).await.unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, headers, bytes.to_vec())
+}
+
+const BOUNDARY: &str = "XRUNSBOUNDARYX";
+
+/// A ShapesWorld pretraining shard of `samples` samples (seed 7), as bytes.
+pub fn shapes_shard(samples: usize) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let shapes = vila2_host::data::shapes::ShapesConfig {
+        seed: 7,
+        pretrain: samples,
+        sft: 1,
+        specialist: 1,
+        eval: 1,
+        ..Default::default()
+    };
+    vila2_host::data::shapes::generate(&dir.path().join("w"), &shapes).unwrap();
+    std::fs::read(first_tar(&dir.path().join("w/pretrain"))).unwrap()
+}
+
+/// Uploads a small ShapesWorld pretraining shard (8 samples) as a dataset of `team`; returns
+/// its id.
+pub async fn dataset(router: &Router, team: i64, token: &str) -> i64 {
+    let bytes = shapes_shard(8);
+    let mut body = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"shapes.tar\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(&bytes);
+    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+    let req = Request::post(format!("/api/v1/teams/{team}/datasets"))
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .header(
+            CONTENT_TYPE,
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(Body::from(body))
+        .unwrap();
+    let response = router.clone().oneshot(req).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["sample_count"], 8, "{body}");
+    body["id"].as_i64().unwrap()
+}
+
+/// The first `.tar` of `dir` by name.
+pub fn first_tar(dir: &Path) -> PathBuf {
+    let mut tars: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "tar"))
+        .collect();
+    tars.sort();
+    tars.into_iter().next().expect("a generated shard")
+}
+
+/// A team with a member and a dataset: (team id, token, dataset id).
+pub async fn new_team(
+    app: &TestApp,
+    router: &Router,
+    name: &str,
+    email: &str,
+) -> (i64, String, i64) {
+    let admin = app.login(ADMIN.0, ADMIN.1).await;
+    let (team, token) = app.team_with_member(&admin, name, email, "member").await;
+    let ds = dataset(router, team, &token).await;
+    (team, token, ds)
+}
