@@ -24,7 +24,7 @@ pub mod state;
 use std::path::PathBuf;
 
 pub use config::{Fusion, RunConfig};
-pub use run::{Event, run, run_until};
+pub use run::{Event, run, run_metered, run_until};
 
 /// Everything that can stop a run; each variant names the file, shard, sample or field.
 #[derive(Debug, thiserror::Error)]

@@ -27,7 +27,7 @@ use crate::plugin::{PluginRuntime, RuntimeConfig, World};
 use crate::train::init::{ModelSpec, init_model};
 use crate::train::trainer::TrainConfig;
 use crate::train::{Stage, trainer};
-use crate::vlm::engine::{Engine, EngineConfig};
+use crate::vlm::engine::{BusyClock, Engine, EngineConfig};
 use crate::vlm::generate::GenerationParams;
 
 /// Progress of a run, for a progress bar or a live page.
@@ -82,6 +82,19 @@ pub fn run_until(
     out: &Path,
     on_event: &mut dyn FnMut(Event),
     stop: &mut dyn FnMut() -> bool,
+) -> Result<RunReport, PipelineError> {
+    run_metered(cfg, out, on_event, stop, &BusyClock::default())
+}
+
+/// [`run_until`], counting the compute it does into `busy`: the engines' busy time
+/// ([`crate::vlm::engine::EngineHandle::busy_seconds`]) and the trainer's step time. The
+/// caller reads `busy` (e.g. in `stop`) to meter the run.
+pub fn run_metered(
+    cfg: &RunConfig,
+    out: &Path,
+    on_event: &mut dyn FnMut(Event),
+    stop: &mut dyn FnMut() -> bool,
+    busy: &BusyClock,
 ) -> Result<RunReport, PipelineError> {
     for (field, path) in cfg.inputs() {
         if !path.exists() {
@@ -165,6 +178,7 @@ pub fn run_until(
         judge: &judge,
         on_event,
         stop,
+        busy,
     };
     let init = r.init_model()?;
     let mut report = RunReport {
@@ -245,6 +259,7 @@ struct Runner<'a> {
     judge: &'a std::sync::Arc<EngineJudge>,
     on_event: &'a mut dyn FnMut(Event),
     stop: &'a mut dyn FnMut() -> bool,
+    busy: &'a BusyClock,
 }
 
 impl Runner<'_> {
@@ -349,8 +364,12 @@ impl Runner<'_> {
         let (data, init, out) = (data.to_path_buf(), init.to_path_buf(), out.to_path_buf());
         self.task(id, |r| {
             let mut losses = Vec::new();
+            let busy = r.busy.clone();
+            let mut step_start = std::time::Instant::now();
             let summary = build_dir(&out, |tmp| {
                 trainer::run(&data, &init, tmp, tc, |s| {
+                    // Compute since the previous step (or the start), not the event handling.
+                    busy.add(step_start.elapsed());
                     losses.push(s.loss);
                     (r.on_event)(Event::Step {
                         task: id.to_string(),
@@ -358,6 +377,7 @@ impl Runner<'_> {
                         steps: st.steps,
                         loss: s.loss,
                     });
+                    step_start = std::time::Instant::now();
                 })
                 .map_err(|e| PipelineError::Train {
                     task: id.to_string(),
@@ -372,13 +392,16 @@ impl Runner<'_> {
     }
 
     fn engine(&self, model: &ModelInfo) -> Result<Engine, PipelineError> {
-        Engine::spawn(
+        let device = Device::cuda_if_available();
+        Engine::spawn_metered(
             model.dir.clone(),
-            Device::cuda_if_available(),
+            device,
+            crate::vlm::generate::default_kind(device),
             EngineConfig {
                 max_batch: self.cfg.recaption.batch_size.max(1),
                 ..Default::default()
             },
+            self.busy.clone(),
         )
         .map_err(|e| PipelineError::Model {
             model: model.dir.clone(),
