@@ -10,6 +10,7 @@ pub struct Migration;
 #[derive(DeriveIden)]
 enum Runs {
     Table,
+    Status,
     Priority,
     PausedReason,
 }
@@ -137,7 +138,7 @@ impl MigrationTrait for Migration {
                 Index::create()
                     .name("runs_status_priority")
                     .table(Runs::Table)
-                    .col(Alias::new("status"))
+                    .col(Runs::Status)
                     .col(Runs::Priority)
                     .to_owned(),
             )

@@ -256,7 +256,7 @@ pub async fn check_submit(
     let limits = limits(db, team).await?;
     if let Some(max) = limits.max_concurrent_runs {
         let active = active_runs(db, team.id).await?;
-        if active >= max.max(0) as u64 {
+        if active >= std::cmp::max(max, 0) as u64 {
             return Err(refused(format!(
                 "team {} has {active} runs queued, running or paused and its concurrent runs \
                  limit is {max}; wait for one to finish, cancel one, or ask an admin to raise it",
