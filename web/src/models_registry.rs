@@ -90,9 +90,9 @@ pub async fn register(
     .insert(db)
     .await
     .map_err(|e| match e.sql_err() {
-        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => {
-            ApiError::Conflict(format!("name: a model named {name:?} is registered already"))
-        }
+        Some(sea_orm::SqlErr::UniqueConstraintViolation(_)) => ApiError::Conflict(format!(
+            "name: a model named {name:?} is registered already"
+        )),
         _ => ApiError::Database(e),
     })?;
     tracing::info!(model = row.id, name = %row.name, path = %row.path, "model registered");

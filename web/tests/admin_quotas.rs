@@ -110,7 +110,10 @@ async fn upload(
     let response = router.clone().oneshot(req).await.unwrap();
     let status = response.status();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 /// A team with a member and an 8-sample dataset: (team id, token, dataset id).
@@ -177,7 +180,13 @@ async fn quota_checks_at_submit(app: &TestApp) {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{limits}: {body}");
         assert!(body["error"].as_str().unwrap().contains(field), "{body}");
     }
-    let (status, _) = set_limits(&router, &alice, team, json!({"storage_quota_bytes": STORAGE})).await;
+    let (status, _) = set_limits(
+        &router,
+        &alice,
+        team,
+        json!({"storage_quota_bytes": STORAGE}),
+    )
+    .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
     // Samples per run: the dataset has 8.
@@ -193,7 +202,10 @@ async fn quota_checks_at_submit(app: &TestApp) {
     let (status, body) = call(&router, Method::POST, &uri, Some(&alice), Some(run.clone())).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     let msg = body["error"].as_str().unwrap();
-    assert!(msg.starts_with("quota:") && msg.contains("samples per run"), "{msg}");
+    assert!(
+        msg.starts_with("quota:") && msg.contains("samples per run"),
+        "{msg}"
+    );
 
     // Concurrent runs: one may be queued, the second is refused.
     set_limits(
@@ -208,7 +220,10 @@ async fn quota_checks_at_submit(app: &TestApp) {
     let (status, body) = call(&router, Method::POST, &uri, Some(&alice), Some(run.clone())).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     let msg = body["error"].as_str().unwrap();
-    assert!(msg.starts_with("quota:") && msg.contains("concurrent runs"), "{msg}");
+    assert!(
+        msg.starts_with("quota:") && msg.contains("concurrent runs"),
+        "{msg}"
+    );
     assert_eq!(usage(&router, &admin, team).await["active_runs"], 1);
 
     // GPU-seconds per month: a zero budget is used up.
@@ -222,7 +237,10 @@ async fn quota_checks_at_submit(app: &TestApp) {
     let (status, body) = call(&router, Method::POST, &uri, Some(&alice), Some(run.clone())).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     let msg = body["error"].as_str().unwrap();
-    assert!(msg.starts_with("quota:") && msg.contains("GPU-seconds"), "{msg}");
+    assert!(
+        msg.starts_with("quota:") && msg.contains("GPU-seconds"),
+        "{msg}"
+    );
 
     // The other team's limits are its own.
     let (status, body) = call(
@@ -236,7 +254,13 @@ async fn quota_checks_at_submit(app: &TestApp) {
     assert_eq!(status, StatusCode::CREATED, "{body}");
 
     // Raised again: accepted.
-    set_limits(&router, &admin, team, json!({"storage_quota_bytes": STORAGE})).await;
+    set_limits(
+        &router,
+        &admin,
+        team,
+        json!({"storage_quota_bytes": STORAGE}),
+    )
+    .await;
     let (status, body) = call(&router, Method::POST, &uri, Some(&alice), Some(run)).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 }
@@ -267,7 +291,10 @@ async fn quota_pause_and_resume(app: &TestApp) {
     let id = run["id"].as_i64().unwrap();
     let run_uri = format!("{uri}/{id}");
 
-    let (ran, outcome) = worker::run_next(&state).await.unwrap().expect("a queued run");
+    let (ran, outcome) = worker::run_next(&state)
+        .await
+        .unwrap()
+        .expect("a queued run");
     assert_eq!(ran as i64, id);
     let Outcome::Paused(reason) = outcome else {
         panic!("expected a pause, got {outcome:?}");
@@ -275,9 +302,15 @@ async fn quota_pause_and_resume(app: &TestApp) {
     assert!(reason.contains("GPU-seconds"), "{reason}");
     let (_, run) = call(&router, Method::GET, &run_uri, Some(&alice), None).await;
     assert_eq!(run["status"], "paused", "{run}");
-    assert_eq!(run["paused_reason"].as_str(), Some(reason.as_str()), "{run}");
+    assert_eq!(
+        run["paused_reason"].as_str(),
+        Some(reason.as_str()),
+        "{run}"
+    );
     assert!(run["finished_at"].is_null(), "{run}");
-    let used = usage(&router, &admin, team).await["gpu_seconds"].as_f64().unwrap();
+    let used = usage(&router, &admin, team).await["gpu_seconds"]
+        .as_f64()
+        .unwrap();
     assert!(used >= 0.001, "the busy time was charged: {used}");
     let tasks = app.dir.path().join(format!("runs/{id}/out/tasks"));
     let done_before = std::fs::read_dir(&tasks).unwrap().count();
@@ -303,7 +336,9 @@ async fn quota_pause_and_resume(app: &TestApp) {
     assert_eq!(run["status"], "succeeded", "{run}");
     assert!(run["paused_reason"].is_null(), "{run}");
     assert!(std::fs::read_dir(&tasks).unwrap().count() > done_before);
-    let after = usage(&router, &admin, team).await["gpu_seconds"].as_f64().unwrap();
+    let after = usage(&router, &admin, team).await["gpu_seconds"]
+        .as_f64()
+        .unwrap();
     assert!(after > used, "{after} > {used}");
 
     // A paused run is cancelled at once.
@@ -366,16 +401,27 @@ async fn storage_quota_under_concurrent_uploads(app: &TestApp) {
         [StatusCode::CREATED, StatusCode::PAYLOAD_TOO_LARGE],
         "{a:?} {b:?}"
     );
-    let refused = if a.0 == StatusCode::CREATED { &b.1 } else { &a.1 };
+    let refused = if a.0 == StatusCode::CREATED {
+        &b.1
+    } else {
+        &a.1
+    };
     assert!(
         refused["error"].as_str().unwrap().contains("quota"),
         "{refused}"
     );
-    let kept = if a.0 == StatusCode::CREATED { &a.1 } else { &b.1 };
+    let kept = if a.0 == StatusCode::CREATED {
+        &a.1
+    } else {
+        &b.1
+    };
     let kept_id = kept["id"].as_i64().unwrap();
     let u = usage(&router, &admin, team).await;
     assert_eq!(u["storage_bytes"], stored, "{u}");
-    assert_eq!(u["storage_charged_bytes"], stored, "nothing stays reserved: {u}");
+    assert_eq!(
+        u["storage_charged_bytes"], stored,
+        "nothing stays reserved: {u}"
+    );
 
     // Another team cannot delete it.
     let ds_uri = format!("/api/v1/teams/{team}/datasets/{kept_id}");
@@ -392,10 +438,7 @@ async fn storage_quota_under_concurrent_uploads(app: &TestApp) {
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // Delete frees the storage and the objects; a second upload fits again.
-    let prefix = app
-        .dir
-        .path()
-        .join(format!("objects/datasets/team-{team}"));
+    let prefix = app.dir.path().join(format!("objects/datasets/team-{team}"));
     assert!(count_files(&prefix) > 0);
     let (status, body) = call(&router, Method::DELETE, &ds_uri, Some(&alice), None).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
@@ -428,7 +471,10 @@ async fn storage_quota_under_concurrent_uploads(app: &TestApp) {
     )
     .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    assert!(body["error"].as_str().unwrap().starts_with("dataset_id:"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().starts_with("dataset_id:"),
+        "{body}"
+    );
 }
 
 fn count_files(dir: &Path) -> usize {
@@ -512,7 +558,14 @@ async fn priority_order(app: &TestApp) {
     .await;
     assert_eq!(status, StatusCode::OK, "{run}");
     assert_eq!(run["cancel_requested"], true, "{run}");
-    let (_, runs) = call(&router, Method::GET, "/api/v1/admin/runs", Some(&admin), None).await;
+    let (_, runs) = call(
+        &router,
+        Method::GET,
+        "/api/v1/admin/runs",
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_eq!(runs.as_array().unwrap().len(), 4, "{runs}");
 }
 
@@ -583,7 +636,10 @@ async fn model_registry(app: &TestApp) {
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{model}");
-    assert!(model["architecture"].as_str().unwrap().contains("Llama"), "{model}");
+    assert!(
+        model["architecture"].as_str().unwrap().contains("Llama"),
+        "{model}"
+    );
     let model_id = model["id"].as_i64().unwrap();
     let (status, body) = call(
         &router,
@@ -624,7 +680,10 @@ async fn model_registry(app: &TestApp) {
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
-    assert!(body["error"].as_str().unwrap().starts_with("model_id:"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().starts_with("model_id:"),
+        "{body}"
+    );
 
     // Removed: gone from the list.
     let (status, _) = call(
@@ -668,14 +727,22 @@ async fn admin_only_access(app: &TestApp) {
     let routes = [
         (Method::GET, "/api/v1/admin/users".to_string(), None),
         (Method::GET, "/api/v1/admin/teams".to_string(), None),
-        (Method::GET, format!("/api/v1/admin/teams/{team}/quotas"), None),
+        (
+            Method::GET,
+            format!("/api/v1/admin/teams/{team}/quotas"),
+            None,
+        ),
         (
             Method::PUT,
             format!("/api/v1/admin/teams/{team}/quotas"),
             Some(json!({"storage_quota_bytes": 1})),
         ),
         (Method::GET, "/api/v1/admin/runs".to_string(), None),
-        (Method::POST, format!("/api/v1/admin/runs/{run_id}/cancel"), None),
+        (
+            Method::POST,
+            format!("/api/v1/admin/runs/{run_id}/cancel"),
+            None,
+        ),
         (
             Method::PUT,
             format!("/api/v1/admin/runs/{run_id}/priority"),
@@ -703,9 +770,19 @@ async fn admin_only_access(app: &TestApp) {
         None,
     )
     .await;
-    assert_eq!(run["status"], "queued", "the member's attempts changed nothing");
+    assert_eq!(
+        run["status"], "queued",
+        "the member's attempts changed nothing"
+    );
     assert_eq!(run["priority"], 0);
-    let (status, users) = call(&router, Method::GET, "/api/v1/admin/users", Some(&admin), None).await;
+    let (status, users) = call(
+        &router,
+        Method::GET,
+        "/api/v1/admin/users",
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     let alice_row = users
         .as_array()
@@ -714,7 +791,14 @@ async fn admin_only_access(app: &TestApp) {
         .find(|u| u["email"] == "alice@example.org")
         .unwrap();
     assert_eq!(alice_row["teams"][0]["team_name"], "alpha", "{users}");
-    let (status, teams) = call(&router, Method::GET, "/api/v1/admin/teams", Some(&admin), None).await;
+    let (status, teams) = call(
+        &router,
+        Method::GET,
+        "/api/v1/admin/teams",
+        Some(&admin),
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(teams[0]["team_name"], "alpha", "{teams}");
 
@@ -741,7 +825,13 @@ async fn admin_only_access(app: &TestApp) {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let html = String::from_utf8(
-        response.into_body().collect().await.unwrap().to_bytes().to_vec(),
+        response
+            .into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
     )
     .unwrap();
     for needle in [

@@ -420,7 +420,8 @@ async fn ingest_reserved(
     let upload_path = received.file.path().to_path_buf();
     let work_path = work.path().to_path_buf();
     // What is left of the quota, plus what this upload holds already.
-    let cap = (upload_cap(&state.db, team).await? + reservation.bytes() as u64).min(MAX_UPLOAD_BYTES);
+    let cap =
+        (upload_cap(&state.db, team).await? + reservation.bytes() as u64).min(MAX_UPLOAD_BYTES);
     let built = tokio::task::spawn_blocking(move || build(&upload_path, &work_path, cap))
         .await
         .map_err(|e| ApiError::Internal(format!("dataset validation task: {e}")))?

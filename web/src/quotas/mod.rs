@@ -94,7 +94,10 @@ pub fn month_of(at: DateTime<Utc>) -> String {
 }
 
 /// The quota row of `team_id`, created (unlimited, nothing charged) when missing.
-pub async fn row(db: &DatabaseConnection, team_id: i32) -> Result<team_quota::Model, sea_orm::DbErr> {
+pub async fn row(
+    db: &DatabaseConnection,
+    team_id: i32,
+) -> Result<team_quota::Model, sea_orm::DbErr> {
     team_quota::Entity::insert(team_quota::ActiveModel {
         team_id: Set(team_id),
         gpu_seconds_per_month: Set(None),
@@ -236,7 +239,11 @@ async fn gpu_exhausted(
 }
 
 /// Why a run of `dataset` may not run for `team` (samples per run), if so.
-fn too_many_samples(team: &team::Model, limits: &Limits, dataset: &dataset::Model) -> Option<String> {
+fn too_many_samples(
+    team: &team::Model,
+    limits: &Limits,
+    dataset: &dataset::Model,
+) -> Option<String> {
     let max = limits.max_samples_per_run?;
     (dataset.sample_count > max).then(|| {
         format!(
@@ -321,7 +328,10 @@ pub async fn resume_paused(db: &DatabaseConnection) -> Result<Vec<i32>, sea_orm:
         }
         let done = run::Entity::update_many()
             .col_expr(run::Column::Status, Expr::value(run::QUEUED))
-            .col_expr(run::Column::PausedReason, Expr::value(Option::<String>::None))
+            .col_expr(
+                run::Column::PausedReason,
+                Expr::value(Option::<String>::None),
+            )
             .filter(run::Column::Id.eq(r.id))
             .filter(run::Column::Status.eq(run::PAUSED))
             .exec(db)

@@ -163,5 +163,8 @@ pub async fn recompute(db: &DatabaseConnection) -> Result<(), sea_orm::DbErr> {
 /// Bytes `team` may still upload: its quota less its datasets and uploads in flight.
 pub async fn left(db: &DatabaseConnection, team: &team::Model) -> Result<i64, ApiError> {
     let q = super::row(db, team.id).await?;
-    Ok(std::cmp::max(team.storage_quota_bytes - q.storage_charged_bytes, 0))
+    Ok(std::cmp::max(
+        team.storage_quota_bytes - q.storage_charged_bytes,
+        0,
+    ))
 }

@@ -27,10 +27,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/admin/users", get(list_users))
         .route("/admin/teams", get(list_teams))
-        .route(
-            "/admin/teams/{id}/quotas",
-            get(get_quotas).put(set_quotas),
-        )
+        .route("/admin/teams/{id}/quotas", get(get_quotas).put(set_quotas))
         .route("/admin/runs", get(list_runs))
         .route("/admin/runs/{run_id}/cancel", post(cancel_run))
         .route("/admin/runs/{run_id}/priority", put(set_priority))

@@ -126,7 +126,8 @@ async fn upload_dataset(
         ))
     })?;
     let cap = datasets::upload_cap(&state.db, &team).await?;
-    let received = datasets::receive(&state.db, multipart, &state.tmp_dir, &team, cap, None).await?;
+    let received =
+        datasets::receive(&state.db, multipart, &state.tmp_dir, &team, cap, None).await?;
     let row = datasets::ingest(&state, &team, received).await?;
     Ok((StatusCode::CREATED, Json(row.into())))
 }

@@ -279,8 +279,15 @@ async fn upload_form(
         })?;
         let cap = datasets::upload_cap(&state.db, &team).await?;
         let check = |submitted: &str| check_csrf(&headers, submitted);
-        let received =
-            datasets::receive(&state.db, multipart, &state.tmp_dir, &team, cap, Some(&check)).await?;
+        let received = datasets::receive(
+            &state.db,
+            multipart,
+            &state.tmp_dir,
+            &team,
+            cap,
+            Some(&check),
+        )
+        .await?;
         datasets::ingest(&state, &team, received).await
     }
     .await;
