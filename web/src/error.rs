@@ -100,6 +100,8 @@ pub enum StartError {
     Prune(sea_orm::DbErr),
     #[error("requeueing the runs of the last process failed: {0}")]
     Recover(sea_orm::DbErr),
+    #[error("recomputing the teams' storage charge failed: {0}")]
+    StorageCharge(sea_orm::DbErr),
     #[error("object store: {0}")]
     Store(#[from] object_store::Error),
     #[error("plugin runtime: {0}")]

@@ -11,7 +11,9 @@ pub mod demo;
 pub mod entities;
 pub mod error;
 pub mod metrics;
+pub mod models_registry;
 pub mod plugins;
+pub mod quotas;
 pub mod routes;
 pub mod runs;
 
@@ -170,6 +172,9 @@ pub async fn build_state(options: &Options, secret: &[u8]) -> Result<AppState, S
             "runs left running by the last process queued again"
         );
     }
+    quotas::storage::recompute(&db)
+        .await
+        .map_err(StartError::StorageCharge)?;
     let store = LocalFileSystem::new_with_prefix(options.data_dir.join("objects"))?;
     let runtime = PluginRuntime::new(RuntimeConfig {
         cache_dir: Some(options.data_dir.join("component-cache")),

@@ -27,7 +27,7 @@ use crate::plugin::{PluginRuntime, RuntimeConfig, World};
 use crate::train::init::{ModelSpec, init_model};
 use crate::train::trainer::TrainConfig;
 use crate::train::{Stage, trainer};
-use crate::vlm::engine::{Engine, EngineConfig};
+use crate::vlm::engine::{BusyClock, Engine, EngineConfig};
 use crate::vlm::generate::GenerationParams;
 
 /// Progress of a run, for a progress bar or a live page.
@@ -84,17 +84,20 @@ pub fn run_until(
     stop: &mut dyn FnMut() -> bool,
 ) -> Result<RunReport, PipelineError> {
     let store = FileTaskStore::new(&out.join("tasks"))?;
-    run_with_store(cfg, out, &store, on_event, stop)
+    run_with_store(cfg, out, &store, on_event, stop, &BusyClock::default())
 }
 
 /// [`run_until`] with the done records in `store` (e.g. the portal's database) instead of
-/// the `tasks/` folder of `out`.
+/// the `tasks/` folder of `out`, counting the compute it does into `busy`: the engines' busy
+/// time ([`crate::vlm::engine::EngineHandle::busy_seconds`]) and the trainer's step time. The
+/// caller reads `busy` (e.g. in `stop`) to meter the run.
 pub fn run_with_store(
     cfg: &RunConfig,
     out: &Path,
     store: &dyn TaskStore,
     on_event: &mut dyn FnMut(Event),
     stop: &mut dyn FnMut() -> bool,
+    busy: &BusyClock,
 ) -> Result<RunReport, PipelineError> {
     for (field, path) in cfg.inputs() {
         if !path.exists() {
@@ -177,6 +180,7 @@ pub fn run_with_store(
         judge: &judge,
         on_event,
         stop,
+        busy,
     };
     let init = r.init_model()?;
     let mut report = RunReport {
@@ -257,6 +261,7 @@ struct Runner<'a> {
     judge: &'a std::sync::Arc<EngineJudge>,
     on_event: &'a mut dyn FnMut(Event),
     stop: &'a mut dyn FnMut() -> bool,
+    busy: &'a BusyClock,
 }
 
 impl Runner<'_> {
@@ -361,8 +366,12 @@ impl Runner<'_> {
         let (data, init, out) = (data.to_path_buf(), init.to_path_buf(), out.to_path_buf());
         self.task(id, |r| {
             let mut losses = Vec::new();
+            let busy = r.busy.clone();
+            let mut step_start = std::time::Instant::now();
             let summary = build_dir(&out, |tmp| {
                 trainer::run(&data, &init, tmp, tc, |s| {
+                    // Compute since the previous step (or the start), not the event handling.
+                    busy.add(step_start.elapsed());
                     losses.push(s.loss);
                     (r.on_event)(Event::Step {
                         task: id.to_string(),
@@ -370,6 +379,7 @@ impl Runner<'_> {
                         steps: st.steps,
                         loss: s.loss,
                     });
+                    step_start = std::time::Instant::now();
                 })
                 .map_err(|e| PipelineError::Train {
                     task: id.to_string(),
@@ -384,13 +394,16 @@ impl Runner<'_> {
     }
 
     fn engine(&self, model: &ModelInfo) -> Result<Engine, PipelineError> {
-        Engine::spawn(
+        let device = Device::cuda_if_available();
+        Engine::spawn_metered(
             model.dir.clone(),
-            Device::cuda_if_available(),
+            device,
+            crate::vlm::generate::default_kind(device),
             EngineConfig {
                 max_batch: self.cfg.recaption.batch_size.max(1),
                 ..Default::default()
             },
+            self.busy.clone(),
         )
         .map_err(|e| PipelineError::Model {
             model: model.dir.clone(),

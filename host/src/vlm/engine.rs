@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -65,11 +65,30 @@ enum Job {
     Shutdown,
 }
 
+/// A cumulative busy-time counter, shareable between engines (and a trainer) so the caller
+/// can meter the compute a run used. Cheap to clone; clones count into the same total.
+#[derive(Debug, Clone, Default)]
+pub struct BusyClock(Arc<AtomicU64>);
+
+impl BusyClock {
+    /// Adds `d` of busy time.
+    pub fn add(&self, d: Duration) {
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.0.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// Busy seconds counted so far.
+    pub fn seconds(&self) -> f64 {
+        self.0.load(Ordering::Relaxed) as f64 / 1e9
+    }
+}
+
 /// Counters of what the engine thread has run.
 #[derive(Debug, Default)]
 pub struct EngineStats {
     batches: AtomicUsize,
     largest_batch: AtomicUsize,
+    busy: BusyClock,
 }
 
 impl EngineStats {
@@ -82,12 +101,19 @@ impl EngineStats {
     pub fn largest_batch(&self) -> usize {
         self.largest_batch.load(Ordering::Relaxed)
     }
+
+    /// Seconds the engine thread has spent executing jobs (generation and scoring batches),
+    /// counted into its [`BusyClock`] (which may be shared with other engines).
+    pub fn busy_seconds(&self) -> f64 {
+        self.busy.seconds()
+    }
 }
 
 /// A handle to the engine thread; cheap to clone, usable from any thread.
 #[derive(Clone)]
 pub struct EngineHandle {
     tx: Sender<Job>,
+    busy: BusyClock,
 }
 
 /// The engine thread; dropping it stops the thread (later requests through remaining
@@ -112,9 +138,23 @@ impl Engine {
         kind: Kind,
         config: EngineConfig,
     ) -> Result<Self, VlmError> {
+        Self::spawn_metered(dir, device, kind, config, BusyClock::default())
+    }
+
+    /// Like [`Engine::spawn_with`], counting the thread's busy time into `busy`.
+    pub fn spawn_metered(
+        dir: PathBuf,
+        device: Device,
+        kind: Kind,
+        config: EngineConfig,
+        busy: BusyClock,
+    ) -> Result<Self, VlmError> {
         let (tx, rx) = unbounded::<Job>();
         let (ready_tx, ready_rx) = bounded::<Result<(), VlmError>>(1);
-        let stats = Arc::new(EngineStats::default());
+        let stats = Arc::new(EngineStats {
+            busy: busy.clone(),
+            ..EngineStats::default()
+        });
         let thread_stats = Arc::clone(&stats);
         let thread = std::thread::Builder::new()
             .name("vila2-engine".into())
@@ -133,7 +173,7 @@ impl Engine {
             .map_err(|e| VlmError::Request(format!("cannot start the engine thread: {e}")))?;
         ready_rx.recv().map_err(|_| VlmError::EngineStopped)??;
         Ok(Self {
-            handle: EngineHandle { tx },
+            handle: EngineHandle { tx, busy },
             thread: Some(thread),
             stats,
         })
@@ -160,6 +200,11 @@ impl Drop for Engine {
 }
 
 impl EngineHandle {
+    /// Seconds the engine thread has spent executing jobs so far (see [`BusyClock`]).
+    pub fn busy_seconds(&self) -> f64 {
+        self.busy.seconds()
+    }
+
     /// Submits a generation request; the answer arrives on the returned channel.
     pub fn submit_generate(
         &self,
@@ -245,6 +290,7 @@ fn serve(vlm: &Vlm, rx: &Receiver<Job>, config: EngineConfig, stats: &EngineStat
         // Take the first job, and every generation job with the same parameters up to
         // max_batch; the rest waits for the next round.
         let first = pending.remove(0);
+        let started = Instant::now();
         match first {
             // Requests still queued are dropped: their callers see `EngineStopped`.
             Job::Shutdown => return,
@@ -267,6 +313,7 @@ fn serve(vlm: &Vlm, rx: &Receiver<Job>, config: EngineConfig, stats: &EngineStat
                 }
                 pending = rest;
                 run_score_batch(vlm, batch);
+                stats.busy.add(started.elapsed());
             }
             Job::Generate {
                 input,
@@ -291,6 +338,7 @@ fn serve(vlm: &Vlm, rx: &Receiver<Job>, config: EngineConfig, stats: &EngineStat
                     .largest_batch
                     .fetch_max(batch.len(), Ordering::Relaxed);
                 run_batch(vlm, batch, &params);
+                stats.busy.add(started.elapsed());
             }
         }
     }

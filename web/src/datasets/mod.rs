@@ -27,8 +27,9 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
 use crate::AppState;
-use crate::entities::{dataset, dataset_sample, team};
+use crate::entities::{dataset, dataset_sample, run, team};
 use crate::error::ApiError;
+use crate::quotas::storage::{self, Reservation};
 use archive::{Archive, ArchiveError, Caption};
 pub use shards::TAR_TRAILER;
 
@@ -62,6 +63,8 @@ pub struct Received {
     pub file_name: String,
     pub name: Option<String>,
     pub bytes: u64,
+    /// The storage its bytes hold against the team's quota until it is committed or fails.
+    pub reservation: Option<Reservation>,
 }
 
 /// Bytes of shards `team` keeps, and its quota.
@@ -76,10 +79,10 @@ pub async fn storage_used(db: &DatabaseConnection, team_id: i32) -> Result<i64, 
     Ok(sizes.into_iter().sum())
 }
 
-/// How many bytes `team` may still upload.
+/// How many bytes `team` may still upload (its quota less its datasets and the uploads in
+/// flight).
 pub async fn upload_cap(db: &DatabaseConnection, team: &team::Model) -> Result<u64, ApiError> {
-    let used = storage_used(db, team.id).await?;
-    let left = (team.storage_quota_bytes - used).max(0) as u64;
+    let left = storage::left(db, team).await? as u64;
     Ok(left.min(MAX_UPLOAD_BYTES))
 }
 
@@ -102,9 +105,33 @@ fn malformed(e: MultipartError) -> ApiError {
 pub type CsrfCheck<'a> = &'a (dyn Fn(&str) -> Result<(), ApiError> + Sync);
 
 /// Streams the multipart form into a temporary file under `tmp_dir`, counting bytes and
-/// refusing more than `cap`. Fields: `file` (required), `name` (optional), and `csrf` before
-/// `file` when `csrf_check` is given (checked before any byte of the file is kept).
+/// refusing more than `cap`, and reserving them against the team's storage quota as they
+/// arrive (so uploads running together cannot exceed it; released on failure). Fields: `file`
+/// (required), `name` (optional), and `csrf` before `file` when `csrf_check` is given (checked
+/// before any byte of the file is kept).
 pub async fn receive(
+    db: &DatabaseConnection,
+    multipart: Multipart,
+    tmp_dir: &std::path::Path,
+    team: &team::Model,
+    cap: u64,
+    csrf_check: Option<CsrfCheck<'_>>,
+) -> Result<Received, ApiError> {
+    let mut reservation = Reservation::start(db, team).await?;
+    match receive_reserved(&mut reservation, multipart, tmp_dir, team, cap, csrf_check).await {
+        Ok(mut received) => {
+            received.reservation = Some(reservation);
+            Ok(received)
+        }
+        Err(e) => {
+            reservation.release().await;
+            Err(e)
+        }
+    }
+}
+
+async fn receive_reserved(
+    reservation: &mut Reservation,
     mut multipart: Multipart,
     tmp_dir: &std::path::Path,
     team: &team::Model,
@@ -133,7 +160,7 @@ pub async fn receive(
                 let mut bytes = 0u64;
                 while let Some(chunk) = field.chunk().await.map_err(malformed)? {
                     bytes += chunk.len() as u64;
-                    if bytes > cap {
+                    if bytes > cap || !reservation.cover(bytes as i64).await? {
                         tracing::info!(team = team.id, cap, "upload refused: over the quota");
                         return Err(too_large(team, cap));
                     }
@@ -181,6 +208,7 @@ pub async fn receive(
         file_name,
         name,
         bytes,
+        reservation: None,
     })
 }
 
@@ -345,11 +373,34 @@ pub fn shard_key(prefix: &str, n: i32) -> ObjectPath {
     ObjectPath::from(format!("{prefix}/shard-{n:06}.tar"))
 }
 
-/// Validates `received`, writes its shards and commits the dataset of `team`.
+/// Validates `received`, writes its shards and commits the dataset of `team`; its storage
+/// reservation becomes the dataset's bytes, or is released when this fails.
 pub async fn ingest(
     state: &AppState,
     team: &team::Model,
+    mut received: Received,
+) -> Result<dataset::Model, ApiError> {
+    let mut reservation = match received.reservation.take() {
+        Some(r) => r,
+        None => Reservation::start(&state.db, team).await?,
+    };
+    match ingest_reserved(state, team, received, &mut reservation).await {
+        Ok(row) => {
+            reservation.keep();
+            Ok(row)
+        }
+        Err(e) => {
+            reservation.release().await;
+            Err(e)
+        }
+    }
+}
+
+async fn ingest_reserved(
+    state: &AppState,
+    team: &team::Model,
     received: Received,
+    reservation: &mut Reservation,
 ) -> Result<dataset::Model, ApiError> {
     state.metrics.uploaded("dataset", received.bytes);
     let name = dataset_name(&received)?;
@@ -368,7 +419,9 @@ pub async fn ingest(
         .map_err(|e| ApiError::Internal(format!("creating a work directory: {e}")))?;
     let upload_path = received.file.path().to_path_buf();
     let work_path = work.path().to_path_buf();
-    let cap = upload_cap(&state.db, team).await?;
+    // What is left of the quota, plus what this upload holds already.
+    let cap =
+        (upload_cap(&state.db, team).await? + reservation.bytes() as u64).min(MAX_UPLOAD_BYTES);
     let built = tokio::task::spawn_blocking(move || build(&upload_path, &work_path, cap))
         .await
         .map_err(|e| ApiError::Internal(format!("dataset validation task: {e}")))?
@@ -393,9 +446,9 @@ pub async fn ingest(
             first.join("; ")
         )));
     }
-    // Again: other uploads of the team may have landed meanwhile.
-    let cap = upload_cap(&state.db, team).await?;
-    if built.bytes > cap {
+    // Hold exactly the shards' bytes (atomically: other uploads may be running).
+    if !reservation.resize(built.bytes as i64).await? {
+        let cap = upload_cap(&state.db, team).await? + reservation.bytes() as u64;
         return Err(too_large(team, cap));
     }
 
@@ -529,6 +582,61 @@ pub async fn get(
         .one(db)
         .await?
         .ok_or_else(|| ApiError::not_found("dataset", id))
+}
+
+/// Deletes `dataset` (its rows, then its shards and thumbnails) and frees its bytes of the
+/// team's storage quota. A dataset runs were made from is kept with them (409).
+pub async fn delete(state: &AppState, dataset: &dataset::Model) -> Result<(), ApiError> {
+    let runs: Vec<i32> = run::Entity::find()
+        .select_only()
+        .column(run::Column::Id)
+        .filter(run::Column::DatasetId.eq(dataset.id))
+        .into_tuple()
+        .all(&state.db)
+        .await?;
+    if !runs.is_empty() {
+        let ids: Vec<String> = runs.iter().map(|id| id.to_string()).collect();
+        return Err(ApiError::Conflict(format!(
+            "dataset_id: dataset {} is used by run(s) {}; a dataset runs were made from is kept \
+             with them",
+            dataset.name,
+            ids.join(", ")
+        )));
+    }
+    let txn = state.db.begin().await?;
+    dataset_sample::Entity::delete_many()
+        .filter(dataset_sample::Column::DatasetId.eq(dataset.id))
+        .exec(&txn)
+        .await?;
+    let deleted = dataset::Entity::delete_by_id(dataset.id).exec(&txn).await?;
+    if deleted.rows_affected == 0 {
+        return Err(ApiError::not_found("dataset", dataset.id));
+    }
+    storage::release_bytes(&txn, dataset.team_id, dataset.bytes).await?;
+    txn.commit().await?;
+    let prefix = ObjectPath::from(dataset.object_key.as_str());
+    let keys: Vec<ObjectPath> = state
+        .store
+        .list(Some(&prefix))
+        .map_ok(|meta| meta.location)
+        .try_collect()
+        .await
+        .unwrap_or_else(|error| {
+            tracing::warn!(%prefix, %error, "listing the objects of a deleted dataset");
+            Vec::new()
+        });
+    for key in keys {
+        if let Err(error) = state.store.delete(&key).await {
+            tracing::warn!(%key, %error, "could not remove an object of a deleted dataset");
+        }
+    }
+    tracing::info!(
+        team = dataset.team_id,
+        dataset = dataset.id,
+        bytes = dataset.bytes,
+        "dataset deleted"
+    );
+    Ok(())
 }
 
 /// The stored per-sample report of `dataset`.

@@ -12,6 +12,9 @@ pub const SUCCEEDED: &str = "succeeded";
 pub const FAILED: &str = "failed";
 /// Cancelled by a member.
 pub const CANCELLED: &str = "cancelled";
+/// Stopped at a task boundary by a team quota (`paused_reason` says which); queued again
+/// when the limit allows it.
+pub const PAUSED: &str = "paused";
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize, utoipa::ToSchema)]
 #[schema(as = Run)]
@@ -23,7 +26,7 @@ pub struct Model {
     pub dataset_id: i32,
     /// User id of the submitter.
     pub created_by: i32,
-    /// `queued`, `running`, `succeeded`, `failed` or `cancelled`.
+    /// `queued`, `running`, `paused`, `succeeded`, `failed` or `cancelled`.
     pub status: String,
     /// The run document (TOML, paths relative to the run's folder).
     pub config: String,
@@ -43,6 +46,10 @@ pub struct Model {
     pub started_at: Option<DateTimeUtc>,
     #[schema(value_type = Option<String>, format = DateTime)]
     pub finished_at: Option<DateTimeUtc>,
+    /// Higher runs are claimed first (then the oldest); set by admins.
+    pub priority: i32,
+    /// Why the run is `paused` (the quota reached).
+    pub paused_reason: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -29,7 +29,10 @@ pub fn routes() -> Router<AppState> {
                 // The upload counts its own bytes against the team's quota.
                 .layer(DefaultBodyLimit::disable()),
         )
-        .route("/teams/{id}/datasets/{dataset_id}", get(get_dataset))
+        .route(
+            "/teams/{id}/datasets/{dataset_id}",
+            get(get_dataset).delete(delete_dataset),
+        )
         .route(
             "/teams/{id}/datasets/{dataset_id}/samples",
             get(list_samples),
@@ -123,7 +126,8 @@ async fn upload_dataset(
         ))
     })?;
     let cap = datasets::upload_cap(&state.db, &team).await?;
-    let received = datasets::receive(multipart, &state.tmp_dir, &team, cap, None).await?;
+    let received =
+        datasets::receive(&state.db, multipart, &state.tmp_dir, &team, cap, None).await?;
     let row = datasets::ingest(&state, &team, received).await?;
     Ok((StatusCode::CREATED, Json(row.into())))
 }
@@ -146,6 +150,30 @@ async fn get_dataset(
 ) -> Result<Json<DatasetView>, ApiError> {
     let dataset = team_dataset(&state, &auth, team_id, dataset_id).await?;
     Ok(Json(dataset.into()))
+}
+
+/// Delete a dataset: its samples and shards, freeing its bytes of the team's storage quota.
+/// A dataset runs were made from is kept with them.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/teams/{id}/datasets/{dataset_id}",
+    tag = "datasets",
+    params(("id" = i32, Path, description = "Team id"), ("dataset_id" = i32, Path, description = "Dataset id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 409, description = "Runs were made from it", body = crate::error::ErrorBody),
+        (status = 404, description = "No such team or object (or not yours)", body = crate::error::ErrorBody),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+    ),
+)]
+async fn delete_dataset(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path((team_id, dataset_id)): Path<(i32, i32)>,
+) -> Result<StatusCode, ApiError> {
+    let dataset = team_dataset(&state, &auth, team_id, dataset_id).await?;
+    datasets::delete(&state, &dataset).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `?page=` (from 1) and `?per_page=`.
@@ -296,6 +324,7 @@ async fn export_dataset(
     list_datasets,
     upload_dataset,
     get_dataset,
+    delete_dataset,
     list_samples,
     sample_image,
     sample_thumbnail,

@@ -1,5 +1,7 @@
 //! The HTTP surface: JSON API under `/api/v1`, server-rendered pages at the root.
 
+mod admin;
+mod admin_pages;
 mod api;
 mod datasets;
 mod openapi;
@@ -32,10 +34,12 @@ pub fn router(state: AppState) -> Router {
                 .merge(datasets::routes())
                 .merge(plugins::routes())
                 .merge(runs::routes())
-                .merge(run_live::routes()),
+                .merge(run_live::routes())
+                .merge(admin::routes()),
         )
         .merge(pages::routes())
         .merge(run_pages::routes())
+        .merge(admin_pages::routes())
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/metrics",

@@ -28,6 +28,7 @@ pub fn document() -> Document {
     doc.merge(super::plugins::Doc::openapi());
     doc.merge(super::runs::Doc::openapi());
     doc.merge(super::run_live::Doc::openapi());
+    doc.merge(super::admin::Doc::openapi());
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
         "bearer",

@@ -31,6 +31,10 @@ pub fn routes() -> Router<AppState> {
             axum::routing::post(upload_form).layer(DefaultBodyLimit::disable()),
         )
         .route("/teams/{id}/datasets/{dataset_id}", get(dataset_page))
+        .route(
+            "/teams/{id}/datasets/{dataset_id}/delete",
+            axum::routing::post(delete_dataset_form),
+        )
         .merge(super::plugin_pages::routes())
 }
 
@@ -277,8 +281,15 @@ async fn upload_form(
         })?;
         let cap = datasets::upload_cap(&state.db, &team).await?;
         let check = |submitted: &str| check_csrf(&headers, submitted);
-        let received =
-            datasets::receive(multipart, &state.tmp_dir, &team, cap, Some(&check)).await?;
+        let received = datasets::receive(
+            &state.db,
+            multipart,
+            &state.tmp_dir,
+            &team,
+            cap,
+            Some(&check),
+        )
+        .await?;
         datasets::ingest(&state, &team, received).await
     }
     .await;
@@ -292,6 +303,38 @@ async fn upload_form(
         Err(e) if e.status().is_client_error() => {
             let page = render(&ErrorPage {
                 title: "Upload refused",
+                message: &e.to_string(),
+            })?;
+            Ok((e.status(), page).into_response())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[derive(Deserialize)]
+struct DeleteForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// The dataset page's delete button: frees the team's storage, back to the dashboard.
+async fn delete_dataset_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    auth: Result<AuthUser, ApiError>,
+    Path((team_id, dataset_id)): Path<(i32, i32)>,
+    Form(form): Form<DeleteForm>,
+) -> Result<Response, ApiError> {
+    let Ok(auth) = auth else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    check_csrf(&headers, &form.csrf)?;
+    let dataset = super::datasets::team_dataset(&state, &auth, team_id, dataset_id).await?;
+    match datasets::delete(&state, &dataset).await {
+        Ok(()) => Ok((StatusCode::SEE_OTHER, [("location", "/")]).into_response()),
+        Err(e @ ApiError::Conflict(_)) => {
+            let page = render(&ErrorPage {
+                title: "Dataset kept",
                 message: &e.to_string(),
             })?;
             Ok((e.status(), page).into_response())

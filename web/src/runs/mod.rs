@@ -115,6 +115,10 @@ pub struct RunRequest {
     /// `vila2_quality`).
     #[serde(default)]
     pub filters: Option<Vec<String>>,
+    /// A model of the admins' registry to start every round from (the run document's
+    /// `model.init`) instead of the preset's from-scratch model.
+    #[serde(default)]
+    pub model_id: Option<i32>,
 }
 
 /// The component `name` in the components folder, or a 400 naming `field`.
@@ -262,12 +266,16 @@ pub async fn submit(
     user: &user::Model,
     req: &RunRequest,
 ) -> Result<run::Model, ApiError> {
-    datasets::get(db, team.id, req.dataset_id)
+    let dataset = datasets::get(db, team.id, req.dataset_id)
         .await
         .map_err(|e| match e {
             ApiError::NotFound(msg) => ApiError::NotFound(format!("dataset_id: {msg}")),
             e => e,
         })?;
+    let model = match req.model_id {
+        Some(id) => Some(crate::models_registry::for_run(db, id).await?),
+        None => None,
+    };
     let template = match &req.template {
         Some(name) => {
             Some(resolve_plugin(db, settings, team.id, "template", name, "prompt-template").await?)
@@ -287,7 +295,11 @@ pub async fn submit(
         }
         None => None,
     };
-    let config = build_config(settings, req, template, filters)?;
+    let mut config = build_config(settings, req, template, filters)?;
+    if let Some(model) = &model {
+        config = crate::models_registry::apply(&config, model)?;
+    }
+    crate::quotas::check_submit(db, team, &dataset).await?;
     let row = run::ActiveModel {
         team_id: Set(team.id),
         dataset_id: Set(req.dataset_id),
@@ -335,14 +347,14 @@ pub async fn get(db: &DatabaseConnection, team_id: i32, id: i32) -> Result<run::
         .ok_or_else(|| ApiError::not_found("run", id))
 }
 
-/// Cancels `run`: a queued run at once, a running one when the worker reaches its next task;
+/// Cancels `run`: a queued or paused run at once, a running one when the worker reaches its next task;
 /// a finished run is a 409.
 pub async fn cancel(db: &DatabaseConnection, run: &run::Model) -> Result<run::Model, ApiError> {
     let queued = run::Entity::update_many()
         .col_expr(run::Column::Status, Expr::value(run::CANCELLED))
         .col_expr(run::Column::FinishedAt, Expr::value(Utc::now()))
         .filter(run::Column::Id.eq(run.id))
-        .filter(run::Column::Status.eq(run::QUEUED))
+        .filter(run::Column::Status.is_in([run::QUEUED, run::PAUSED]))
         .exec(db)
         .await?;
     if queued.rows_affected == 0 {

@@ -1,7 +1,8 @@
-//! The run worker: claims the oldest queued run (a conditional `UPDATE`, so two workers never
-//! take the same run), prepares its folder (the team's dataset shards, the ShapesWorld
+//! The run worker: claims the queued run of highest priority, then the oldest (a conditional
+//! `UPDATE`, so two workers never take the same run), prepares its folder (the team's dataset shards, the ShapesWorld
 //! support sets), runs the VILA² pipeline on a blocking thread and records progress and the
-//! outcome. A cancel is honoured before the pipeline's next task.
+//! outcome. A cancel is honoured before the pipeline's next task; so is a team quota, which
+//! pauses the run (see [`crate::quotas`]) until paused runs are queued again.
 
 use std::path::Path;
 use std::time::Duration;
@@ -27,6 +28,8 @@ pub enum Outcome {
     Succeeded,
     Failed(String),
     Cancelled,
+    /// Stopped by a team quota (the reason); queued again when the limit allows it.
+    Paused(String),
 }
 
 /// Starts the worker loop on the runtime: one run at a time, until the process ends.
@@ -45,8 +48,10 @@ pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// Claims the oldest queued run, if any, and executes it to its end. Returns its id.
+/// Queues again the paused runs their quotas now allow, claims the next queued run, if any,
+/// and executes it to its end (or pause). Returns its id.
 pub async fn run_next(state: &AppState) -> Result<Option<(i32, Outcome)>, sea_orm::DbErr> {
+    crate::quotas::resume_paused(&state.db).await?;
     let Some(row) = claim(&state.db).await? else {
         return Ok(None);
     };
@@ -55,11 +60,13 @@ pub async fn run_next(state: &AppState) -> Result<Option<(i32, Outcome)>, sea_or
         Ok(outcome) => outcome,
         Err(msg) => Outcome::Failed(msg),
     };
-    let (status, error) = match &outcome {
-        Outcome::Succeeded => (run::SUCCEEDED, None),
-        Outcome::Failed(msg) => (run::FAILED, Some(msg.clone())),
-        Outcome::Cancelled => (run::CANCELLED, None),
+    let (status, error, paused) = match &outcome {
+        Outcome::Succeeded => (run::SUCCEEDED, None, None),
+        Outcome::Failed(msg) => (run::FAILED, Some(msg.clone()), None),
+        Outcome::Cancelled => (run::CANCELLED, None, None),
+        Outcome::Paused(reason) => (run::PAUSED, None, Some(reason.clone())),
     };
+    let finished = paused.is_none().then(Utc::now);
     match &error {
         Some(msg) => tracing::warn!(run = row.id, error = %msg, "run failed"),
         None => tracing::info!(run = row.id, status, "run finished"),
@@ -67,19 +74,30 @@ pub async fn run_next(state: &AppState) -> Result<Option<(i32, Outcome)>, sea_or
     run::Entity::update_many()
         .col_expr(run::Column::Status, Expr::value(status))
         .col_expr(run::Column::Error, Expr::value(error.clone()))
-        .col_expr(run::Column::FinishedAt, Expr::value(Utc::now()))
+        .col_expr(run::Column::FinishedAt, Expr::value(finished))
+        .col_expr(run::Column::PausedReason, Expr::value(paused))
         .filter(run::Column::Id.eq(row.id))
         .exec(&state.db)
         .await?;
-    super::progress::finish(&state.db, &state.live, row.id, status, error).await?;
+    match &outcome {
+        // Not an end: the run is queued again when its quota allows, and its page keeps
+        // listening.
+        Outcome::Paused(reason) => {
+            let line = format!("run paused: {reason}");
+            super::progress::log(&state.db, &state.live, row.id, "warn", line).await?
+        }
+        _ => super::progress::finish(&state.db, &state.live, row.id, status, error).await?,
+    }
     Ok(Some((row.id, outcome)))
 }
 
-/// Marks the oldest queued run `running` and returns it (None: the queue is empty).
+/// Marks the queued run of highest priority (then the oldest) `running` and returns it
+/// (None: the queue is empty).
 pub async fn claim(db: &DatabaseConnection) -> Result<Option<run::Model>, sea_orm::DbErr> {
     loop {
         let Some(next) = run::Entity::find()
             .filter(run::Column::Status.eq(run::QUEUED))
+            .order_by_desc(run::Column::Priority)
             .order_by_asc(run::Column::Id)
             .one(db)
             .await?
@@ -154,6 +172,7 @@ async fn execute(state: &AppState, row: &run::Model) -> Result<Outcome, String> 
         tracing::warn!(run = id, error = %e, "recording a run event");
     }
     let live = state.live.clone();
+    let mut meter = crate::quotas::meter::RunMeter::new(db.clone(), handle.clone(), row);
     let joined = tokio::task::spawn_blocking(move || {
         let cancel = CancelCheck {
             db: db.clone(),
@@ -162,16 +181,22 @@ async fn execute(state: &AppState, row: &run::Model) -> Result<Outcome, String> 
         };
         let store = super::tasks::DbTaskStore::new(db.clone(), id, handle.clone());
         let mut progress = super::progress::Recorder::new(db, live, id, handle, plan);
+        let clock = meter.clock().clone();
         let result = vila2_host::pipeline::run_with_store(
             &cfg,
             &out,
             &store,
             &mut |event| progress.on_event(event),
-            &mut || cancel.requested(),
+            &mut || cancel.requested() || meter.should_pause(),
+            &clock,
         );
+        meter.flush();
         match result {
             Ok(_report) => Outcome::Succeeded,
-            Err(PipelineError::Cancelled) => Outcome::Cancelled,
+            Err(PipelineError::Cancelled) => match meter.pause_reason() {
+                Some(reason) => Outcome::Paused(reason.to_string()),
+                None => Outcome::Cancelled,
+            },
             Err(e) => Outcome::Failed(e.to_string()),
         }
     })
