@@ -9,6 +9,7 @@ mod m20261126_000002_dataset_uploads;
 mod m20261126_000003_plugin_description;
 mod m20261126_000004_revoked_jwt;
 mod m20261126_000005_runs;
+mod m20261127_000008_judging;
 
 pub use m20261126_000002_dataset_uploads::DEFAULT_TEAM_QUOTA_BYTES;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000003_plugin_description::Migration),
             Box::new(m20261126_000004_revoked_jwt::Migration),
             Box::new(m20261126_000005_runs::Migration),
+            Box::new(m20261127_000008_judging::Migration),
         ]
     }
 }

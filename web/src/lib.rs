@@ -9,6 +9,7 @@ pub mod auth;
 pub mod datasets;
 pub mod entities;
 pub mod error;
+pub mod judging;
 pub mod metrics;
 pub mod plugins;
 pub mod routes;

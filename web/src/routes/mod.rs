@@ -2,6 +2,8 @@
 
 mod api;
 mod datasets;
+mod judging;
+mod judging_pages;
 mod openapi;
 mod pages;
 mod plugin_pages;
@@ -28,9 +30,11 @@ pub fn router(state: AppState) -> Router {
             api::routes()
                 .merge(datasets::routes())
                 .merge(plugins::routes())
-                .merge(runs::routes()),
+                .merge(runs::routes())
+                .merge(judging::routes()),
         )
         .merge(pages::routes())
+        .merge(judging_pages::routes())
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/metrics",

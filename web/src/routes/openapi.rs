@@ -27,6 +27,7 @@ pub fn document() -> Document {
     doc.merge(super::datasets::Doc::openapi());
     doc.merge(super::plugins::Doc::openapi());
     doc.merge(super::runs::Doc::openapi());
+    doc.merge(super::judging::Doc::openapi());
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
         "bearer",
