@@ -209,6 +209,7 @@ fn assert_blind(text: &str, keys: &[String]) {
 both_backends!(judging_a_tiny_run);
 
 async fn judging_a_tiny_run(app: &TestApp) {
+    let _ = tracing_subscriber::fmt().with_test_writer().try_init();
     let (router, state) = tiny(app);
     let admin = app.login(ADMIN.0, ADMIN.1).await;
     let (team, alice) = app
