@@ -244,7 +244,10 @@ async fn judge(s: &Session, judging: &str, n: usize) -> Result<()> {
                 "the page reveals a source before the vote: {main}"
             );
         }
-        let img = s.browser.find(Locator::Css("section.judging-item img")).await?;
+        let img = s
+            .browser
+            .find(Locator::Css("section.judging-item img"))
+            .await?;
         let arg = serde_json::to_value(&img)?;
         let deadline = Instant::now() + WAIT;
         loop {
@@ -260,7 +263,10 @@ async fn judge(s: &Session, judging: &str, n: usize) -> Result<()> {
                 Some(0) => bail!("the image of item {id} did not load"),
                 _ => {}
             }
-            ensure!(Instant::now() < deadline, "the image of item {id} never loaded");
+            ensure!(
+                Instant::now() < deadline,
+                "the image of item {id} never loaded"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let choice = buttons[i % buttons.len()];
@@ -297,7 +303,11 @@ async fn judge(s: &Session, judging: &str, n: usize) -> Result<()> {
 }
 
 /// A finished tiny run (one round) of a fresh team with [`MEMBER`]: (team id, run id).
-async fn finished_run(app: &TestApp, router: &axum::Router, state: &vila2_web::AppState) -> (i64, i64) {
+async fn finished_run(
+    app: &TestApp,
+    router: &axum::Router,
+    state: &vila2_web::AppState,
+) -> (i64, i64) {
     let admin = app.login(ADMIN.0, ADMIN.1).await;
     let (team, token) = app
         .team_with_member(&admin, "judges", MEMBER, "member")
@@ -346,11 +356,16 @@ async fn finished_run(app: &TestApp, router: &axum::Router, state: &vila2_web::A
     let (status, run) = post(
         format!("/api/v1/teams/{team}/runs"),
         "application/json".into(),
-        json!({"dataset_id": ds["id"], "rounds": 1}).to_string().into_bytes(),
+        json!({"dataset_id": ds["id"], "rounds": 1})
+            .to_string()
+            .into_bytes(),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{run}");
-    let (id, outcome) = worker::run_next(state).await.unwrap().expect("the queued run");
+    let (id, outcome) = worker::run_next(state)
+        .await
+        .unwrap()
+        .expect("the queued run");
     assert_eq!(outcome, Outcome::Succeeded);
     assert_eq!(id as i64, run["id"].as_i64().unwrap());
     (team, id as i64)

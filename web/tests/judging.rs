@@ -198,11 +198,16 @@ fn judgeable(out: &Path, rounds: u32) -> BTreeMap<String, usize> {
 /// Asserts a payload shown before voting says nothing about sources or samples.
 fn assert_blind(text: &str, keys: &[String]) {
     let lower = text.to_lowercase();
-    for word in ["round:", "round 1", "round 2", "round-", "original", "source", "pair"] {
+    for word in [
+        "round:", "round 1", "round 2", "round-", "original", "source", "pair",
+    ] {
         assert!(!lower.contains(word), "`{word}` leaks in {text}");
     }
     for key in keys {
-        assert!(!text.contains(&format!("\"{key}\"")), "sample key {key} leaks in {text}");
+        assert!(
+            !text.contains(&format!("\"{key}\"")),
+            "sample key {key} leaks in {text}"
+        );
     }
 }
 
@@ -236,7 +241,10 @@ async fn judging_a_tiny_run(app: &TestApp) {
     // Not finished yet: judging is refused with a clear conflict, the report says why.
     let (status, answer) = call(&router, Method::GET, &format!("{base}/next"), &alice, None).await;
     assert_eq!(status, StatusCode::CONFLICT, "{answer}");
-    assert!(answer["error"].as_str().unwrap().contains("queued"), "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("queued"),
+        "{answer}"
+    );
     let (status, answer) = call(
         &router,
         Method::POST,
@@ -246,13 +254,26 @@ async fn judging_a_tiny_run(app: &TestApp) {
     )
     .await;
     assert_eq!(status, StatusCode::CONFLICT, "{answer}");
-    assert!(answer["error"].as_str().unwrap().contains("succeeded"), "{answer}");
-    let (status, report) = call(&router, Method::GET, &format!("{base}/report"), &alice, None).await;
+    assert!(
+        answer["error"].as_str().unwrap().contains("succeeded"),
+        "{answer}"
+    );
+    let (status, report) = call(
+        &router,
+        Method::GET,
+        &format!("{base}/report"),
+        &alice,
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{report}");
     assert_eq!(report["open"], false, "{report}");
     assert_eq!(report["pairs"], json!([]), "{report}");
 
-    let (ran, outcome) = worker::run_next(&state).await.unwrap().expect("the queued run");
+    let (ran, outcome) = worker::run_next(&state)
+        .await
+        .unwrap()
+        .expect("the queued run");
     assert_eq!((ran as i64, outcome), (id, Outcome::Succeeded));
 
     // The pairs and their item counts follow from the run's folder.
@@ -265,7 +286,14 @@ async fn judging_a_tiny_run(app: &TestApp) {
     .into_iter()
     .map(|r| r.key)
     .collect();
-    let (status, report) = call(&router, Method::GET, &format!("{base}/report"), &alice, None).await;
+    let (status, report) = call(
+        &router,
+        Method::GET,
+        &format!("{base}/report"),
+        &alice,
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{report}");
     assert_eq!(report["open"], true, "{report}");
     let labels: Vec<&str> = report["pairs"]
@@ -276,9 +304,19 @@ async fn judging_a_tiny_run(app: &TestApp) {
         .collect();
     assert_eq!(
         labels,
-        ["original vs round 1", "original vs round 2", "round 1 vs round 2"]
+        [
+            "original vs round 1",
+            "original vs round 2",
+            "round 1 vs round 2"
+        ]
     );
-    let pair_key = |p: &Value| format!("{}|{}", p["a"]["source"].as_str().unwrap(), p["b"]["source"].as_str().unwrap());
+    let pair_key = |p: &Value| {
+        format!(
+            "{}|{}",
+            p["a"]["source"].as_str().unwrap(),
+            p["b"]["source"].as_str().unwrap()
+        )
+    };
     for p in report["pairs"].as_array().unwrap() {
         assert_eq!(p["items"], expected_items[&pair_key(p)], "{p}");
         assert_eq!(p["votes"], 0, "{p}");
@@ -292,15 +330,41 @@ async fn judging_a_tiny_run(app: &TestApp) {
 
     // Errors name the field; an item of no such run is a 404.
     for (body, status, field) in [
-        (json!({"item_id": 1, "choice": "maybe"}), StatusCode::BAD_REQUEST, "choice"),
-        (json!({"item_id": 1, "choice": "A"}), StatusCode::BAD_REQUEST, "choice"),
+        (
+            json!({"item_id": 1, "choice": "maybe"}),
+            StatusCode::BAD_REQUEST,
+            "choice",
+        ),
+        (
+            json!({"item_id": 1, "choice": "A"}),
+            StatusCode::BAD_REQUEST,
+            "choice",
+        ),
         (json!({"item_id": 1}), StatusCode::BAD_REQUEST, "choice"),
-        (json!({"item_id": "x", "choice": "left"}), StatusCode::BAD_REQUEST, "item_id"),
-        (json!({"item_id": 1, "choice": "left", "why": 1}), StatusCode::BAD_REQUEST, "why"),
-        (json!({"item_id": 999999, "choice": "left"}), StatusCode::NOT_FOUND, "item_id"),
+        (
+            json!({"item_id": "x", "choice": "left"}),
+            StatusCode::BAD_REQUEST,
+            "item_id",
+        ),
+        (
+            json!({"item_id": 1, "choice": "left", "why": 1}),
+            StatusCode::BAD_REQUEST,
+            "why",
+        ),
+        (
+            json!({"item_id": 999999, "choice": "left"}),
+            StatusCode::NOT_FOUND,
+            "item_id",
+        ),
     ] {
-        let (got, answer) =
-            call(&router, Method::POST, &format!("{base}/votes"), &alice, Some(body.clone())).await;
+        let (got, answer) = call(
+            &router,
+            Method::POST,
+            &format!("{base}/votes"),
+            &alice,
+            Some(body.clone()),
+        )
+        .await;
         assert_eq!(got, status, "{body} -> {answer}");
         let msg = answer["error"].as_str().unwrap();
         assert!(msg.contains(field), "{body}: `{msg}` should name {field}");
@@ -312,7 +376,11 @@ async fn judging_a_tiny_run(app: &TestApp) {
     let mut orders: HashMap<String, (bool, bool)> = HashMap::new();
     let mut revealed: Vec<(i64, String, String)> = Vec::new();
     let choices = ["left", "right", "same", "left", "left"];
-    let count = |tally: &mut HashMap<String, (u64, u64, u64)>, a_src: &str, b_src: &str, choice: &str, delta: i64| {
+    let count = |tally: &mut HashMap<String, (u64, u64, u64)>,
+                 a_src: &str,
+                 b_src: &str,
+                 choice: &str,
+                 delta: i64| {
         let (pair, left_is_a) = if a_src == "original" || a_src < b_src {
             (format!("{a_src}|{b_src}"), true)
         } else {
@@ -328,7 +396,8 @@ async fn judging_a_tiny_run(app: &TestApp) {
     };
     let mut seen_ids = Vec::new();
     for n in 0.. {
-        let (status, next) = call(&router, Method::GET, &format!("{base}/next"), &alice, None).await;
+        let (status, next) =
+            call(&router, Method::GET, &format!("{base}/next"), &alice, None).await;
         assert_eq!(status, StatusCode::OK, "{next}");
         assert_eq!(next["total"], total, "{next}");
         assert_eq!(next["voted"], n, "{next}");
@@ -337,16 +406,32 @@ async fn judging_a_tiny_run(app: &TestApp) {
             break;
         }
         let item = &next["item"];
-        let mut fields: Vec<&str> = item.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut fields: Vec<&str> = item
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         fields.sort();
-        assert_eq!(fields, ["caption_a", "caption_b", "id", "image_url"], "{item}");
+        assert_eq!(
+            fields,
+            ["caption_a", "caption_b", "id", "image_url"],
+            "{item}"
+        );
         assert_blind(&next.to_string(), &keys);
         let item_id = item["id"].as_i64().unwrap();
         assert!(!seen_ids.contains(&item_id), "item {item_id} served twice");
         seen_ids.push(item_id);
         if n == 0 {
-            let (status, headers, bytes) =
-                send(&router, Method::GET, item["image_url"].as_str().unwrap(), &alice, None, None).await;
+            let (status, headers, bytes) = send(
+                &router,
+                Method::GET,
+                item["image_url"].as_str().unwrap(),
+                &alice,
+                None,
+                None,
+            )
+            .await;
             assert_eq!(status, StatusCode::OK);
             assert_eq!(headers[CONTENT_TYPE], "image/png");
             assert!(image::load_from_memory(&bytes).is_ok(), "the image decodes");
@@ -363,13 +448,24 @@ async fn judging_a_tiny_run(app: &TestApp) {
         assert_eq!(status, StatusCode::OK, "{vote}");
         assert_eq!(vote["replaced"], false, "{vote}");
         assert_eq!(vote["choice"], choice);
-        let (a, b) = (vote["source_a"].as_str().unwrap(), vote["source_b"].as_str().unwrap());
+        let (a, b) = (
+            vote["source_a"].as_str().unwrap(),
+            vote["source_b"].as_str().unwrap(),
+        );
         assert_ne!(a, b);
         // Which side the earlier source was shown on.
         let earlier_left = a == "original" || (b != "original" && a < b);
-        let pair = if earlier_left { format!("{a}|{b}") } else { format!("{b}|{a}") };
+        let pair = if earlier_left {
+            format!("{a}|{b}")
+        } else {
+            format!("{b}|{a}")
+        };
         let o = orders.entry(pair).or_default();
-        if earlier_left { o.0 = true } else { o.1 = true }
+        if earlier_left {
+            o.0 = true
+        } else {
+            o.1 = true
+        }
         count(&mut tally, a, b, choice, 1);
         revealed.push((item_id, a.to_string(), b.to_string()));
     }
@@ -413,7 +509,13 @@ async fn judging_a_tiny_run(app: &TestApp) {
         )
         .await;
         assert_eq!(status, StatusCode::OK, "{vote}");
-        count(&mut tally, vote["source_a"].as_str().unwrap(), vote["source_b"].as_str().unwrap(), "right", 1);
+        count(
+            &mut tally,
+            vote["source_a"].as_str().unwrap(),
+            vote["source_b"].as_str().unwrap(),
+            "right",
+            1,
+        );
     }
     assert_eq!(seen_ids.len(), total);
 
@@ -425,13 +527,29 @@ async fn judging_a_tiny_run(app: &TestApp) {
         (Method::GET, format!("{base}/next"), None),
         (Method::GET, format!("{base}/report"), None),
         (Method::GET, item_uri.clone(), None),
-        (Method::POST, format!("{base}/votes"), Some(json!({"item_id": first, "choice": "left"}))),
+        (
+            Method::POST,
+            format!("{base}/votes"),
+            Some(json!({"item_id": first, "choice": "left"})),
+        ),
         (Method::GET, format!("{bob_base}/next"), None),
         (Method::GET, format!("{bob_base}/report"), None),
         (Method::GET, format!("{bob_base}/items/{first}/image"), None),
-        (Method::POST, format!("{bob_base}/votes"), Some(json!({"item_id": first, "choice": "left"}))),
-        (Method::GET, format!("/teams/{team}/runs/{id}/judging"), None),
-        (Method::GET, format!("/teams/{team}/runs/{id}/judging/report"), None),
+        (
+            Method::POST,
+            format!("{bob_base}/votes"),
+            Some(json!({"item_id": first, "choice": "left"})),
+        ),
+        (
+            Method::GET,
+            format!("/teams/{team}/runs/{id}/judging"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/teams/{team}/runs/{id}/judging/report"),
+            None,
+        ),
     ] {
         let (status, answer) = call(&router, method.clone(), &uri, &bob, body).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{method} {uri}: {answer}");
@@ -442,7 +560,10 @@ async fn judging_a_tiny_run(app: &TestApp) {
         Method::POST,
         &format!("/teams/{team}/runs/{id}/judging"),
         &bob,
-        Some(("application/x-www-form-urlencoded", format!("csrf={csrf}&item_id={first}&choice=left"))),
+        Some((
+            "application/x-www-form-urlencoded",
+            format!("csrf={csrf}&item_id={first}&choice=left"),
+        )),
         Some(&format!("vila2_csrf={csrf}")),
     )
     .await;
@@ -455,11 +576,21 @@ async fn judging_a_tiny_run(app: &TestApp) {
     assert_eq!(stored_after as usize, total + 2, "bob's vote did not land");
 
     // The report equals the hand computation.
-    let (status, report) = call(&router, Method::GET, &format!("{base}/report"), &alice, None).await;
+    let (status, report) = call(
+        &router,
+        Method::GET,
+        &format!("{base}/report"),
+        &alice,
+        None,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{report}");
     assert_eq!(report["votes"], total + 2, "{report}");
     assert_eq!(report["judges"], 2, "{report}");
-    assert!(report["convention"].as_str().unwrap().contains("half"), "{report}");
+    assert!(
+        report["convention"].as_str().unwrap().contains("half"),
+        "{report}"
+    );
     for p in report["pairs"].as_array().unwrap() {
         let (aw, bw, ties) = tally.get(&pair_key(p)).copied().unwrap_or_default();
         let n = aw + bw + ties;
@@ -469,7 +600,10 @@ async fn judging_a_tiny_run(app: &TestApp) {
             "{p}"
         );
         if n == 0 {
-            assert!(p["a"]["rate"].is_null() && p["b"]["ci_low"].is_null(), "{p}");
+            assert!(
+                p["a"]["rate"].is_null() && p["b"]["ci_low"].is_null(),
+                "{p}"
+            );
             continue;
         }
         for (side, wins) in [("a", aw), ("b", bw)] {
@@ -488,7 +622,8 @@ async fn judging_a_tiny_run(app: &TestApp) {
     let page = |token: String, uri: String| {
         let router = router.clone();
         async move {
-            let (status, headers, bytes) = send(&router, Method::GET, &uri, &token, None, None).await;
+            let (status, headers, bytes) =
+                send(&router, Method::GET, &uri, &token, None, None).await;
             (status, headers, String::from_utf8(bytes).unwrap())
         }
     };
@@ -498,7 +633,10 @@ async fn judging_a_tiny_run(app: &TestApp) {
     assert!(html.contains("judged every item"), "{html}");
     let (status, _, html) = page(carol.clone(), judging_uri.clone()).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(html.contains("A has fewer hallucinations") && html.contains("Same"), "{html}");
+    assert!(
+        html.contains("A has fewer hallucinations") && html.contains("Same"),
+        "{html}"
+    );
     assert!(html.contains(&format!("Judged 2 of {total}")), "{html}");
     let start = html.find("<main>").unwrap();
     assert_blind(&html[start..], &[]);
@@ -519,7 +657,11 @@ async fn judging_a_tiny_run(app: &TestApp) {
         Some("vila2_csrf=ffffffffffffffffffffffffffffffff"),
     )
     .await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "a stale CSRF token is refused");
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "a stale CSRF token is refused"
+    );
     let (status, headers, _) = send(
         &router,
         Method::POST,
@@ -540,7 +682,10 @@ async fn judging_a_tiny_run(app: &TestApp) {
         Method::POST,
         &judging_uri,
         &carol,
-        Some(("application/x-www-form-urlencoded", format!("csrf={csrf}&item_id={item_id}&choice=maybe"))),
+        Some((
+            "application/x-www-form-urlencoded",
+            format!("csrf={csrf}&item_id={item_id}&choice=maybe"),
+        )),
         Some(&format!("vila2_csrf={csrf}")),
     )
     .await;
@@ -548,8 +693,14 @@ async fn judging_a_tiny_run(app: &TestApp) {
     assert!(String::from_utf8_lossy(&html).contains("choice"));
     let (status, _, html) = page(alice.clone(), format!("{judging_uri}/report")).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(html.contains("original vs round 1") && html.contains("half a win"), "{html}");
-    assert!(html.contains(&format!("<span class=\"votes\">{}</span>", total + 3)), "{html}");
+    assert!(
+        html.contains("original vs round 1") && html.contains("half a win"),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!("<span class=\"votes\">{}</span>", total + 3)),
+        "{html}"
+    );
 
     // A run that succeeded without a recaption round has nothing to judge.
     let (_, other) = call(
@@ -562,7 +713,10 @@ async fn judging_a_tiny_run(app: &TestApp) {
     .await;
     let other_id = other["id"].as_i64().unwrap();
     run::Entity::update_many()
-        .col_expr(run::Column::Status, sea_orm::sea_query::Expr::value(run::SUCCEEDED))
+        .col_expr(
+            run::Column::Status,
+            sea_orm::sea_query::Expr::value(run::SUCCEEDED),
+        )
         .filter(run::Column::Id.eq(other_id as i32))
         .exec(&state.db)
         .await
@@ -576,9 +730,19 @@ async fn judging_a_tiny_run(app: &TestApp) {
     )
     .await;
     assert_eq!(status, StatusCode::CONFLICT, "{answer}");
-    assert!(answer["error"].as_str().unwrap().contains("no self-augmentation round"), "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("no self-augmentation round"),
+        "{answer}"
+    );
     let (status, html) = {
-        let (s, _, h) = page(alice.clone(), format!("/teams/{team}/runs/{other_id}/judging")).await;
+        let (s, _, h) = page(
+            alice.clone(),
+            format!("/teams/{team}/runs/{other_id}/judging"),
+        )
+        .await;
         (s, h)
     };
     assert_eq!(status, StatusCode::CONFLICT);

@@ -66,11 +66,7 @@ pub fn last_round(out: &Path, rounds: u32) -> Result<u32, FolderError> {
 
 /// Streams every sample of the last round's shards to `f`; returns that round. Samples without
 /// provenance are skipped (the pipeline writes it for every sample).
-pub fn samples(
-    out: &Path,
-    rounds: u32,
-    mut f: impl FnMut(Sample),
-) -> Result<u32, FolderError> {
+pub fn samples(out: &Path, rounds: u32, mut f: impl FnMut(Sample)) -> Result<u32, FolderError> {
     let last = last_round(out, rounds)?;
     for shard in list_shards(&round_data(out, last))? {
         let relative = shard

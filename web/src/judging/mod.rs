@@ -16,8 +16,8 @@ pub mod stats;
 use chrono::Utc;
 use sea_orm::sea_query::{OnConflict, Query};
 use sea_orm::{
-    ActiveValue::NotSet, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, Set, TransactionTrait,
+    ActiveValue::NotSet, ColumnTrait, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, Set, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 
@@ -106,20 +106,21 @@ pub async fn ensure_items(
     .await
     .map_err(|e| ApiError::Internal(format!("selecting judging items: {e}")))?
     .map_err(|e| match e {
-        e @ folder::FolderError::NoRounds(_) => {
-            ApiError::Conflict(format!("run {}: {e}", run.id))
-        }
+        e @ folder::FolderError::NoRounds(_) => ApiError::Conflict(format!("run {}: {e}", run.id)),
         e => ApiError::Internal(format!("run {}: {e}", run.id)),
     })?;
 
     let txn = db.begin().await?;
-    let pairs = selection.pairs.iter().map(|((a, b), n)| judging_pair::ActiveModel {
-        id: NotSet,
-        run_id: Set(run.id),
-        source_a: Set(a.to_string()),
-        source_b: Set(b.to_string()),
-        items: Set(*n as i32),
-    });
+    let pairs = selection
+        .pairs
+        .iter()
+        .map(|((a, b), n)| judging_pair::ActiveModel {
+            id: NotSet,
+            run_id: Set(run.id),
+            source_a: Set(a.to_string()),
+            source_b: Set(b.to_string()),
+            items: Set(*n as i32),
+        });
     judging_pair::Entity::insert_many(pairs)
         .on_conflict_do_nothing()
         .exec(&txn)
@@ -308,12 +309,21 @@ pub async fn vote(
     })
     .on_conflict(
         OnConflict::columns([judging_vote::Column::ItemId, judging_vote::Column::UserId])
-            .update_columns([judging_vote::Column::Choice, judging_vote::Column::UpdatedAt])
+            .update_columns([
+                judging_vote::Column::Choice,
+                judging_vote::Column::UpdatedAt,
+            ])
             .to_owned(),
     )
     .exec_without_returning(db)
     .await?;
-    tracing::debug!(run = run.id, item = item.id, user = user.id, choice = choice.as_str(), "judging vote");
+    tracing::debug!(
+        run = run.id,
+        item = item.id,
+        user = user.id,
+        choice = choice.as_str(),
+        "judging vote"
+    );
     Ok(VoteResult {
         item_id: item.id,
         choice: choice.as_str().into(),

@@ -74,7 +74,10 @@ impl Selector {
             if ca.trim() == cb.trim() {
                 continue;
             }
-            let hash = hash(self.seed, &[b"pick", pair_name(*a, *b).as_bytes(), sample.key.as_bytes()]);
+            let hash = hash(
+                self.seed,
+                &[b"pick", pair_name(*a, *b).as_bytes(), sample.key.as_bytes()],
+            );
             if heap.len() == self.per_pair && heap.peek().is_some_and(|top| top.hash <= hash) {
                 continue;
             }
@@ -186,8 +189,16 @@ mod tests {
     #[test]
     fn deterministic_balanced_and_capped() {
         let one = select(7, 10, 40);
-        assert_eq!(one.items, select(7, 10, 40).items, "same run id, same items");
-        assert_ne!(one.items, select(8, 10, 40).items, "another run, another draw");
+        assert_eq!(
+            one.items,
+            select(7, 10, 40).items,
+            "same run id, same items"
+        );
+        assert_ne!(
+            one.items,
+            select(8, 10, 40).items,
+            "another run, another draw"
+        );
         assert_eq!(
             one.pairs,
             vec![
@@ -202,7 +213,10 @@ mod tests {
             assert_eq!(a_left, 5, "{pair:?}: half the items show A on the left");
             for i in &items {
                 assert_ne!(i.left.1, i.right.1);
-                assert!([i.left.0, i.right.0] == [pair.0, pair.1] || [i.right.0, i.left.0] == [pair.0, pair.1]);
+                assert!(
+                    [i.left.0, i.right.0] == [pair.0, pair.1]
+                        || [i.right.0, i.left.0] == [pair.0, pair.1]
+                );
             }
         }
         // Items of different pairs are interleaved in the serving order.
@@ -217,7 +231,10 @@ mod tests {
         assert_eq!(count((Source::Original, Source::Round(1))), 9);
         assert_eq!(count((Source::Round(1), Source::Round(2))), 6);
         let mut sel = Selector::new(1, 1, 10);
-        sel.offer(&sample("x", &[(Source::Original, "a cat"), (Source::Round(1), "  ")]));
+        sel.offer(&sample(
+            "x",
+            &[(Source::Original, "a cat"), (Source::Round(1), "  ")],
+        ));
         sel.offer(&sample("y", &[(Source::Original, "a cat")]));
         assert!(sel.finish().items.is_empty());
     }
@@ -227,7 +244,12 @@ mod tests {
         let mut forward = Selector::new(3, 1, 5);
         let mut backward = Selector::new(3, 1, 5);
         let samples: Vec<Sample> = (0..30)
-            .map(|i| sample(&format!("k{i}"), &[(Source::Original, "x"), (Source::Round(1), "y")]))
+            .map(|i| {
+                sample(
+                    &format!("k{i}"),
+                    &[(Source::Original, "x"), (Source::Round(1), "y")],
+                )
+            })
             .collect();
         samples.iter().for_each(|s| forward.offer(s));
         samples.iter().rev().for_each(|s| backward.offer(s));

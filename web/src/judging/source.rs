@@ -24,8 +24,9 @@ impl Source {
     /// Every pair `(a, b)` with `a` earlier than `b` among the original and rounds `1..=last`:
     /// original vs each round first, then round j vs round k.
     pub fn pairs(last: u32) -> Vec<(Source, Source)> {
-        let mut pairs: Vec<(Source, Source)> =
-            (1..=last).map(|k| (Source::Original, Source::Round(k))).collect();
+        let mut pairs: Vec<(Source, Source)> = (1..=last)
+            .map(|k| (Source::Original, Source::Round(k)))
+            .collect();
         for j in 1..=last {
             for k in j + 1..=last {
                 pairs.push((Source::Round(j), Source::Round(k)));

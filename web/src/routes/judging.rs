@@ -145,7 +145,10 @@ async fn item_image(
     let run = team_run(&state, &auth, team_id, run_id).await?;
     let (bytes, mime) = judging::item_image(&state.db, &state.runs, &run, item_id).await?;
     Ok((
-        [(CONTENT_TYPE, mime), (CACHE_CONTROL, "private, max-age=3600")],
+        [
+            (CONTENT_TYPE, mime),
+            (CACHE_CONTROL, "private, max-age=3600"),
+        ],
         bytes,
     )
         .into_response())
