@@ -11,6 +11,7 @@ mod m20261126_000004_revoked_jwt;
 mod m20261126_000005_runs;
 mod m20261127_000006_run_tasks_events;
 mod m20261127_000007_quotas_priority_models;
+mod m20261127_000008_judging;
 
 pub use m20261126_000002_dataset_uploads::DEFAULT_TEAM_QUOTA_BYTES;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000005_runs::Migration),
             Box::new(m20261127_000006_run_tasks_events::Migration),
             Box::new(m20261127_000007_quotas_priority_models::Migration),
+            Box::new(m20261127_000008_judging::Migration),
         ]
     }
 }

@@ -10,6 +10,7 @@ pub mod datasets;
 pub mod demo;
 pub mod entities;
 pub mod error;
+pub mod judging;
 pub mod metrics;
 pub mod models_registry;
 pub mod plugins;

@@ -12,13 +12,14 @@ use serde_json::{Value, json};
 use common::*;
 
 /// The route modules nested under `/api/v1`.
-const API_ROUTE_SOURCES: [&str; 6] = [
+const API_ROUTE_SOURCES: [&str; 7] = [
     include_str!("../src/routes/api.rs"),
     include_str!("../src/routes/datasets.rs"),
     include_str!("../src/routes/plugins.rs"),
     include_str!("../src/routes/runs.rs"),
     include_str!("../src/routes/run_live.rs"),
     include_str!("../src/routes/admin.rs"),
+    include_str!("../src/routes/judging.rs"),
 ];
 
 /// (method, path) of every `.route("PATH", get(..).post(..)…)` call in `source`.

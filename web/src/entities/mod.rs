@@ -3,6 +3,9 @@
 pub mod api_token;
 pub mod dataset;
 pub mod dataset_sample;
+pub mod judging_item;
+pub mod judging_pair;
+pub mod judging_vote;
 pub mod membership;
 pub mod plugin;
 pub mod registered_model;

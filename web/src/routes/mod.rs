@@ -4,6 +4,8 @@ mod admin;
 mod admin_pages;
 mod api;
 mod datasets;
+mod judging;
+mod judging_pages;
 mod openapi;
 mod pages;
 mod plugin_pages;
@@ -35,11 +37,13 @@ pub fn router(state: AppState) -> Router {
                 .merge(plugins::routes())
                 .merge(runs::routes())
                 .merge(run_live::routes())
-                .merge(admin::routes()),
+                .merge(admin::routes())
+                .merge(judging::routes()),
         )
         .merge(pages::routes())
         .merge(run_pages::routes())
         .merge(admin_pages::routes())
+        .merge(judging_pages::routes())
         .route("/healthz", get(|| async { "ok" }))
         .route(
             "/metrics",

@@ -29,6 +29,7 @@ pub fn document() -> Document {
     doc.merge(super::runs::Doc::openapi());
     doc.merge(super::run_live::Doc::openapi());
     doc.merge(super::admin::Doc::openapi());
+    doc.merge(super::judging::Doc::openapi());
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
         "bearer",
