@@ -508,7 +508,121 @@ async fn live_progress_report_and_downloads(app: &TestApp) {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
-both_backends!(db_task_store_resumes, live_progress_report_and_downloads);
+/// A form post of `body` to `uri` as `token`, with a CSRF cookie and field unless `csrf` is
+/// false: (status, Location header, body text).
+async fn form(
+    router: &Router,
+    uri: &str,
+    token: &str,
+    body: &str,
+    csrf: bool,
+) -> (StatusCode, Option<String>, String) {
+    const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+    let mut req = Request::post(uri)
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded");
+    let body = if csrf {
+        req = req.header(axum::http::header::COOKIE, format!("vila2_csrf={TOKEN}"));
+        format!("{body}&csrf={TOKEN}")
+    } else {
+        body.to_string()
+    };
+    let response = router
+        .clone()
+        .oneshot(req.body(Body::from(body)).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let location = response
+        .headers()
+        .get(axum::http::header::LOCATION)
+        .map(|l| l.to_str().unwrap().to_string());
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        location,
+        String::from_utf8_lossy(&bytes).into_owned(),
+    )
+}
+
+/// The dashboard's new-run form and the run page's cancel button: CSRF-checked, fields
+/// validated by name, team-private.
+async fn run_forms(app: &TestApp) {
+    let (router, _) = tiny(app);
+    let (team, alice, ds) = new_team(app, &router, "alpha", "alice@example.org").await;
+    let (_, bob, _) = new_team(app, &router, "beta", "bob@example.org").await;
+    let uri = format!("/teams/{team}/runs");
+    let good = format!("dataset_id={ds}&rounds=0&template=&filters=none&fusion=replace");
+    let (status, _, body) = form(&router, &uri, &alice, &good, false).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    for (bad, field) in [
+        (
+            format!("dataset_id={ds}&rounds=x&filters=&fusion=concat"),
+            "rounds",
+        ),
+        (
+            format!("dataset_id={ds}&rounds=9&filters=&fusion=concat"),
+            "rounds",
+        ),
+        (
+            format!("dataset_id={ds}&rounds=1&filters=&fusion=blend"),
+            "fusion",
+        ),
+        (
+            format!("dataset_id={ds}&rounds=1&filters=nope&fusion=concat"),
+            "filters[0]",
+        ),
+    ] {
+        let (status, _, body) = form(&router, &uri, &alice, &bad, true).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert!(body.contains(&format!("{field}:")), "{bad}: {body}");
+    }
+    let (status, _, _) = form(&router, &uri, &bob, &good, true).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "bob cannot start runs for alpha"
+    );
+
+    let (status, location, body) = form(&router, &uri, &alice, &good, true).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let location = location.unwrap();
+    let id: i64 = location
+        .strip_prefix(&format!("/teams/{team}/runs/"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let api = format!("/api/v1/teams/{team}/runs/{id}");
+    let (_, run) = call(&router, Method::GET, &api, &alice, None).await;
+    assert_eq!(run["status"], "queued");
+    let cfg = vila2_host::pipeline::RunConfig::parse(run["config"].as_str().unwrap()).unwrap();
+    assert_eq!(cfg.fusion, vila2_host::pipeline::Fusion::Replace);
+    assert!(cfg.recaption.filters.is_empty());
+    let (status, page) = call(&router, Method::GET, &location, &alice, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.as_str().unwrap().contains("Cancel run"));
+
+    let cancel = format!("{location}/cancel");
+    let (status, _, _) = form(&router, &cancel, &bob, "", true).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, _) = form(&router, &cancel, &alice, "", false).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, back, _) = form(&router, &cancel, &alice, "", true).await;
+    assert_eq!(
+        (status, back.as_deref()),
+        (StatusCode::SEE_OTHER, Some(location.as_str()))
+    );
+    let (_, run) = call(&router, Method::GET, &api, &alice, None).await;
+    assert_eq!(run["status"], "cancelled");
+    let (_, page) = call(&router, Method::GET, &location, &alice, None).await;
+    assert!(!page.as_str().unwrap().contains("Cancel run"));
+}
+
+both_backends!(
+    db_task_store_resumes,
+    live_progress_report_and_downloads,
+    run_forms
+);
 
 /// `make run`'s demo seeding: once, a `demo` team with the admin in it and a ShapesWorld
 /// dataset that the dashboard's run form offers.

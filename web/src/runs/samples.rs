@@ -80,7 +80,7 @@ pub fn page(dir: &Path, page: u64) -> Result<SidePage, ApiError> {
     let mut total = 0;
     visit(dir, |idx, s| {
         total = idx + 1;
-        if idx >= first && idx < first + PAGE_SIZE {
+        if (first..first + PAGE_SIZE).contains(&idx) {
             let caption = s.text("txt").unwrap_or_default();
             let prov = s
                 .members
