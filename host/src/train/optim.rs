@@ -244,14 +244,15 @@ mod tests {
             opt.step(&refs, &grads, lr);
             let (bc1, bc2) = (1.0 - 0.9f64.powi(t), 1.0 - 0.99f64.powi(t));
             for (i, p) in params.iter().enumerate() {
-                for j in 0..w[i].len() {
-                    let g = g0[i][j] * scale;
-                    m[i][j] = 0.9 * m[i][j] + 0.1 * g;
-                    v[i][j] = 0.99 * v[i][j] + 0.01 * g * g;
+                let state = m[i].iter_mut().zip(v[i].iter_mut());
+                for ((w, g), (m, v)) in w[i].iter_mut().zip(g0[i]).zip(state) {
+                    let g = g * scale;
+                    *m = 0.9 * *m + 0.1 * g;
+                    *v = 0.99 * *v + 0.01 * g * g;
                     if p.decay {
-                        w[i][j] *= 1.0 - lr * 0.1;
+                        *w *= 1.0 - lr * 0.1;
                     }
-                    w[i][j] -= lr / bc1 * m[i][j] / ((v[i][j] / bc2).sqrt() + 1e-3);
+                    *w -= lr / bc1 * *m / ((*v / bc2).sqrt() + 1e-3);
                 }
                 for (a, b) in floats(&p.tensor).iter().zip(&w[i]) {
                     assert!((a - b).abs() < 1e-6, "step {t}, {}: {a} vs {b}", p.key);
