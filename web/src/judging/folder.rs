@@ -86,8 +86,7 @@ pub fn samples(out: &Path, rounds: u32, mut f: impl FnMut(Sample)) -> Result<u32
             let mut captions = vec![(Source::Original, p.org_caption.clone())];
             for r in &p.rounds {
                 if let Some(c) = &r.recaption
-                    && r.round >= 1
-                    && r.round <= last
+                    && (1..=last).contains(&r.round)
                 {
                     captions.push((Source::Round(r.round), c.clone()));
                 }
