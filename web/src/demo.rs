@@ -72,6 +72,7 @@ pub async fn seed(state: &AppState, email: &str) -> Result<Option<dataset::Model
         file_name: format!("{DEMO_DATASET}.tar"),
         name: Some(DEMO_DATASET.into()),
         bytes: shard.len() as u64,
+        reservation: None,
     };
     let row = datasets::ingest(state, &team, received).await?;
     tracing::info!(team = team.id, dataset = row.id, "seeded the demo dataset");

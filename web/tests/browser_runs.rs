@@ -2,7 +2,8 @@
 //! dataset from the dashboard's form (the tiny preset, one self-augmented round), watches the
 //! run page's live progress reach done, sees the report and the side-by-side captions, and
 //! downloads the augmented dataset from the page's link, whose shards must parse as
-//! WebDataset with the captions the page shows.
+//! WebDataset with the captions the page shows, then judges three caption pairs blind on the
+//! run's judging page and sees the report count the votes.
 
 mod common;
 
@@ -10,11 +11,11 @@ use std::collections::HashMap;
 use std::io::Cursor;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Context, Result, bail, ensure};
 use fantoccini::Locator;
 use futures_util::FutureExt;
 
-use common::browser::{Browser, Session, eventually};
+use common::browser::{Browser, Session, WAIT, eventually};
 use common::runs::{dataset, tiny};
 use common::*;
 
@@ -191,11 +192,119 @@ async fn download(s: &Session) -> Result<()> {
     Ok(())
 }
 
+/// The vote count the judging report page shows.
+async fn report_votes(s: &Session, judging: &str) -> Result<u64> {
+    s.browser.goto(&s.url(&format!("{judging}/report"))).await?;
+    let votes = s.text("#judging-report .votes").await?;
+    votes
+        .parse()
+        .with_context(|| format!("the report shows {votes:?} votes"))
+}
+
+/// Step: open the judging page of the finished run, vote `n` times with the three buttons
+/// (the image loads, two captions are shown, the previous item's sources are revealed after
+/// each vote), and see the report's vote count go up by `n`.
+async fn judge(s: &Session, judging: &str, n: usize) -> Result<()> {
+    let before = report_votes(s, judging).await?;
+    s.browser.goto(&s.url(judging)).await?;
+    let buttons = ["left", "right", "same"];
+    let mut seen = Vec::new();
+    for i in 0..n {
+        let item = s
+            .browser
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css("section.judging-item"))
+            .await
+            .context("no item to judge")?;
+        let id = item.attr("data-item").await?.unwrap_or_default();
+        ensure!(!seen.contains(&id), "item {id} shown again after a vote");
+        seen.push(id.clone());
+        let a = s.text(".caption-a").await?;
+        let b = s.text(".caption-b").await?;
+        ensure!(!a.is_empty() && !b.is_empty(), "item {id}: empty caption");
+        let main = s.text("main").await?.to_lowercase();
+        if i == 0 {
+            ensure!(
+                !main.contains("round 1") && !main.contains("original caption"),
+                "the page reveals a source before the vote: {main}"
+            );
+        }
+        let img = s
+            .browser
+            .find(Locator::Css("section.judging-item img"))
+            .await?;
+        let arg = serde_json::to_value(&img)?;
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let w = s
+                .browser
+                .execute(
+                    "const i = arguments[0]; return i.complete ? i.naturalWidth : -1;",
+                    vec![arg.clone()],
+                )
+                .await?;
+            match w.as_i64() {
+                Some(w) if w > 0 => break,
+                Some(0) => bail!("the image of item {id} did not load"),
+                _ => {}
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "the image of item {id} never loaded"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let choice = buttons[i % buttons.len()];
+        s.browser
+            .find(Locator::Css(&format!("form.vote button[value={choice}]")))
+            .await?
+            .click()
+            .await?;
+        s.wait_for_path("the judging page after a vote", |p| p == judging)
+            .await?;
+        let revealed = s.text("section.revealed").await?;
+        ensure!(
+            revealed.contains("Caption A was") && revealed.contains("round"),
+            "the vote's answer does not reveal the sources: {revealed:?}"
+        );
+        let progress = s.text("p.progress").await?;
+        ensure!(
+            progress.starts_with(&format!("Judged {} of", i + 1)),
+            "progress after {} votes: {progress:?}",
+            i + 1
+        );
+    }
+    let after = report_votes(s, judging).await?;
+    ensure!(
+        after == before + n as u64,
+        "the report shows {after} votes, expected {before} + {n}"
+    );
+    let table = s.text("#judging-report table").await?;
+    ensure!(
+        table.contains("original vs round 1"),
+        "the report has no pair row: {table:?}"
+    );
+    Ok(())
+}
+
 async fn steps(s: &Session) -> Result<()> {
     sign_in(s).await.context("step: sign in")?;
-    start_run(s).await.context("step: start a run")?;
+    let run = start_run(s).await.context("step: start a run")?;
     watch_progress(s).await.context("step: watch the run")?;
     download(s).await.context("step: download the result")?;
+    let judging = format!("{run}/judging");
+    s.browser
+        .find(Locator::Id("judge-link"))
+        .await
+        .context("the run page has no judging link")?
+        .click()
+        .await?;
+    s.wait_for_path("the judging page", |p| p == judging)
+        .await?;
+    judge(s, &judging, 3)
+        .await
+        .context("step: judge three items")?;
     Ok(())
 }
 

@@ -62,6 +62,8 @@ struct DashboardPage<'a> {
     email: &'a str,
     is_admin: bool,
     teams: Vec<TeamPlugins>,
+    /// The model registry, offered as a run's base model.
+    models: Vec<crate::entities::registered_model::Model>,
 }
 
 pub(super) fn render(template: &impl Template) -> Result<Html<String>, ApiError> {
@@ -173,6 +175,7 @@ async fn dashboard(
         email: &auth.user.email,
         is_admin: auth.user.is_admin,
         teams,
+        models: crate::models_registry::list(&state.db).await?,
     })?;
     Ok(with_cookies(set.into_iter().collect(), page))
 }

@@ -45,6 +45,9 @@ struct NewRunForm {
     filters: String,
     #[serde(default)]
     fusion: String,
+    /// A registered model's id; empty: the preset's model.
+    #[serde(default)]
+    model_id: String,
 }
 
 impl NewRunForm {
@@ -71,6 +74,10 @@ impl NewRunForm {
             fusion: text(&self.fusion),
             template: text(&self.template),
             filters,
+            model_id: match self.model_id.trim() {
+                "" => None,
+                id => Some(int("model_id", id)? as i32),
+            },
         })
     }
 }
@@ -167,6 +174,8 @@ struct RunPage<'a> {
     stopped_early: Option<String>,
     samples: Option<SidePage>,
     files: Vec<DataFile>,
+    /// The human judging report's section (finished runs).
+    judging: Option<String>,
 }
 
 fn pct(x: f64) -> String {
@@ -276,6 +285,12 @@ async fn run_page(
     } else {
         (None, Vec::new())
     };
+    let judging = if row.status == run::SUCCEEDED {
+        let report = crate::judging::judging_report(&state.db, &state.runs, &row).await?;
+        Some(crate::judging::report_html(&report)?)
+    } else {
+        None
+    };
     let (csrf, set) = csrf_token(&headers, state.secure_cookies);
     let page = render(&RunPage {
         csrf: &csrf,
@@ -295,12 +310,13 @@ async fn run_page(
             }
         }),
         finished: is_final(&row.status),
-        active: row.status == run::QUEUED || row.status == run::RUNNING,
+        active: [run::QUEUED, run::RUNNING, run::PAUSED].contains(&row.status.as_str()),
         rounds: round_rows(&report.rounds),
         charts: charts(&report.rounds),
         stopped_early: report.stopped_early,
         samples,
         files,
+        judging,
         run: row,
     })?;
     Ok(with_cookies(set.into_iter().collect(), page))
