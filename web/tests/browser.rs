@@ -1,9 +1,9 @@
 //! End to end in headless Chromium: the portal is served on a loopback port (fresh SQLite
 //! file), Debian's chromedriver drives Debian's chromium, and a team member signs in, uploads a
-//! WebDataset shard through the dashboard form, browses it and signs out.
+//! WebDataset shard through the dashboard form, browses it, uploads a plugin and tries it on
+//! the dataset in the sandbox, and signs out.
 //!
-//! Each step is one helper taking the [`Session`], run in order by [`steps`]; a later step
-//! (uploading a plugin) is one more helper appended there.
+//! Each step is one helper taking the [`Session`], run in order by [`steps`].
 //!
 //! The harness (chromedriver, the served portal, the Chromium session) is `common::browser`.
 
@@ -248,6 +248,61 @@ async fn sign_out(s: &Session) -> Result<()> {
 }
 
 /// The steps, in order. Append new ones (e.g. uploading a plugin) here.
+/// Step: upload the first-party quality filter through the plugins page's form, land on its
+/// page (name, world, `describe()`'s schema), and try it on the uploaded dataset in the
+/// sandbox: one verdict per valid sample.
+async fn upload_plugin(s: &Session) -> Result<()> {
+    let wasm = common::runs::components_dir().join("vila2_quality.wasm");
+    ensure!(
+        wasm.is_file(),
+        "{} is missing: run `make components` first",
+        wasm.display()
+    );
+    s.browser
+        .goto(&s.url(&format!("/teams/{}/plugins", s.team_id)))
+        .await?;
+    let form = format!("form.upload[action='/teams/{}/plugins']", s.team_id);
+    s.browser
+        .find(Locator::Css(&format!("{form} input[type=file]")))
+        .await?
+        .send_keys(&wasm.display().to_string())
+        .await?;
+    s.browser
+        .find(Locator::Css(&format!("{form} button[type=submit]")))
+        .await?
+        .click()
+        .await?;
+    let prefix = format!("/teams/{}/plugins/", s.team_id);
+    s.wait_for_path("the plugin page after the upload", |p| {
+        p.strip_prefix(&prefix)
+            .is_some_and(|id| id.parse::<u32>().is_ok())
+    })
+    .await?;
+    let title = s.text("main h1").await?;
+    ensure!(
+        title.contains("quality"),
+        "the plugin page is titled {title:?}"
+    );
+    let card = s.text("main section.card").await?;
+    ensure!(card.contains("filter"), "the plugin's world is not shown: {card:?}");
+    s.browser
+        .find(Locator::Css("form[action$='/try'] button[type=submit]"))
+        .await?
+        .click()
+        .await?;
+    let rows = eventually("the sandbox trial's results", || async {
+        let rows = s.browser.find_all(Locator::Css("#trial tbody tr")).await?;
+        Ok((!rows.is_empty()).then_some(rows.len()))
+    })
+    .await?;
+    ensure!(
+        rows == SAMPLES.len().min(10),
+        "the trial shows {rows} rows, expected {}",
+        SAMPLES.len().min(10)
+    );
+    Ok(())
+}
+
 async fn steps(s: &Session) -> Result<()> {
     sign_in(s).await.context("step: sign in")?;
     let name = "browser shapes";
@@ -258,6 +313,9 @@ async fn steps(s: &Session) -> Result<()> {
     dashboard_lists(s, name)
         .await
         .context("step: dashboard lists the dataset")?;
+    upload_plugin(s)
+        .await
+        .context("step: upload a plugin and try it")?;
     sign_out(s).await.context("step: sign out")?;
     Ok(())
 }
