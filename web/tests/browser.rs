@@ -284,7 +284,10 @@ async fn upload_plugin(s: &Session) -> Result<()> {
         "the plugin page is titled {title:?}"
     );
     let card = s.text("main section.card").await?;
-    ensure!(card.contains("filter"), "the plugin's world is not shown: {card:?}");
+    ensure!(
+        card.contains("filter"),
+        "the plugin's world is not shown: {card:?}"
+    );
     s.browser
         .find(Locator::Css("form[action$='/try'] button[type=submit]"))
         .await?
