@@ -9,7 +9,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::train::data::count_samples;
 use crate::train::trainer::{TrainConfig, run};
-use crate::train::{Group, Stage};
+use crate::train::{Group, Stage, compose};
 
 /// Arguments of `vila2 train`.
 #[derive(Debug, Args)]
@@ -21,9 +21,16 @@ pub struct TrainArgs {
     /// `KEY.json` with LLaVA `conversations`).
     #[arg(long)]
     data: PathBuf,
-    /// HF LLaVA checkpoint folder to start from.
+    /// HF LLaVA checkpoint folder to start from (or give --init-llm and --init-vision).
     #[arg(long)]
-    init: PathBuf,
+    init: Option<PathBuf>,
+    /// VILA's init: a pretrained HF causal LM folder (Llama or Qwen2), joined to
+    /// --init-vision by a new projector; the composed model is written to OUT/init.
+    #[arg(long)]
+    init_llm: Option<PathBuf>,
+    /// VILA's init: a pretrained HF vision tower folder (CLIP or SigLIP), with --init-llm.
+    #[arg(long)]
+    init_vision: Option<PathBuf>,
     /// Output folder: the final checkpoint and `metrics.jsonl`.
     #[arg(long)]
     out: PathBuf,
@@ -68,8 +75,42 @@ pub struct TrainArgs {
     resume: bool,
 }
 
+/// The folder to train from: `--init`, or the model composed from `--init-llm` and
+/// `--init-vision` into `OUT/init`.
+fn init_folder(a: &TrainArgs) -> anyhow::Result<PathBuf> {
+    match (&a.init, &a.init_llm, &a.init_vision) {
+        (Some(init), None, None) => Ok(init.clone()),
+        (Some(_), _, _) => anyhow::bail!(
+            "--init cannot be combined with --init-llm/--init-vision: start from a LLaVA \
+             folder (--init) or compose one from a pretrained LLM and vision tower"
+        ),
+        (None, Some(llm), Some(vision)) => {
+            let dir = a.out.join("init");
+            let s = compose(llm, vision, &dir, a.seed).with_context(|| {
+                format!(
+                    "cannot compose a LLaVA model from --init-llm {} and --init-vision {}",
+                    llm.display(),
+                    vision.display()
+                )
+            })?;
+            tracing::info!(dir = %dir.display(), ?s, "composed the initial model");
+            Ok(dir)
+        }
+        (None, Some(_), None) => {
+            anyhow::bail!("--init-llm needs --init-vision (the vision tower to join it to)")
+        }
+        (None, None, Some(_)) => {
+            anyhow::bail!("--init-vision needs --init-llm (the language model to join it to)")
+        }
+        (None, None, None) => {
+            anyhow::bail!("give --init DIR, or --init-llm DIR together with --init-vision DIR")
+        }
+    }
+}
+
 /// Runs `vila2 train`.
 pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
+    let init = init_folder(&a)?;
     let global = a.batch_size * a.grad_accum;
     let steps = match a.steps {
         Some(s) => s,
@@ -95,7 +136,7 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     );
     let started = std::time::Instant::now();
     let mut tokens = 0i64;
-    let summary = run(&a.data, &a.init, &a.out, cfg, |s| {
+    let summary = run(&a.data, &init, &a.out, cfg, |s| {
         tokens += s.tokens;
         let rate = tokens as f64 / started.elapsed().as_secs_f64().max(1e-9);
         bar.set_message(format!("loss {:.4} {rate:.0} tok/s", s.loss));

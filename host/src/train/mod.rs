@@ -7,6 +7,7 @@
 //! - [`data`]: caption and conversation samples from WebDataset shards (read with
 //!   [`crate::data::webdataset`]) through a seeded per-epoch shuffle buffer.
 //! - [`checkpoint`]: saving in the HF LLaVA layout.
+//! - [`compose`]: VILA's init, a pretrained LLM and vision tower with a new projector.
 //! - [`init`]: a random model (and its tokenizer) from a [`init::ModelSpec`].
 //! - [`loader`]: decoding and preprocessing on a worker thread.
 //! - [`recipe`]: align → pretrain → sft from scratch (one round of the loop).
@@ -14,6 +15,7 @@
 //! - [`trainer`]: the loop (loss, gradient accumulation, metrics log).
 
 pub mod checkpoint;
+pub mod compose;
 pub mod data;
 pub mod init;
 pub mod loader;
@@ -25,6 +27,7 @@ pub mod trainer;
 
 use std::path::PathBuf;
 
+pub use compose::{ComposeSummary, compose};
 pub use params::{Group, Stage};
 pub use trainer::{TrainConfig, Trainer};
 
