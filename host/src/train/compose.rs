@@ -123,13 +123,28 @@ fn llm_key(k: &str) -> Option<String> {
         .map(|r| format!("language_model.model.{r}"))
 }
 
+/// A vision tower key: `vision_model.*` (transformers v4, and CLIP/SigLIP models' vision
+/// part) or the bare tower keys transformers v5 saves for a vision-only model.
 fn vision_key(k: &str) -> Option<String> {
-    k.strip_prefix("vision_model.")
-        .map(|r| format!("vision_tower.{r}"))
+    const TOWER: [&str; 5] = [
+        "embeddings.",
+        "encoder.",
+        "pre_layrnorm.",
+        "post_layernorm.",
+        "head.",
+    ];
+    let r = k.strip_prefix("vision_model.").unwrap_or(k);
+    TOWER
+        .iter()
+        .any(|p| r.starts_with(p))
+        .then(|| format!("vision_tower.{r}"))
 }
 
 /// Loads a folder's weights with every key passed through `rename` (dropped when `None`).
-fn load(dir: &Path, rename: fn(&str) -> Option<String>) -> Result<Vec<(String, Tensor)>, TrainError> {
+fn load(
+    dir: &Path,
+    rename: fn(&str) -> Option<String>,
+) -> Result<Vec<(String, Tensor)>, TrainError> {
     let files = weight_files(dir)?;
     let w = Weights::load(dir, files, Kind::Float, Device::Cpu, |k| {
         rename(k).unwrap_or_else(|| format!("\u{0}drop.{k}"))
@@ -149,7 +164,13 @@ fn grow(t: &Tensor, rows: i64) -> Tensor {
         return t.shallow_clone();
     }
     let mean = t.mean_dim(Some(&[0i64][..]), true, Kind::Float);
-    Tensor::cat(&[t.shallow_clone(), mean.expand([rows - have, t.size()[1]], false)], 0)
+    Tensor::cat(
+        &[
+            t.shallow_clone(),
+            mean.expand([rows - have, t.size()[1]], false),
+        ],
+        0,
+    )
 }
 
 fn param(key: String, tensor: Tensor) -> Param {
@@ -213,11 +234,14 @@ pub fn compose(
     // Weights.
     let mut llm_w = load(llm, llm_key)?;
     let vision_w = load(vision, vision_key)?;
-    if !vision_w.iter().any(|(k, _)| k.starts_with("vision_tower.encoder.")) {
+    if !vision_w
+        .iter()
+        .any(|(k, _)| k.starts_with("vision_tower.encoder."))
+    {
         return Err(config_err(
             &vision_file,
             format!(
-                "no vision_model.encoder.* tensors in the weights of {}: not a vision tower",
+                "no vision encoder tensors (encoder.* or vision_model.encoder.*) in the weights of {}: not a vision tower",
                 vision.display()
             ),
         ));
@@ -263,12 +287,18 @@ pub fn compose(
         format!("{mp}.linear_1.weight"),
         Tensor::randn([h, c], opts) * std,
     ));
-    params.push(param(format!("{mp}.linear_1.bias"), Tensor::zeros([h], opts)));
+    params.push(param(
+        format!("{mp}.linear_1.bias"),
+        Tensor::zeros([h], opts),
+    ));
     params.push(param(
         format!("{mp}.linear_2.weight"),
         Tensor::randn([h, h], opts) * std,
     ));
-    params.push(param(format!("{mp}.linear_2.bias"), Tensor::zeros([h], opts)));
+    params.push(param(
+        format!("{mp}.linear_2.bias"),
+        Tensor::zeros([h], opts),
+    ));
     params.sort_by(|a, b| a.key.cmp(&b.key));
 
     // Config.
