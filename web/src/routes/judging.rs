@@ -11,13 +11,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::ApiJson;
+use super::run_live::team_run;
 use crate::AppState;
-use crate::accounts;
 use crate::auth::AuthUser;
-use crate::entities::run;
 use crate::error::ApiError;
 use crate::judging::{self, JudgingReport, NextItem, VoteRequest, VoteResult};
-use crate::runs;
 
 /// The judging routes, relative to `/api/v1`.
 pub fn routes() -> Router<AppState> {
@@ -29,17 +27,6 @@ pub fn routes() -> Router<AppState> {
             "/teams/{id}/runs/{run_id}/judging/items/{item_id}/image",
             get(item_image),
         )
-}
-
-/// Run `run_id` of team `team_id` if the caller may see it (else 404).
-pub(super) async fn team_run(
-    state: &AppState,
-    auth: &AuthUser,
-    team_id: i32,
-    run_id: i32,
-) -> Result<run::Model, ApiError> {
-    accounts::team_access(&state.db, &auth.user, team_id).await?;
-    runs::get(&state.db, team_id, run_id).await
 }
 
 /// The caller's next item to judge: an image URL and two captions, their sources hidden.

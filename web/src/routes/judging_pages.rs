@@ -11,8 +11,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
-use super::judging::team_run;
 use super::pages::{ErrorPage, check_csrf, csrf_token, render, with_cookies};
+use super::run_live::team_run;
 use crate::AppState;
 use crate::auth::AuthUser;
 use crate::error::ApiError;
