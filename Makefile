@@ -7,6 +7,8 @@ export VILA2_COMPONENTS := $(CARGO_TARGET_DIR)/wasm32-wasip2/release
 # First-party components and the fault-test guest, built for wasm32-wasip2.
 COMPONENTS := vila2-recaption vila2-quality vila2-grounding vila2-ocr vila2-spatial vila2-faulty-plugin
 VILA2 := $(CARGO_TARGET_DIR)/release/vila2
+# The portal's data folder (`make run`).
+DATA ?= vila2-data
 
 .PHONY: setup components build run plugin-demo test lint bench demo
 
@@ -22,7 +24,7 @@ build: components
 
 # The portal on 127.0.0.1:8080, SQLite in vila2-data/, with an admin login (printed).
 run: build
-	@scripts/run-portal.sh "$(VILA2)" vila2-data
+	@scripts/run-portal.sh "$(VILA2)" "$(DATA)"
 
 # The first-party components at work through `vila2 plugin run`.
 plugin-demo: build

@@ -230,3 +230,24 @@ pub async fn add_member(
     };
     Ok(row.insert(db).await?)
 }
+
+/// Removes user `user_id` from `team_id` (404 when they are not in it). The team keeps its
+/// datasets, plugins and runs; a platform admin can still manage a team left without owner.
+pub async fn remove_member(
+    db: &DatabaseConnection,
+    team_id: i32,
+    user_id: i32,
+) -> Result<(), ApiError> {
+    let done = membership::Entity::delete_many()
+        .filter(membership::Column::UserId.eq(user_id))
+        .filter(membership::Column::TeamId.eq(team_id))
+        .exec(db)
+        .await?;
+    if done.rows_affected == 0 {
+        return Err(ApiError::NotFound(format!(
+            "user {user_id} is not a member of team {team_id}"
+        )));
+    }
+    tracing::info!(team = team_id, user = user_id, "member removed");
+    Ok(())
+}

@@ -16,7 +16,7 @@ use fantoccini::Locator;
 use futures_util::FutureExt;
 
 use common::browser::{Browser, Session, WAIT, eventually};
-use common::runs::{dataset, tiny};
+use common::runs::{DATASET_SAMPLES, dataset, tiny};
 use common::*;
 
 /// The team member who signs in.
@@ -26,14 +26,11 @@ const MEMBER: &str = "runner@example.org";
 const RUN_WAIT: Duration = Duration::from_secs(300);
 
 /// Step: sign in through the login form; lands on the dashboard.
-async fn sign_in(s: &Session) -> Result<()> {
+async fn sign_in(s: &Session, email: &str, password: &str) -> Result<()> {
     s.browser.goto(&s.url("/login")).await?;
     let find = |css| s.browser.find(Locator::Css(css));
-    find("#email").await?.send_keys(MEMBER).await?;
-    find("#password")
-        .await?
-        .send_keys("member-password")
-        .await?;
+    find("#email").await?.send_keys(email).await?;
+    find("#password").await?.send_keys(password).await?;
     find("form[action='/login'] button[type=submit]")
         .await?
         .click()
@@ -141,11 +138,12 @@ async fn shown_captions(s: &Session) -> Result<HashMap<String, String>> {
 
 /// Step: download the augmented dataset through the page's link (fetched by the page, with
 /// its session) and check its shards against the captions on the page.
-async fn download(s: &Session) -> Result<()> {
+async fn download(s: &Session, samples: usize) -> Result<()> {
     let shown = shown_captions(s).await?;
+    let on_first_page = samples.min(vila2_web::runs::samples::PAGE_SIZE as usize);
     ensure!(
-        shown.len() == 8,
-        "{} samples shown, expected 8",
+        shown.len() == on_first_page,
+        "{} samples shown, expected {on_first_page}",
         shown.len()
     );
     let bytes = s
@@ -166,29 +164,40 @@ async fn download(s: &Session) -> Result<()> {
         .next()
         .context("an empty download")??
         .path();
-    let shard = run_dir.join("shard-000000.tar");
-    ensure!(
-        run_dir.join("shard-000000.parquet").is_file(),
-        "no Parquet provenance in the download"
-    );
-    let samples = vila2_host::data::webdataset::read_shard(&shard)?;
-    ensure!(samples.len() == 8, "{} samples in the shard", samples.len());
-    for sample in &samples {
-        let caption = sample.text("txt").context("a sample without caption")?;
-        let on_page = shown
-            .get(&sample.key)
-            .with_context(|| format!("{} is not on the page", sample.key))?;
+    let mut shards: Vec<_> = std::fs::read_dir(&run_dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<_>>()?;
+    shards.retain(|p| p.extension().is_some_and(|e| e == "tar"));
+    shards.sort();
+    ensure!(!shards.is_empty(), "no shard in the download");
+    let mut seen = 0;
+    for shard in &shards {
         ensure!(
-            caption.trim() == on_page.trim(),
-            "{}: the shard says {caption:?}, the page {on_page:?}",
-            sample.key
+            shard.with_extension("parquet").is_file(),
+            "no Parquet provenance beside {}",
+            shard.display()
         );
-        ensure!(
-            sample.members.contains_key("json"),
-            "{}: no provenance",
-            sample.key
-        );
+        for sample in vila2_host::data::webdataset::read_shard(shard)? {
+            seen += 1;
+            let caption = sample.text("txt").context("a sample without caption")?;
+            ensure!(
+                sample.members.contains_key("json"),
+                "{}: no provenance",
+                sample.key
+            );
+            if let Some(on_page) = shown.get(&sample.key) {
+                ensure!(
+                    caption.trim() == on_page.trim(),
+                    "{}: the shard says {caption:?}, the page {on_page:?}",
+                    sample.key
+                );
+            }
+        }
     }
+    ensure!(
+        seen == samples,
+        "{seen} samples in the shards, expected {samples}"
+    );
     Ok(())
 }
 
@@ -288,11 +297,13 @@ async fn judge(s: &Session, judging: &str, n: usize) -> Result<()> {
     Ok(())
 }
 
-async fn steps(s: &Session) -> Result<()> {
-    sign_in(s).await.context("step: sign in")?;
+/// Every step after signing in: start, watch, download, judge.
+async fn run_steps(s: &Session, samples: usize) -> Result<()> {
     let run = start_run(s).await.context("step: start a run")?;
     watch_progress(s).await.context("step: watch the run")?;
-    download(s).await.context("step: download the result")?;
+    download(s, samples)
+        .await
+        .context("step: download the result")?;
     let judging = format!("{run}/judging");
     s.browser
         .find(Locator::Id("judge-link"))
@@ -321,9 +332,14 @@ async fn start_watch_and_download_a_run() {
     let browser = Browser::start(router, team_id)
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
-    let outcome = std::panic::AssertUnwindSafe(steps(&browser.session))
-        .catch_unwind()
-        .await;
+    let steps = async {
+        let s = &browser.session;
+        sign_in(s, MEMBER, "member-password")
+            .await
+            .context("step: sign in")?;
+        run_steps(s, DATASET_SAMPLES).await
+    };
+    let outcome = std::panic::AssertUnwindSafe(steps).catch_unwind().await;
     browser.close().await;
     worker.abort();
     let _ = worker.await;
@@ -331,6 +347,53 @@ async fn start_watch_and_download_a_run() {
     match outcome {
         Ok(Ok(())) => {}
         Ok(Err(e)) => panic!("browser test failed: {e:#}"),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// The README's run command checked in a browser: against the portal `make run` serves (start
+/// it first; `scripts/check-make-run.sh` does both), the admin it created signs in with the
+/// password it stored, starts a one-round run of the tiny loop on the demo team's ShapesWorld
+/// dataset, watches it to done, downloads and checks the shards, and judges three pairs.
+/// `VILA2_PORTAL` is the portal's URL, `VILA2_PORTAL_DATA` its data folder (for
+/// `admin-password`); ignored unless asked for (`--ignored`), as it needs that portal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the portal of `make run`: scripts/check-make-run.sh"]
+async fn make_run_portal_end_to_end() {
+    let base = std::env::var("VILA2_PORTAL").unwrap_or_else(|_| "http://127.0.0.1:8080".into());
+    let data = std::env::var("VILA2_PORTAL_DATA")
+        .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../vila2-data").to_string());
+    let password = std::fs::read_to_string(format!("{data}/admin-password"))
+        .unwrap_or_else(|e| panic!("{data}/admin-password (made by `make run`): {e}"));
+    let mut browser = Browser::attach(base, 0)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let steps = async {
+        sign_in(&browser.session, "admin@localhost", password.trim())
+            .await
+            .context("step: sign in as the admin `make run` made")?;
+        // The demo team `make run` seeded, from its new-run form.
+        let action = browser
+            .session
+            .browser
+            .find(Locator::Css("form.new-run"))
+            .await
+            .context("the dashboard has no new-run form (no team?)")?
+            .attr("action")
+            .await?
+            .unwrap_or_default();
+        browser.session.team_id = action
+            .strip_prefix("/teams/")
+            .and_then(|rest| rest.strip_suffix("/runs"))
+            .and_then(|id| id.parse().ok())
+            .with_context(|| format!("new-run form action {action:?}"))?;
+        run_steps(&browser.session, vila2_web::demo::DEMO_SAMPLES).await
+    };
+    let outcome = std::panic::AssertUnwindSafe(steps).catch_unwind().await;
+    browser.close().await;
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => panic!("browser check of `make run` failed: {e:#}"),
         Err(panic) => std::panic::resume_unwind(panic),
     }
 }

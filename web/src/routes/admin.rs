@@ -25,7 +25,7 @@ pub const MAX_PRIORITY: i32 = 1000;
 /// The admin routes, relative to `/api/v1`.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/admin/users", get(list_users))
+        .route("/admin/users", get(list_users).post(create_user))
         .route("/admin/teams", get(list_teams))
         .route("/admin/teams/{id}/quotas", get(get_quotas).put(set_quotas))
         .route("/admin/runs", get(list_runs))
@@ -54,6 +54,18 @@ pub struct UserTeam {
     pub team_name: String,
     /// `owner` or `member`.
     pub role: String,
+}
+
+/// `POST /admin/users`.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUser {
+    pub email: String,
+    /// At least 8 characters; stored as an argon2id hash.
+    pub password: String,
+    /// A platform admin (default: no).
+    #[serde(default)]
+    pub is_admin: bool,
 }
 
 /// `PUT /admin/runs/{run_id}/priority`.
@@ -172,6 +184,52 @@ async fn list_users(
 ) -> Result<Json<Vec<AdminUser>>, ApiError> {
     auth.require_admin()?;
     users(&state).await.map(Json)
+}
+
+/// Create a user account (they sign in with this email and password; add them to teams
+/// with `POST /api/v1/teams/{id}/members`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/users",
+    tag = "admin",
+    request_body = CreateUser,
+    responses(
+        (status = 201, description = "Created", body = AdminUser),
+        (status = 400, description = "Invalid email or too short a password (named in the message)", body = crate::error::ErrorBody),
+        (status = 409, description = "The email is taken", body = crate::error::ErrorBody),
+        (status = 403, description = "Not a platform admin", body = crate::error::ErrorBody),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+    ),
+)]
+async fn create_user(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    ApiJson(req): ApiJson<CreateUser>,
+) -> Result<(StatusCode, Json<AdminUser>), ApiError> {
+    auth.require_admin()?;
+    let u = new_user(&state, &auth, &req).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(AdminUser {
+            id: u.id,
+            email: u.email,
+            is_admin: u.is_admin,
+            created_at: u.created_at,
+            teams: Vec::new(),
+        }),
+    ))
+}
+
+/// Creates the account `req` on behalf of admin `by` (pages use it too).
+pub async fn new_user(
+    state: &AppState,
+    by: &AuthUser,
+    req: &CreateUser,
+) -> Result<user::Model, ApiError> {
+    let u =
+        crate::accounts::create_user(&state.db, &req.email, &req.password, req.is_admin).await?;
+    tracing::info!(user = u.id, email = %u.email, admin = u.is_admin, by = %by.user.email, "user created");
+    Ok(u)
 }
 
 #[utoipa::path(
@@ -397,6 +455,7 @@ async fn models_for_members(
 #[derive(utoipa::OpenApi)]
 #[openapi(paths(
     list_users,
+    create_user,
     list_teams,
     get_quotas,
     set_quotas,

@@ -1,5 +1,6 @@
 //! The admin pages (platform admins only; others get 403, visitors the login page): users and
-//! teams, quotas and usage per team with an edit form, every run across teams with cancel and
+//! teams (create a user, create a team with its owner, add and remove members), quotas and
+//! usage per team with an edit form, every run across teams with cancel and
 //! priority, the model registry, and plugins with links to their publish controls. Form posts
 //! check the CSRF token and come back to `/admin`.
 
@@ -13,11 +14,12 @@ use axum::routing::{get, post};
 use sea_orm::{EntityTrait, QueryOrder};
 use serde::Deserialize;
 
-use super::admin::{self, AdminUser};
+use super::admin::{self, AdminUser, CreateUser};
 use super::pages::{ErrorPage, check_csrf, csrf_token, render, with_cookies};
 use crate::AppState;
+use crate::accounts;
 use crate::auth::AuthUser;
-use crate::entities::{plugin, registered_model, run, team};
+use crate::entities::{membership, plugin, registered_model, run, team};
 use crate::error::ApiError;
 use crate::models_registry::{self, RegisterModel};
 use crate::quotas::{self, Limits, TeamUsage};
@@ -26,6 +28,13 @@ use crate::quotas::{self, Limits, TeamUsage};
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/admin", get(admin_page))
+        .route("/admin/users", post(user_form))
+        .route("/admin/teams", post(team_form))
+        .route("/admin/teams/{id}/members", post(member_form))
+        .route(
+            "/admin/teams/{id}/members/{user_id}/remove",
+            post(remove_member_form),
+        )
         .route("/admin/teams/{id}/quotas", post(quotas_form))
         .route("/admin/runs/{run_id}/cancel", post(cancel_form))
         .route("/admin/runs/{run_id}/priority", post(priority_form))
@@ -56,6 +65,19 @@ struct AdminPage<'a> {
     runs: Vec<RunRow>,
     models: Vec<registered_model::Model>,
     plugins: Vec<PluginRow>,
+}
+
+impl AdminPage<'_> {
+    /// The members of team `team_id` with their role, by email.
+    fn members_of(&self, team_id: &i32) -> Vec<(&AdminUser, &str)> {
+        self.users
+            .iter()
+            .filter_map(|u| {
+                let t = u.teams.iter().find(|t| t.team_id == *team_id)?;
+                Some((u, t.role.as_str()))
+            })
+            .collect()
+    }
 }
 
 /// Signed-in platform admin, else the login page (visitors) or 403.
@@ -282,4 +304,122 @@ async fn remove_form(
     }
     check_csrf(&headers, &form.csrf)?;
     outcome(models_registry::remove(&state.db, model_id).await)
+}
+
+#[derive(Deserialize)]
+struct UserForm {
+    #[serde(default)]
+    csrf: String,
+    email: String,
+    password: String,
+    /// The checkbox: present when ticked.
+    #[serde(default)]
+    is_admin: Option<String>,
+}
+
+async fn user_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    auth: Result<AuthUser, ApiError>,
+    Form(form): Form<UserForm>,
+) -> Result<Response, ApiError> {
+    let auth = match admin_only(auth)? {
+        Ok(a) => a,
+        Err(redirect) => return Ok(redirect),
+    };
+    check_csrf(&headers, &form.csrf)?;
+    let req = CreateUser {
+        email: form.email,
+        password: form.password,
+        is_admin: form.is_admin.is_some(),
+    };
+    outcome(admin::new_user(&state, &auth, &req).await.map(|_| ()))
+}
+
+#[derive(Deserialize)]
+struct TeamForm {
+    #[serde(default)]
+    csrf: String,
+    name: String,
+    /// An existing user who becomes the team's owner; empty: none.
+    #[serde(default)]
+    owner_email: String,
+}
+
+async fn team_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    auth: Result<AuthUser, ApiError>,
+    Form(form): Form<TeamForm>,
+) -> Result<Response, ApiError> {
+    if let Err(redirect) = admin_only(auth)? {
+        return Ok(redirect);
+    }
+    check_csrf(&headers, &form.csrf)?;
+    let result = async {
+        let owner = form.owner_email.trim();
+        // Checked first, so that a mistyped owner leaves no team behind.
+        if !owner.is_empty()
+            && accounts::find_user_by_email(&state.db, owner)
+                .await?
+                .is_none()
+        {
+            return Err(ApiError::NotFound(format!("owner_email: no user {owner}")));
+        }
+        let team = accounts::create_team(&state.db, &form.name).await?;
+        if !owner.is_empty() {
+            accounts::add_member(&state.db, team.id, owner, membership::OWNER).await?;
+        }
+        Ok(())
+    }
+    .await;
+    outcome(result)
+}
+
+#[derive(Deserialize)]
+struct MemberForm {
+    #[serde(default)]
+    csrf: String,
+    email: String,
+    #[serde(default)]
+    role: String,
+}
+
+async fn member_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    auth: Result<AuthUser, ApiError>,
+    Path(team_id): Path<i32>,
+    Form(form): Form<MemberForm>,
+) -> Result<Response, ApiError> {
+    if let Err(redirect) = admin_only(auth)? {
+        return Ok(redirect);
+    }
+    check_csrf(&headers, &form.csrf)?;
+    let result = async {
+        let team = admin::find_team(&state, team_id).await?;
+        let role = match form.role.trim() {
+            "" => membership::MEMBER,
+            role => role,
+        };
+        accounts::add_member(&state.db, team.id, &form.email, role)
+            .await
+            .map(|_| ())
+    }
+    .await;
+    outcome(result)
+}
+
+async fn remove_member_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    auth: Result<AuthUser, ApiError>,
+    Path((team_id, user_id)): Path<(i32, i32)>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, ApiError> {
+    if let Err(redirect) = admin_only(auth)? {
+        return Ok(redirect);
+    }
+    check_csrf(&headers, &form.csrf)?;
+    outcome(accounts::remove_member(&state.db, team_id, user_id).await)
 }

@@ -30,6 +30,7 @@ pub fn routes() -> Router<AppState> {
         .route("/tokens/{id}", delete(revoke_token))
         .route("/teams", get(list_teams).post(create_team))
         .route("/teams/{id}/members", post(add_member))
+        .route("/teams/{id}/members/{user_id}", delete(remove_member))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -261,6 +262,37 @@ async fn add_member(
     Ok((StatusCode::CREATED, Json(m)))
 }
 
+/// Remove a member from a team (owners and platform admins). The team keeps its objects.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/teams/{id}/members/{user_id}",
+    tag = "teams",
+    params(
+        ("id" = i32, Path, description = "Team id"),
+        ("user_id" = i32, Path, description = "The member's user id"),
+    ),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 403, description = "Not the team's owner or an admin", body = crate::error::ErrorBody),
+        (status = 404, description = "No such team or member (or not yours)", body = crate::error::ErrorBody),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorBody),
+    ),
+)]
+async fn remove_member(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path((team_id, user_id)): Path<(i32, i32)>,
+) -> Result<StatusCode, ApiError> {
+    let (_, access) = accounts::team_access(&state.db, &auth.user, team_id).await?;
+    if !access.can_manage() {
+        return Err(ApiError::Forbidden(
+            "only a team owner or a platform admin may remove members".into(),
+        ));
+    }
+    accounts::remove_member(&state.db, team_id, user_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 #[derive(Deserialize, utoipa::ToSchema)]
 struct CreateToken {
     name: String,
@@ -353,6 +385,7 @@ async fn revoke_token(
     list_teams,
     create_team,
     add_member,
+    remove_member,
     create_token,
     revoke_token,
     super::openapi::openapi_json

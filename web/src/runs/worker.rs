@@ -79,6 +79,16 @@ pub async fn run_next(state: &AppState) -> Result<Option<(i32, Outcome)>, sea_or
         .filter(run::Column::Id.eq(row.id))
         .exec(&state.db)
         .await?;
+    if matches!(outcome, Outcome::Succeeded) && row.rounds >= 1 {
+        // The blind judging items are drawn once, now, rather than on the page's first load.
+        let done = run::Model {
+            status: run::SUCCEEDED.into(),
+            ..row.clone()
+        };
+        if let Err(e) = crate::judging::ensure_items(&state.db, &state.runs, &done).await {
+            tracing::warn!(run = row.id, error = %e, "judging items not drawn; the run page retries");
+        }
+    }
     match &outcome {
         // Not an end: the run is queued again when its quota allows, and its page keeps
         // listening.

@@ -201,20 +201,19 @@ where
     }
 }
 
-/// A browser session on the portal `router` served on a loopback port, for a member of team
-/// `team_id`; [`Browser::close`] ends it.
+/// A browser session on a portal (served here on a loopback port, or already running), for a
+/// member of team `team_id`; [`Browser::close`] ends it.
 pub struct Browser {
     pub session: Session,
     driver: Chromedriver,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// The in-process portal ([`Browser::start`]); none for [`Browser::attach`].
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _files: tempfile::TempDir,
 }
 
 impl Browser {
     /// Starts chromedriver, serves `router` and opens a headless Chromium session.
     pub async fn start(router: Router, team_id: i64) -> Result<Browser> {
-        let files = tempfile::tempdir()?;
-        let mut driver = Chromedriver::start(files.path())?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", listener.local_addr()?);
         let server = tokio::spawn(async move {
@@ -224,6 +223,22 @@ impl Browser {
             )
             .await
         });
+        Browser::open(base, team_id, Some(server)).await
+    }
+
+    /// Starts chromedriver and opens a headless Chromium session on a portal already
+    /// running at `base` (e.g. `http://127.0.0.1:8080`, the one `make run` serves).
+    pub async fn attach(base: String, team_id: i64) -> Result<Browser> {
+        Browser::open(base, team_id, None).await
+    }
+
+    async fn open(
+        base: String,
+        team_id: i64,
+        server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+    ) -> Result<Browser> {
+        let files = tempfile::tempdir()?;
+        let mut driver = Chromedriver::start(files.path())?;
         driver.wait_ready().await?;
         let profile = files.path().join("profile");
         let browser = ClientBuilder::new(HttpConnector::new())
@@ -254,6 +269,8 @@ impl Browser {
         } = self;
         let _ = session.browser.close().await;
         drop(driver);
-        server.abort();
+        if let Some(server) = server {
+            server.abort();
+        }
     }
 }

@@ -15,6 +15,9 @@ use vila2_web::runs::{RunPreset, RunSettings};
 
 use super::{ADMIN, TestApp};
 
+/// Samples in [`dataset`]'s shard.
+pub const DATASET_SAMPLES: usize = 8;
+
 /// The folder of the built first-party components.
 pub fn components_dir() -> PathBuf {
     let target = std::env::var("CARGO_TARGET_DIR")
@@ -95,7 +98,7 @@ pub fn shapes_shard(samples: usize) -> Vec<u8> {
 /// Uploads a small ShapesWorld pretraining shard (8 samples) as a dataset of `team`; returns
 /// its id.
 pub async fn dataset(router: &Router, team: i64, token: &str) -> i64 {
-    let bytes = shapes_shard(8);
+    let bytes = shapes_shard(DATASET_SAMPLES);
     let mut body = format!(
         "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"shapes.tar\"\r\n\
          Content-Type: application/octet-stream\r\n\r\n"
