@@ -494,25 +494,12 @@ async fn model_registry(app: &TestApp) {
     );
 
     // Removed: gone from the list.
-    let (status, _) = call(
-        &router,
-        Method::DELETE,
-        &format!("{uri}/{model_id}"),
-        &admin,
-        None,
-    )
-    .await;
+    let model_uri = format!("{uri}/{model_id}");
+    let (status, _) = call(&router, Method::DELETE, &model_uri, &admin, None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let list = get_ok(&router, uri, &admin).await;
     assert_eq!(list, json!([]));
-    let (status, _) = call(
-        &router,
-        Method::DELETE,
-        &format!("{uri}/{model_id}"),
-        &admin,
-        None,
-    )
-    .await;
+    let (status, _) = call(&router, Method::DELETE, &model_uri, &admin, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 

@@ -59,24 +59,12 @@ async fn login_ok_and_wrong_password(app: &TestApp) {
         ("nobody@example.org", ADMIN.1),
     ] {
         let (status, body) = app
-            .json(
-                Method::POST,
-                "/api/v1/login",
-                None,
-                json!({"email": email, "password": password}),
-            )
+            .sign_in(json!({"email": email, "password": password}))
             .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert_eq!(body["error"], "wrong email or password");
     }
-    let (status, body) = app
-        .json(
-            Method::POST,
-            "/api/v1/login",
-            None,
-            json!({"email": ADMIN.0}),
-        )
-        .await;
+    let (status, body) = app.sign_in(json!({"email": ADMIN.0})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
         body["error"].as_str().unwrap().contains("password"),
@@ -272,24 +260,14 @@ async fn login_rate_limited(app: &TestApp) {
     let mut last = StatusCode::OK;
     for _ in 0..11 {
         last = app
-            .json(
-                Method::POST,
-                "/api/v1/login",
-                None,
-                json!({"email": ADMIN.0, "password": "guess-guess"}),
-            )
+            .sign_in(json!({"email": ADMIN.0, "password": "guess-guess"}))
             .await
             .0;
     }
     assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
     // Even the right password is refused while the limit holds.
     let (status, body) = app
-        .json(
-            Method::POST,
-            "/api/v1/login",
-            None,
-            json!({"email": ADMIN.0, "password": ADMIN.1}),
-        )
+        .sign_in(json!({"email": ADMIN.0, "password": ADMIN.1}))
         .await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
 }

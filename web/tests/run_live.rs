@@ -11,7 +11,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::header::{AUTHORIZATION, CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::{Method, Request, StatusCode};
-use common::runs::{call, get_ok, new_team, raw, run_request, tiny, tiny_from};
+use common::runs::{call, edit_run, get_ok, new_team, raw, run_request, tiny, tiny_from};
 use common::{Backend, SECRET, TestApp, skip_postgres};
 use http_body_util::BodyExt;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
@@ -125,16 +125,10 @@ async fn db_task_store_resumes(app: &TestApp) {
         .exec(&state.db)
         .await
         .unwrap();
-    let mut row: run::ActiveModel = run::Entity::find_by_id(id as i32)
-        .one(&state.db)
-        .await
-        .unwrap()
-        .unwrap()
-        .into();
-    row.status = sea_orm::Set(run::RUNNING.into());
-    sea_orm::ActiveModelTrait::update(row, &state.db)
-        .await
-        .unwrap();
+    edit_run(&state.db, id, |row| {
+        row.status = sea_orm::Set(run::RUNNING.into())
+    })
+    .await;
     let restarted = vila2_web::build_state(&app.options, SECRET).await.unwrap();
     let (restarted_router, restarted) = tiny_from(app, restarted);
     let uri = format!("/api/v1/teams/{team}/runs/{id}/events");

@@ -4,7 +4,7 @@
 mod common;
 
 use axum::http::{Method, StatusCode};
-use common::runs::{call, get_ok, new_team, run_request, submit, tiny, tiny_from};
+use common::runs::{call, edit_run, get_ok, new_team, run_request, submit, tiny, tiny_from};
 use common::{Backend, SECRET, TestApp, skip_postgres};
 use sea_orm::EntityTrait;
 use serde_json::{Value, json};
@@ -310,17 +310,11 @@ async fn worker_runs_a_tiny_run_to_the_end(app: &TestApp) {
 
     // A process that died while running it: the restart queues it again, and the worker
     // resumes it in the same folder (dataset, ShapesWorld and finished tasks kept).
-    let mut row: run::ActiveModel = run::Entity::find_by_id(id as i32)
-        .one(&state.db)
-        .await
-        .unwrap()
-        .unwrap()
-        .into();
-    row.status = sea_orm::Set("running".into());
-    row.finished_at = sea_orm::Set(None);
-    sea_orm::ActiveModelTrait::update(row, &state.db)
-        .await
-        .unwrap();
+    edit_run(&state.db, id, |row| {
+        row.status = sea_orm::Set("running".into());
+        row.finished_at = sea_orm::Set(None);
+    })
+    .await;
     let restarted = vila2_web::build_state(&app.options, SECRET).await.unwrap();
     let (restarted_router, restarted) = tiny_from(app, restarted);
     let run = get_ok(&restarted_router, &format!("{uri}/{id}"), &alice).await;
@@ -333,17 +327,11 @@ async fn worker_runs_a_tiny_run_to_the_end(app: &TestApp) {
 
     // A cancel asked while running stops the pipeline before its next task.
     let run = submit(&router, team, &alice, run_request(ds, 0)).await;
-    let id = run["id"].as_i64().unwrap() as i32;
-    let mut row: run::ActiveModel = run::Entity::find_by_id(id)
-        .one(&state.db)
-        .await
-        .unwrap()
-        .unwrap()
-        .into();
-    row.cancel_requested = sea_orm::Set(true);
-    sea_orm::ActiveModelTrait::update(row, &state.db)
-        .await
-        .unwrap();
+    let id = run["id"].as_i64().unwrap();
+    edit_run(&state.db, id, |row| {
+        row.cancel_requested = sea_orm::Set(true)
+    })
+    .await;
     let (_, outcome) = worker::run_next(&state).await.unwrap().unwrap();
     assert_eq!(outcome, Outcome::Cancelled);
     let run = get_ok(&router, &format!("{uri}/{id}"), &alice).await;

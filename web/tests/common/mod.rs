@@ -126,6 +126,7 @@ impl TestApp {
         .await
     }
 
+    /// A JSON call, with a bearer token if given: (status, body).
     pub async fn json(
         &self,
         method: Method,
@@ -133,17 +134,7 @@ impl TestApp {
         token: Option<&str>,
         body: Value,
     ) -> (StatusCode, Value) {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(CONTENT_TYPE, "application/json");
-        if let Some(token) = token {
-            req = req.header(AUTHORIZATION, format!("Bearer {token}"));
-        }
-        let (status, _, body) = self
-            .send(req.body(Body::from(body.to_string())).unwrap())
-            .await;
-        (status, body)
+        runs::call_as(&self.app, method, uri, token, Some(body)).await
     }
 
     pub async fn get(&self, uri: &str, token: &str) -> (StatusCode, Value) {
@@ -155,14 +146,15 @@ impl TestApp {
         (status, body)
     }
 
+    /// Posts `body` (`email`, `password`) to the login route: (status, body).
+    pub async fn sign_in(&self, body: Value) -> (StatusCode, Value) {
+        self.json(Method::POST, "/api/v1/login", None, body).await
+    }
+
+    /// Signs in (which must succeed); the token.
     pub async fn login(&self, email: &str, password: &str) -> String {
         let (status, body) = self
-            .json(
-                Method::POST,
-                "/api/v1/login",
-                None,
-                json!({"email": email, "password": password}),
-            )
+            .sign_in(json!({"email": email, "password": password}))
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body["token"].as_str().unwrap().to_string()

@@ -9,8 +9,10 @@ use axum::body::Body;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
+use sea_orm::{DatabaseConnection, EntityTrait};
 use serde_json::Value;
 use tower::ServiceExt;
+use vila2_web::entities::run;
 use vila2_web::runs::{RunPreset, RunSettings};
 
 use super::{ADMIN, TestApp};
@@ -130,6 +132,18 @@ pub async fn send(
 pub fn json_or_text(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+/// Changes the stored row of run `id` with `edit` (to stage a crash or a cancel).
+pub async fn edit_run(db: &DatabaseConnection, id: i64, edit: impl FnOnce(&mut run::ActiveModel)) {
+    let mut row: run::ActiveModel = run::Entity::find_by_id(id as i32)
+        .one(db)
+        .await
+        .unwrap()
+        .expect("the run")
+        .into();
+    edit(&mut row);
+    sea_orm::ActiveModelTrait::update(row, db).await.unwrap();
 }
 
 const BOUNDARY: &str = "XRUNSBOUNDARYX";
