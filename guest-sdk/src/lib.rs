@@ -86,6 +86,7 @@ pub mod export;
 pub mod hash;
 pub mod judge;
 pub mod log;
+pub mod specialist;
 
 pub use bindings::caption_filter::vila2::plugin::types::{
     Candidate, Description, Processed, Prompt, PromptRequest, QaTurn, Sample, SpecialistOutput,

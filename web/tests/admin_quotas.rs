@@ -7,123 +7,19 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, LOCATION};
+use axum::http::header::{CONTENT_TYPE, COOKIE, LOCATION};
 use axum::http::{Method, Request, StatusCode};
+use common::runs::{
+    call, call_as, get_ok, new_team, run_request, shapes_shard, submit, tiny, upload,
+};
 use common::{ADMIN, Backend, TestApp, skip_postgres};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use vila2_web::runs::worker::{self, Outcome};
-use vila2_web::runs::{RunPreset, RunSettings};
-
-/// `app`'s state with the tiny preset and the built components: (router, state).
-fn tiny(app: &TestApp) -> (Router, vila2_web::AppState) {
-    let mut state = app.state.clone();
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    state.runs = Arc::new(RunSettings {
-        runs_dir: app.dir.path().join("runs"),
-        components_dir: Some(target.join("wasm32-wasip2/release")),
-        preset: RunPreset::tiny(),
-        threads: Some(1),
-    });
-    (vila2_web::router(state.clone()), state)
-}
-
-async fn call(
-    router: &Router,
-    method: Method,
-    uri: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header(CONTENT_TYPE, "application/json");
-    if let Some(token) = token {
-        req = req.header(AUTHORIZATION, format!("Bearer {token}"));
-    }
-    let req = req
-        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
-        .unwrap();
-    let response = router.clone().oneshot(req).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let body = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    (status, body)
-}
-
-const BOUNDARY: &str = "XADMINBOUNDARYX";
-
-/// A ShapesWorld pretraining shard of 8 samples (the same bytes each call).
-fn shard_bytes() -> Vec<u8> {
-    let dir = tempfile::tempdir().unwrap();
-    let shapes = vila2_host::data::shapes::ShapesConfig {
-        seed: 7,
-        pretrain: 8,
-        sft: 1,
-        specialist: 1,
-        eval: 1,
-        ..Default::default()
-    };
-    vila2_host::data::shapes::generate(&dir.path().join("w"), &shapes).unwrap();
-    let mut tars: Vec<PathBuf> = std::fs::read_dir(dir.path().join("w/pretrain"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "tar"))
-        .collect();
-    tars.sort();
-    std::fs::read(&tars[0]).unwrap()
-}
-
-/// Uploads `bytes` as dataset `name` of `team`: (status, body).
-async fn upload(
-    router: &Router,
-    team: i64,
-    token: &str,
-    name: &str,
-    bytes: &[u8],
-) -> (StatusCode, Value) {
-    let mut body = format!(
-        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\n{name}\r\n\
-         --{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"shapes.tar\"\r\n\
-         Content-Type: application/octet-stream\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(bytes);
-    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
-    let req = Request::post(format!("/api/v1/teams/{team}/datasets"))
-        .header(AUTHORIZATION, format!("Bearer {token}"))
-        .header(
-            CONTENT_TYPE,
-            format!("multipart/form-data; boundary={BOUNDARY}"),
-        )
-        .body(Body::from(body))
-        .unwrap();
-    let response = router.clone().oneshot(req).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-    )
-}
-
-/// A team with a member and an 8-sample dataset: (team id, token, dataset id).
-async fn new_team(app: &TestApp, router: &Router, name: &str, email: &str) -> (i64, String, i64) {
-    let admin = app.login(ADMIN.0, ADMIN.1).await;
-    let (team, token) = app.team_with_member(&admin, name, email, "member").await;
-    let (status, body) = upload(router, team, &token, "shapes", &shard_bytes()).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    (team, token, body["id"].as_i64().unwrap())
-}
 
 /// Sets the limits of `team` as admin; returns the answer.
 async fn set_limits(router: &Router, admin: &str, team: i64, limits: Value) -> (StatusCode, Value) {
@@ -131,7 +27,7 @@ async fn set_limits(router: &Router, admin: &str, team: i64, limits: Value) -> (
         router,
         Method::PUT,
         &format!("/api/v1/admin/teams/{team}/quotas"),
-        Some(admin),
+        admin,
         Some(limits),
     )
     .await
@@ -142,7 +38,7 @@ async fn usage(router: &Router, admin: &str, team: i64) -> Value {
         router,
         Method::GET,
         &format!("/api/v1/admin/teams/{team}/quotas"),
-        Some(admin),
+        admin,
         None,
     )
     .await;
@@ -189,69 +85,39 @@ async fn quota_checks_at_submit(app: &TestApp) {
     .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
-    // Samples per run: the dataset has 8.
-    let (status, body) = set_limits(
-        &router,
-        &admin,
-        team,
-        json!({"storage_quota_bytes": STORAGE, "max_samples_per_run": 7}),
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["limits"]["max_samples_per_run"], 7, "{body}");
-    let (status, body) = call(&router, Method::POST, &uri, Some(&alice), Some(run.clone())).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    let msg = body["error"].as_str().unwrap();
-    assert!(
-        msg.starts_with("quota:") && msg.contains("samples per run"),
-        "{msg}"
-    );
-
-    // Concurrent runs: one may be queued, the second is refused.
-    set_limits(
-        &router,
-        &admin,
-        team,
-        json!({"storage_quota_bytes": STORAGE, "max_samples_per_run": 8, "max_concurrent_runs": 1}),
-    )
-    .await;
-    let (status, body) = call(&router, Method::POST, &uri, Some(&alice), Some(run.clone())).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (status, body) = call(&router, Method::POST, &uri, Some(&alice), Some(run.clone())).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    let msg = body["error"].as_str().unwrap();
-    assert!(
-        msg.starts_with("quota:") && msg.contains("concurrent runs"),
-        "{msg}"
-    );
-    assert_eq!(usage(&router, &admin, team).await["active_runs"], 1);
-
-    // GPU-seconds per month: a zero budget is used up.
-    set_limits(
-        &router,
-        &admin,
-        team,
-        json!({"storage_quota_bytes": STORAGE, "gpu_seconds_per_month": 0.0}),
-    )
-    .await;
-    let (status, body) = call(&router, Method::POST, &uri, Some(&alice), Some(run.clone())).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    let msg = body["error"].as_str().unwrap();
-    assert!(
-        msg.starts_with("quota:") && msg.contains("GPU-seconds"),
-        "{msg}"
-    );
+    // Each limit refuses a submit with its name: samples per run (the dataset has 8);
+    // concurrent runs (one may be queued, the second is refused); GPU-seconds per month (a zero
+    // budget is used up).
+    let mut active = 0;
+    for (limits, accepted, needle) in [
+        (json!({"max_samples_per_run": 7}), 0, "samples per run"),
+        (
+            json!({"max_samples_per_run": 8, "max_concurrent_runs": 1}),
+            1,
+            "concurrent runs",
+        ),
+        (json!({"gpu_seconds_per_month": 0.0}), 0, "GPU-seconds"),
+    ] {
+        let mut limits = limits;
+        limits["storage_quota_bytes"] = STORAGE.into();
+        let (status, body) = set_limits(&router, &admin, team, limits.clone()).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        for (field, value) in limits.as_object().unwrap() {
+            assert_eq!(&body["limits"][field], value, "{body}");
+        }
+        for _ in 0..accepted {
+            submit(&router, team, &alice, run.clone()).await;
+        }
+        active += accepted;
+        let (status, body) = call(&router, Method::POST, &uri, &alice, Some(run.clone())).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        let msg = body["error"].as_str().unwrap();
+        assert!(msg.starts_with("quota:") && msg.contains(needle), "{msg}");
+        assert_eq!(usage(&router, &admin, team).await["active_runs"], active);
+    }
 
     // The other team's limits are its own.
-    let (status, body) = call(
-        &router,
-        Method::POST,
-        &format!("/api/v1/teams/{other}/runs"),
-        Some(&bob),
-        Some(json!({"dataset_id": other_ds, "rounds": 0})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    submit(&router, other, &bob, run_request(other_ds, 0)).await;
 
     // Raised again: accepted.
     set_limits(
@@ -261,8 +127,7 @@ async fn quota_checks_at_submit(app: &TestApp) {
         json!({"storage_quota_bytes": STORAGE}),
     )
     .await;
-    let (status, body) = call(&router, Method::POST, &uri, Some(&alice), Some(run)).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
+    submit(&router, team, &alice, run).await;
 }
 
 /// A tiny GPU-seconds quota pauses the run at a task boundary with the reason; raising it
@@ -279,15 +144,7 @@ async fn quota_pause_and_resume(app: &TestApp) {
     )
     .await;
     let uri = format!("/api/v1/teams/{team}/runs");
-    let (status, run) = call(
-        &router,
-        Method::POST,
-        &uri,
-        Some(&alice),
-        Some(json!({"dataset_id": ds, "rounds": 0})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{run}");
+    let run = submit(&router, team, &alice, run_request(ds, 0)).await;
     let id = run["id"].as_i64().unwrap();
     let run_uri = format!("{uri}/{id}");
 
@@ -300,7 +157,7 @@ async fn quota_pause_and_resume(app: &TestApp) {
         panic!("expected a pause, got {outcome:?}");
     };
     assert!(reason.contains("GPU-seconds"), "{reason}");
-    let (_, run) = call(&router, Method::GET, &run_uri, Some(&alice), None).await;
+    let run = get_ok(&router, &run_uri, &alice).await;
     assert_eq!(run["status"], "paused", "{run}");
     assert_eq!(
         run["paused_reason"].as_str(),
@@ -323,7 +180,7 @@ async fn quota_pause_and_resume(app: &TestApp) {
 
     // Still over the limit: the worker leaves it paused.
     assert!(worker::run_next(&state).await.unwrap().is_none());
-    let (_, run) = call(&router, Method::GET, &run_uri, Some(&alice), None).await;
+    let run = get_ok(&router, &run_uri, &alice).await;
     assert_eq!(run["status"], "paused", "{run}");
 
     // Raised: queued again, resumed, finished; the usage grew.
@@ -337,7 +194,7 @@ async fn quota_pause_and_resume(app: &TestApp) {
     assert_eq!(status, StatusCode::OK, "{body}");
     let (again, outcome) = worker::run_next(&state).await.unwrap().expect("resumed");
     assert_eq!((again as i64, outcome), (id, Outcome::Succeeded));
-    let (_, run) = call(&router, Method::GET, &run_uri, Some(&alice), None).await;
+    let run = get_ok(&router, &run_uri, &alice).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert!(run["paused_reason"].is_null(), "{run}");
     assert!(done_tasks().await > done_before);
@@ -354,14 +211,7 @@ async fn quota_pause_and_resume(app: &TestApp) {
         json!({"storage_quota_bytes": STORAGE, "gpu_seconds_per_month": after + 0.0005}),
     )
     .await;
-    let (_, run) = call(
-        &router,
-        Method::POST,
-        &uri,
-        Some(&alice),
-        Some(json!({"dataset_id": ds, "rounds": 0})),
-    )
-    .await;
+    let run = submit(&router, team, &alice, run_request(ds, 0)).await;
     let second = run["id"].as_i64().unwrap();
     let (_, outcome) = worker::run_next(&state).await.unwrap().unwrap();
     assert!(matches!(outcome, Outcome::Paused(_)), "{outcome:?}");
@@ -369,7 +219,7 @@ async fn quota_pause_and_resume(app: &TestApp) {
         &router,
         Method::POST,
         &format!("{uri}/{second}/cancel"),
-        Some(&alice),
+        &alice,
         None,
     )
     .await;
@@ -385,8 +235,8 @@ async fn storage_quota_under_concurrent_uploads(app: &TestApp) {
     let (scratch, carol) = app
         .team_with_member(&admin, "scratch", "carol@example.org", "member")
         .await;
-    let bytes = shard_bytes();
-    let (status, probe) = upload(&router, scratch, &carol, "probe", &bytes).await;
+    let bytes = shapes_shard(8);
+    let (status, probe) = upload(&router, scratch, &carol, Some("probe"), &bytes).await;
     assert_eq!(status, StatusCode::CREATED, "{probe}");
     let stored = probe["bytes"].as_i64().unwrap();
     let quota = stored.max(bytes.len() as i64) * 3 / 2;
@@ -396,8 +246,8 @@ async fn storage_quota_under_concurrent_uploads(app: &TestApp) {
         .await;
     set_limits(&router, &admin, team, json!({"storage_quota_bytes": quota})).await;
     let (a, b) = tokio::join!(
-        upload(&router, team, &alice, "one", &bytes),
-        upload(&router, team, &alice, "two", &bytes),
+        upload(&router, team, &alice, Some("one"), &bytes),
+        upload(&router, team, &alice, Some("two"), &bytes),
     );
     let mut statuses = [a.0, b.0];
     statuses.sort();
@@ -430,13 +280,13 @@ async fn storage_quota_under_concurrent_uploads(app: &TestApp) {
 
     // Another team cannot delete it.
     let ds_uri = format!("/api/v1/teams/{team}/datasets/{kept_id}");
-    let (status, _) = call(&router, Method::DELETE, &ds_uri, Some(&carol), None).await;
+    let (status, _) = call(&router, Method::DELETE, &ds_uri, &carol, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = call(
         &router,
         Method::DELETE,
         &format!("/api/v1/teams/{scratch}/datasets/{kept_id}"),
-        Some(&carol),
+        &carol,
         None,
     )
     .await;
@@ -445,33 +295,25 @@ async fn storage_quota_under_concurrent_uploads(app: &TestApp) {
     // Delete frees the storage and the objects; a second upload fits again.
     let prefix = app.dir.path().join(format!("objects/datasets/team-{team}"));
     assert!(count_files(&prefix) > 0);
-    let (status, body) = call(&router, Method::DELETE, &ds_uri, Some(&alice), None).await;
+    let (status, body) = call(&router, Method::DELETE, &ds_uri, &alice, None).await;
     assert_eq!(status, StatusCode::NO_CONTENT, "{body}");
-    let (status, _) = call(&router, Method::GET, &ds_uri, Some(&alice), None).await;
+    let (status, _) = call(&router, Method::GET, &ds_uri, &alice, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(count_files(&prefix), 0, "the shards are gone");
     let u = usage(&router, &admin, team).await;
     assert_eq!(u["storage_bytes"], 0, "{u}");
     assert_eq!(u["storage_charged_bytes"], 0, "{u}");
-    let (status, body) = upload(&router, team, &alice, "again", &bytes).await;
+    let (status, body) = upload(&router, team, &alice, Some("again"), &bytes).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
 
     // A dataset a run was made from is kept.
     let again = body["id"].as_i64().unwrap();
-    let (status, run) = call(
-        &router,
-        Method::POST,
-        &format!("/api/v1/teams/{team}/runs"),
-        Some(&alice),
-        Some(json!({"dataset_id": again, "rounds": 0})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{run}");
+    submit(&router, team, &alice, run_request(again, 0)).await;
     let (status, body) = call(
         &router,
         Method::DELETE,
         &format!("/api/v1/teams/{team}/datasets/{again}"),
-        Some(&alice),
+        &alice,
         None,
     )
     .await;
@@ -499,18 +341,9 @@ async fn priority_order(app: &TestApp) {
     let (router, state) = tiny(app);
     let admin = app.login(ADMIN.0, ADMIN.1).await;
     let (team, alice, ds) = new_team(app, &router, "alpha", "alice@example.org").await;
-    let uri = format!("/api/v1/teams/{team}/runs");
     let mut ids = Vec::new();
     for _ in 0..4 {
-        let (status, run) = call(
-            &router,
-            Method::POST,
-            &uri,
-            Some(&alice),
-            Some(json!({"dataset_id": ds, "rounds": 0})),
-        )
-        .await;
-        assert_eq!(status, StatusCode::CREATED, "{run}");
+        let run = submit(&router, team, &alice, run_request(ds, 0)).await;
         assert_eq!(run["priority"], 0);
         ids.push(run["id"].as_i64().unwrap());
     }
@@ -519,7 +352,7 @@ async fn priority_order(app: &TestApp) {
         &router,
         Method::PUT,
         &priority(ids[2]),
-        Some(&alice),
+        &alice,
         Some(json!({"priority": 5})),
     )
     .await;
@@ -528,7 +361,7 @@ async fn priority_order(app: &TestApp) {
         &router,
         Method::PUT,
         &priority(ids[2]),
-        Some(&admin),
+        &admin,
         Some(json!({"priority": 5000})),
     )
     .await;
@@ -539,7 +372,7 @@ async fn priority_order(app: &TestApp) {
             &router,
             Method::PUT,
             &priority(id),
-            Some(&admin),
+            &admin,
             Some(json!({"priority": p})),
         )
         .await;
@@ -557,20 +390,13 @@ async fn priority_order(app: &TestApp) {
         &router,
         Method::POST,
         &format!("/api/v1/admin/runs/{}/cancel", ids[1]),
-        Some(&admin),
+        &admin,
         None,
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{run}");
     assert_eq!(run["cancel_requested"], true, "{run}");
-    let (_, runs) = call(
-        &router,
-        Method::GET,
-        "/api/v1/admin/runs",
-        Some(&admin),
-        None,
-    )
-    .await;
+    let runs = get_ok(&router, "/api/v1/admin/runs", &admin).await;
     assert_eq!(runs.as_array().unwrap().len(), 4, "{runs}");
 }
 
@@ -613,7 +439,7 @@ async fn model_registry(app: &TestApp) {
             &router,
             Method::POST,
             uri,
-            Some(&admin),
+            &admin,
             Some(json!({"name": "bad", "path": path})),
         )
         .await;
@@ -622,54 +448,31 @@ async fn model_registry(app: &TestApp) {
         assert!(msg.starts_with("path:") && msg.contains(needle), "{msg}");
     }
     // Only admins register.
-    let (status, _) = call(
-        &router,
-        Method::POST,
-        uri,
-        Some(&alice),
-        Some(json!({"name": "tiny", "path": model_dir})),
-    )
-    .await;
+    let register = Some(json!({"name": "tiny", "path": model_dir}));
+    let (status, _) = call(&router, Method::POST, uri, &alice, register.clone()).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 
-    let (status, model) = call(
-        &router,
-        Method::POST,
-        uri,
-        Some(&admin),
-        Some(json!({"name": "tiny", "path": model_dir})),
-    )
-    .await;
+    let (status, model) = call(&router, Method::POST, uri, &admin, register.clone()).await;
     assert_eq!(status, StatusCode::CREATED, "{model}");
     assert!(
         model["architecture"].as_str().unwrap().contains("Llama"),
         "{model}"
     );
     let model_id = model["id"].as_i64().unwrap();
-    let (status, body) = call(
-        &router,
-        Method::POST,
-        uri,
-        Some(&admin),
-        Some(json!({"name": "tiny", "path": model_dir})),
-    )
-    .await;
+    let (status, body) = call(&router, Method::POST, uri, &admin, register).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
 
     // Members see the registry and start a run from it.
-    let (status, list) = call(&router, Method::GET, "/api/v1/models", Some(&alice), None).await;
-    assert_eq!(status, StatusCode::OK);
+    let list = get_ok(&router, "/api/v1/models", &alice).await;
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     let runs = format!("/api/v1/teams/{team}/runs");
-    let (status, run) = call(
+    let run = submit(
         &router,
-        Method::POST,
-        &runs,
-        Some(&alice),
-        Some(json!({"dataset_id": ds, "rounds": 0, "model_id": model_id})),
+        team,
+        &alice,
+        json!({"dataset_id": ds, "rounds": 0, "model_id": model_id}),
     )
     .await;
-    assert_eq!(status, StatusCode::CREATED, "{run}");
     let cfg = vila2_host::pipeline::RunConfig::parse(run["config"].as_str().unwrap()).unwrap();
     assert_eq!(
         cfg.model.init.as_deref(),
@@ -680,7 +483,7 @@ async fn model_registry(app: &TestApp) {
         &router,
         Method::POST,
         &runs,
-        Some(&alice),
+        &alice,
         Some(json!({"dataset_id": ds, "rounds": 0, "model_id": 9999})),
     )
     .await;
@@ -691,25 +494,12 @@ async fn model_registry(app: &TestApp) {
     );
 
     // Removed: gone from the list.
-    let (status, _) = call(
-        &router,
-        Method::DELETE,
-        &format!("{uri}/{model_id}"),
-        Some(&admin),
-        None,
-    )
-    .await;
+    let model_uri = format!("{uri}/{model_id}");
+    let (status, _) = call(&router, Method::DELETE, &model_uri, &admin, None).await;
     assert_eq!(status, StatusCode::NO_CONTENT);
-    let (_, list) = call(&router, Method::GET, uri, Some(&admin), None).await;
+    let list = get_ok(&router, uri, &admin).await;
     assert_eq!(list, json!([]));
-    let (status, _) = call(
-        &router,
-        Method::DELETE,
-        &format!("{uri}/{model_id}"),
-        Some(&admin),
-        None,
-    )
-    .await;
+    let (status, _) = call(&router, Method::DELETE, &model_uri, &admin, None).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
@@ -719,60 +509,41 @@ async fn admin_only_access(app: &TestApp) {
     let (router, _) = tiny(app);
     let admin = app.login(ADMIN.0, ADMIN.1).await;
     let (team, alice, ds) = new_team(app, &router, "alpha", "alice@example.org").await;
-    let (status, run) = call(
-        &router,
-        Method::POST,
-        &format!("/api/v1/teams/{team}/runs"),
-        Some(&alice),
-        Some(json!({"dataset_id": ds, "rounds": 0})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{run}");
+    let run = submit(&router, team, &alice, run_request(ds, 0)).await;
     let run_id = run["id"].as_i64().unwrap();
+    let quotas = format!("/api/v1/admin/teams/{team}/quotas");
+    let cancel = format!("/api/v1/admin/runs/{run_id}/cancel");
+    let priority = format!("/api/v1/admin/runs/{run_id}/priority");
     let routes = [
-        (Method::GET, "/api/v1/admin/users".to_string(), None),
-        (Method::GET, "/api/v1/admin/teams".to_string(), None),
-        (
-            Method::GET,
-            format!("/api/v1/admin/teams/{team}/quotas"),
-            None,
-        ),
+        (Method::GET, "/api/v1/admin/users", None),
+        (Method::GET, "/api/v1/admin/teams", None),
+        (Method::GET, &quotas, None),
         (
             Method::PUT,
-            format!("/api/v1/admin/teams/{team}/quotas"),
+            &quotas,
             Some(json!({"storage_quota_bytes": 1})),
         ),
-        (Method::GET, "/api/v1/admin/runs".to_string(), None),
+        (Method::GET, "/api/v1/admin/runs", None),
+        (Method::POST, &cancel, None),
+        (Method::PUT, &priority, Some(json!({"priority": 1}))),
+        (Method::GET, "/api/v1/admin/models", None),
         (
             Method::POST,
-            format!("/api/v1/admin/runs/{run_id}/cancel"),
-            None,
-        ),
-        (
-            Method::PUT,
-            format!("/api/v1/admin/runs/{run_id}/priority"),
-            Some(json!({"priority": 1})),
-        ),
-        (Method::GET, "/api/v1/admin/models".to_string(), None),
-        (
-            Method::POST,
-            "/api/v1/admin/models".to_string(),
+            "/api/v1/admin/models",
             Some(json!({"name": "x", "path": "/"})),
         ),
-        (Method::DELETE, "/api/v1/admin/models/1".to_string(), None),
+        (Method::DELETE, "/api/v1/admin/models/1", None),
     ];
     for (method, uri, body) in &routes {
-        let (status, answer) = call(&router, method.clone(), uri, Some(&alice), body.clone()).await;
+        let (status, answer) = call(&router, method.clone(), uri, &alice, body.clone()).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{method} {uri}: {answer}");
-        let (status, _) = call(&router, method.clone(), uri, None, body.clone()).await;
+        let (status, _) = call_as(&router, method.clone(), uri, None, body.clone()).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {uri}");
     }
-    let (_, run) = call(
+    let run = get_ok(
         &router,
-        Method::GET,
         &format!("/api/v1/teams/{team}/runs/{run_id}"),
-        Some(&alice),
-        None,
+        &alice,
     )
     .await;
     assert_eq!(
@@ -780,15 +551,7 @@ async fn admin_only_access(app: &TestApp) {
         "the member's attempts changed nothing"
     );
     assert_eq!(run["priority"], 0);
-    let (status, users) = call(
-        &router,
-        Method::GET,
-        "/api/v1/admin/users",
-        Some(&admin),
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
+    let users = get_ok(&router, "/api/v1/admin/users", &admin).await;
     let alice_row = users
         .as_array()
         .unwrap()
@@ -796,15 +559,7 @@ async fn admin_only_access(app: &TestApp) {
         .find(|u| u["email"] == "alice@example.org")
         .unwrap();
     assert_eq!(alice_row["teams"][0]["team_name"], "alpha", "{users}");
-    let (status, teams) = call(
-        &router,
-        Method::GET,
-        "/api/v1/admin/teams",
-        Some(&admin),
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
+    let teams = get_ok(&router, "/api/v1/admin/teams", &admin).await;
     assert_eq!(teams[0]["team_name"], "alpha", "{teams}");
 
     // Pages.

@@ -59,24 +59,12 @@ async fn login_ok_and_wrong_password(app: &TestApp) {
         ("nobody@example.org", ADMIN.1),
     ] {
         let (status, body) = app
-            .json(
-                Method::POST,
-                "/api/v1/login",
-                None,
-                json!({"email": email, "password": password}),
-            )
+            .sign_in(json!({"email": email, "password": password}))
             .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert_eq!(body["error"], "wrong email or password");
     }
-    let (status, body) = app
-        .json(
-            Method::POST,
-            "/api/v1/login",
-            None,
-            json!({"email": ADMIN.0}),
-        )
-        .await;
+    let (status, body) = app.sign_in(json!({"email": ADMIN.0})).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
         body["error"].as_str().unwrap().contains("password"),
@@ -130,14 +118,7 @@ async fn admin_only_routes_refused_for_members(app: &TestApp) {
         .team_with_member(&admin, "alpha", "member@example.org", "member")
         .await;
 
-    let (status, body) = app
-        .json(
-            Method::POST,
-            "/api/v1/teams",
-            Some(&member),
-            json!({"name": "mine"}),
-        )
-        .await;
+    let (status, body) = app.create_team(&member, "mine").await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     assert!(body["error"].as_str().unwrap().contains("admin"));
 
@@ -152,26 +133,9 @@ async fn admin_only_routes_refused_for_members(app: &TestApp) {
     assert_eq!(status, StatusCode::FORBIDDEN);
 
     // A team owner may add members; a bad role is named.
-    let (_, owner) = {
-        vila2_web::accounts::create_user(
-            &app.state.db,
-            "owner@example.org",
-            "owner-password",
-            false,
-        )
-        .await
-        .unwrap();
-        let (status, _) = app
-            .json(
-                Method::POST,
-                &uri,
-                Some(&admin),
-                json!({"email": "owner@example.org", "role": "owner"}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED);
-        (team, app.login("owner@example.org", "owner-password").await)
-    };
+    let owner = app
+        .add_member(&admin, team, "owner@example.org", "owner")
+        .await;
     let (status, body) = app
         .json(
             Method::POST,
@@ -188,25 +152,12 @@ async fn admin_only_routes_refused_for_members(app: &TestApp) {
     let (status, _) = app.json(Method::POST, &uri, Some(&owner), add).await;
     assert_eq!(status, StatusCode::CREATED);
 
-    let (status, body) = app
-        .json(
-            Method::POST,
-            "/api/v1/teams",
-            Some(&admin),
-            json!({"name": "alpha"}),
-        )
-        .await;
+    let (status, body) = app.create_team(&admin, "alpha").await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
 }
 
 async fn plugin_upload_validation_and_cross_team_404(app: &TestApp) {
-    let admin = app.login(ADMIN.0, ADMIN.1).await;
-    let (team_a, alice) = app
-        .team_with_member(&admin, "team-a", "alice@example.org", "member")
-        .await;
-    let (team_b, bob) = app
-        .team_with_member(&admin, "team-b", "bob@example.org", "member")
-        .await;
+    let (_, (team_a, alice), (team_b, bob)) = app.two_teams("member").await;
     let wasm = quality_wasm();
 
     let (status, body) = app
@@ -309,24 +260,14 @@ async fn login_rate_limited(app: &TestApp) {
     let mut last = StatusCode::OK;
     for _ in 0..11 {
         last = app
-            .json(
-                Method::POST,
-                "/api/v1/login",
-                None,
-                json!({"email": ADMIN.0, "password": "guess-guess"}),
-            )
+            .sign_in(json!({"email": ADMIN.0, "password": "guess-guess"}))
             .await
             .0;
     }
     assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
     // Even the right password is refused while the limit holds.
     let (status, body) = app
-        .json(
-            Method::POST,
-            "/api/v1/login",
-            None,
-            json!({"email": ADMIN.0, "password": ADMIN.1}),
-        )
+        .sign_in(json!({"email": ADMIN.0, "password": ADMIN.1}))
         .await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
 }
@@ -425,14 +366,7 @@ async fn login_page_csrf_and_dashboard(app: &TestApp) {
         .to_string();
 
     let cookies = format!("{session}; vila2_csrf={csrf}");
-    let (status, _, page) = app
-        .send(
-            Request::get("/")
-                .header(COOKIE, &cookies)
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+    let (status, _, page) = app.page("/", &cookies).await;
     assert_eq!(status, StatusCode::OK);
     let page = page.as_str().unwrap();
     assert!(
@@ -456,14 +390,7 @@ async fn login_page_csrf_and_dashboard(app: &TestApp) {
         )
         .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
-    let (status, _, _) = app
-        .send(
-            Request::get("/")
-                .header(COOKIE, &cookies)
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+    let (status, _, _) = app.page("/", &cookies).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
 }
 

@@ -14,9 +14,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
 use fantoccini::Locator;
-use futures_util::FutureExt;
 
-use common::browser::{Browser, Session, WAIT, eventually};
+use common::browser::{Browser, Session, WAIT, caught, eventually, report};
 use common::*;
 
 /// The team member who signs in.
@@ -333,14 +332,8 @@ async fn sign_in_upload_browse_sign_out() {
     let browser = Browser::start(app.app.clone(), team_id)
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
-    let outcome = std::panic::AssertUnwindSafe(steps(&browser.session))
-        .catch_unwind()
-        .await;
+    let outcome = caught(steps(&browser.session)).await;
     browser.close().await;
     app.finish().await;
-    match outcome {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => panic!("browser test failed: {e:#}"),
-        Err(panic) => std::panic::resume_unwind(panic),
-    }
+    report(outcome);
 }

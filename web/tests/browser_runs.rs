@@ -13,9 +13,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use fantoccini::Locator;
-use futures_util::FutureExt;
 
-use common::browser::{Browser, Session, WAIT, eventually};
+use common::browser::{Browser, Session, WAIT, caught, eventually, report};
 use common::runs::{DATASET_SAMPLES, dataset, tiny};
 use common::*;
 
@@ -339,16 +338,12 @@ async fn start_watch_and_download_a_run() {
             .context("step: sign in")?;
         run_steps(s, DATASET_SAMPLES).await
     };
-    let outcome = std::panic::AssertUnwindSafe(steps).catch_unwind().await;
+    let outcome = caught(steps).await;
     browser.close().await;
     worker.abort();
     let _ = worker.await;
     app.finish().await;
-    match outcome {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => panic!("browser test failed: {e:#}"),
-        Err(panic) => std::panic::resume_unwind(panic),
-    }
+    report(outcome);
 }
 
 /// The README's run command checked in a browser: against the portal `make run` serves (start
@@ -389,7 +384,7 @@ async fn make_run_portal_end_to_end() {
             .with_context(|| format!("new-run form action {action:?}"))?;
         run_steps(&browser.session, vila2_web::demo::DEMO_SAMPLES).await
     };
-    let outcome = std::panic::AssertUnwindSafe(steps).catch_unwind().await;
+    let outcome = caught(steps).await;
     browser.close().await;
     match outcome {
         Ok(Ok(())) => {}

@@ -643,13 +643,7 @@ async fn quota_malformed_and_truncated_uploads_leave_nothing(app: &TestApp) {
 }
 
 async fn datasets_of_another_team_are_404(app: &TestApp) {
-    let admin = app.login(ADMIN.0, ADMIN.1).await;
-    let (team_a, alice) = app
-        .team_with_member(&admin, "team-a", "alice@example.org", "member")
-        .await;
-    let (team_b, bob) = app
-        .team_with_member(&admin, "team-b", "bob@example.org", "member")
-        .await;
+    let (_, (team_a, alice), (team_b, bob)) = app.two_teams("member").await;
     let shard = tar_of(&[("a.png", &png(8, 8)), ("a.txt", b"secret caption")]);
     let (status, body) = upload(app, team_a, &alice, "a.tar", &shard, None).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -751,14 +745,7 @@ async fn dataset_page_and_form_upload(app: &TestApp) {
         "{location}"
     );
 
-    let (status, _, page) = app
-        .send(
-            Request::get(&location)
-                .header(COOKIE, &cookies)
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+    let (status, _, page) = app.page(&location, &cookies).await;
     assert_eq!(status, StatusCode::OK);
     let page = page.as_str().unwrap();
     assert!(page.contains("from the page"), "{page}");
@@ -771,14 +758,7 @@ async fn dataset_page_and_form_upload(app: &TestApp) {
     assert!(page.contains("caption: empty"), "{page}");
     assert!(page.contains("/export"), "{page}");
 
-    let (status, _, dashboard) = app
-        .send(
-            Request::get("/")
-                .header(COOKIE, &cookies)
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+    let (status, _, dashboard) = app.page("/", &cookies).await;
     assert_eq!(status, StatusCode::OK);
     let dashboard = dashboard.as_str().unwrap();
     assert!(

@@ -6,136 +6,35 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, LOCATION};
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use common::runs::{call, dataset, get_ok, raw, run_request, send, submit, tiny};
 use common::{ADMIN, Backend, TestApp, skip_postgres};
-use http_body_util::BodyExt;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 use vila2_host::pipeline::provenance::Provenance;
 use vila2_web::entities::{judging_vote, run};
 use vila2_web::runs::worker::{self, Outcome};
-use vila2_web::runs::{RunPreset, RunSettings};
 
-/// The app with the tiny preset and the built components; returns (router, state).
-fn tiny(app: &TestApp) -> (Router, vila2_web::AppState) {
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let mut state = app.state.clone();
-    state.runs = Arc::new(RunSettings {
-        runs_dir: app.dir.path().join("runs"),
-        components_dir: Some(target.join("wasm32-wasip2/release")),
-        preset: RunPreset::tiny(),
-        threads: Some(1),
-    });
-    (vila2_web::router(state.clone()), state)
-}
-
-/// A request with a bearer token (and optional cookie header); (status, headers, body).
-async fn send(
+/// A form post to `uri` with a bearer token and the CSRF cookie `csrf`; (status, headers, body).
+async fn post_form(
     router: &Router,
-    method: Method,
     uri: &str,
     token: &str,
-    body: Option<(&str, String)>,
-    cookie: Option<&str>,
-) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header(AUTHORIZATION, format!("Bearer {token}"));
-    if let Some(cookie) = cookie {
-        req = req.header(COOKIE, cookie);
-    }
-    let req = match body {
-        Some((content_type, body)) => req
-            .header(CONTENT_TYPE, content_type)
-            .body(Body::from(body)),
-        None => req.body(Body::empty()),
-    }
-    .unwrap();
-    let response = router.clone().oneshot(req).await.unwrap();
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, headers, bytes.to_vec())
-}
-
-/// A JSON call; (status, body as JSON or as a string).
-async fn call(
-    router: &Router,
-    method: Method,
-    uri: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let body = body.map(|b| ("application/json", b.to_string()));
-    let (status, _, bytes) = send(router, method, uri, token, body, None).await;
-    let body = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    (status, body)
-}
-
-const BOUNDARY: &str = "XJUDGINGBOUNDARYX";
-
-/// Uploads a small ShapesWorld pretraining shard as a dataset of `team`; returns its id.
-async fn dataset(router: &Router, team: i64, token: &str) -> i64 {
-    let dir = tempfile::tempdir().unwrap();
-    let shapes = vila2_host::data::shapes::ShapesConfig {
-        seed: 7,
-        pretrain: 8,
-        sft: 1,
-        specialist: 1,
-        eval: 1,
-        ..Default::default()
-    };
-    vila2_host::data::shapes::generate(&dir.path().join("w"), &shapes).unwrap();
-    let shard = vila2_host::data::list_shards(&dir.path().join("w/pretrain")).unwrap()[0].clone();
-    let mut body = format!(
-        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"shapes.tar\"\r\n\
-         Content-Type: application/octet-stream\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(&std::fs::read(&shard).unwrap());
-    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
-    let req = Request::post(format!("/api/v1/teams/{team}/datasets"))
+    form: String,
+    csrf: &str,
+) -> (StatusCode, HeaderMap, Vec<u8>) {
+    let req = Request::post(uri)
         .header(AUTHORIZATION, format!("Bearer {token}"))
-        .header(
-            CONTENT_TYPE,
-            format!("multipart/form-data; boundary={BOUNDARY}"),
-        )
-        .body(Body::from(body))
+        .header(COOKIE, format!("vila2_csrf={csrf}"))
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(form))
         .unwrap();
-    let response = router.clone().oneshot(req).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let body: Value = serde_json::from_slice(&bytes).unwrap();
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    body["id"].as_i64().unwrap()
-}
-
-/// Adds a fresh user to `team` as a member; returns their token.
-async fn add_member(app: &TestApp, admin: &str, team: i64, email: &str) -> String {
-    vila2_web::accounts::create_user(&app.state.db, email, "member-password", false)
-        .await
-        .unwrap();
-    let (status, body) = app
-        .json(
-            Method::POST,
-            &format!("/api/v1/teams/{team}/members"),
-            Some(admin),
-            json!({"email": email, "role": "member"}),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    app.login(email, "member-password").await
+    send(router, req).await
 }
 
 /// The Wilson score interval, written out independently of the portal's code.
@@ -220,21 +119,15 @@ async fn judging_a_tiny_run(app: &TestApp) {
     let (team, alice) = app
         .team_with_member(&admin, "alpha", "alice@example.org", "member")
         .await;
-    let carol = add_member(app, &admin, team, "carol@example.org").await;
+    let carol = app
+        .add_member(&admin, team, "carol@example.org", "member")
+        .await;
     let (bob_team, bob) = app
         .team_with_member(&admin, "beta", "bob@example.org", "member")
         .await;
     let ds = dataset(&router, team, &alice).await;
     let runs_uri = format!("/api/v1/teams/{team}/runs");
-    let (status, submitted) = call(
-        &router,
-        Method::POST,
-        &runs_uri,
-        &alice,
-        Some(json!({"dataset_id": ds, "rounds": 2})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{submitted}");
+    let submitted = submit(&router, team, &alice, run_request(ds, 2)).await;
     let id = submitted["id"].as_i64().unwrap();
     let base = format!("{runs_uri}/{id}/judging");
 
@@ -258,15 +151,7 @@ async fn judging_a_tiny_run(app: &TestApp) {
         answer["error"].as_str().unwrap().contains("succeeded"),
         "{answer}"
     );
-    let (status, report) = call(
-        &router,
-        Method::GET,
-        &format!("{base}/report"),
-        &alice,
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{report}");
+    let report = get_ok(&router, &format!("{base}/report"), &alice).await;
     assert_eq!(report["open"], false, "{report}");
     assert_eq!(report["pairs"], json!([]), "{report}");
 
@@ -286,15 +171,7 @@ async fn judging_a_tiny_run(app: &TestApp) {
     .into_iter()
     .map(|r| r.key)
     .collect();
-    let (status, report) = call(
-        &router,
-        Method::GET,
-        &format!("{base}/report"),
-        &alice,
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{report}");
+    let report = get_ok(&router, &format!("{base}/report"), &alice).await;
     assert_eq!(report["open"], true, "{report}");
     let labels: Vec<&str> = report["pairs"]
         .as_array()
@@ -396,9 +273,7 @@ async fn judging_a_tiny_run(app: &TestApp) {
     };
     let mut seen_ids = Vec::new();
     for n in 0.. {
-        let (status, next) =
-            call(&router, Method::GET, &format!("{base}/next"), &alice, None).await;
-        assert_eq!(status, StatusCode::OK, "{next}");
+        let next = get_ok(&router, &format!("{base}/next"), &alice).await;
         assert_eq!(next["total"], total, "{next}");
         assert_eq!(next["voted"], n, "{next}");
         if next["item"].is_null() {
@@ -423,12 +298,11 @@ async fn judging_a_tiny_run(app: &TestApp) {
         assert!(!seen_ids.contains(&item_id), "item {item_id} served twice");
         seen_ids.push(item_id);
         if n == 0 {
-            let (status, headers, bytes) = send(
+            let (status, headers, bytes) = raw(
                 &router,
                 Method::GET,
                 item["image_url"].as_str().unwrap(),
                 &alice,
-                None,
                 None,
             )
             .await;
@@ -498,7 +372,7 @@ async fn judging_a_tiny_run(app: &TestApp) {
 
     // Carol's first two items: she starts from the first item, independently of Alice.
     for _ in 0..2 {
-        let (_, next) = call(&router, Method::GET, &format!("{base}/next"), &carol, None).await;
+        let next = get_ok(&router, &format!("{base}/next"), &carol).await;
         let item_id = next["item"]["id"].as_i64().unwrap();
         let (status, vote) = call(
             &router,
@@ -555,16 +429,12 @@ async fn judging_a_tiny_run(app: &TestApp) {
         assert_eq!(status, StatusCode::NOT_FOUND, "{method} {uri}: {answer}");
     }
     let csrf = "0123456789abcdef0123456789abcdef";
-    let (status, _, _) = send(
+    let (status, _, _) = post_form(
         &router,
-        Method::POST,
         &format!("/teams/{team}/runs/{id}/judging"),
         &bob,
-        Some((
-            "application/x-www-form-urlencoded",
-            format!("csrf={csrf}&item_id={first}&choice=left"),
-        )),
-        Some(&format!("vila2_csrf={csrf}")),
+        format!("csrf={csrf}&item_id={first}&choice=left"),
+        csrf,
     )
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
@@ -576,15 +446,7 @@ async fn judging_a_tiny_run(app: &TestApp) {
     assert_eq!(stored_after as usize, total + 2, "bob's vote did not land");
 
     // The report equals the hand computation.
-    let (status, report) = call(
-        &router,
-        Method::GET,
-        &format!("{base}/report"),
-        &alice,
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{report}");
+    let report = get_ok(&router, &format!("{base}/report"), &alice).await;
     assert_eq!(report["votes"], total + 2, "{report}");
     assert_eq!(report["judges"], 2, "{report}");
     assert!(
@@ -622,8 +484,7 @@ async fn judging_a_tiny_run(app: &TestApp) {
     let page = |token: String, uri: String| {
         let router = router.clone();
         async move {
-            let (status, headers, bytes) =
-                send(&router, Method::GET, &uri, &token, None, None).await;
+            let (status, headers, bytes) = raw(&router, Method::GET, &uri, &token, None).await;
             (status, headers, String::from_utf8(bytes).unwrap())
         }
     };
@@ -648,13 +509,12 @@ async fn judging_a_tiny_run(app: &TestApp) {
         .parse()
         .unwrap();
     let form = format!("csrf={csrf}&item_id={item_id}&choice=left");
-    let (status, _, _) = send(
+    let (status, _, _) = post_form(
         &router,
-        Method::POST,
         &judging_uri,
         &carol,
-        Some(("application/x-www-form-urlencoded", form.clone())),
-        Some("vila2_csrf=ffffffffffffffffffffffffffffffff"),
+        form.clone(),
+        "ffffffffffffffffffffffffffffffff",
     )
     .await;
     assert_eq!(
@@ -662,31 +522,19 @@ async fn judging_a_tiny_run(app: &TestApp) {
         StatusCode::FORBIDDEN,
         "a stale CSRF token is refused"
     );
-    let (status, headers, _) = send(
-        &router,
-        Method::POST,
-        &judging_uri,
-        &carol,
-        Some(("application/x-www-form-urlencoded", form)),
-        Some(&format!("vila2_csrf={csrf}")),
-    )
-    .await;
+    let (status, headers, _) = post_form(&router, &judging_uri, &carol, form, csrf).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
     let location = headers[LOCATION].to_str().unwrap().to_string();
     assert_eq!(location, format!("{judging_uri}?voted={item_id}"));
     let (_, _, html) = page(carol.clone(), location).await;
     assert!(html.contains("Caption A was"), "{html}");
     assert!(html.contains(&format!("Judged 3 of {total}")), "{html}");
-    let (status, _, html) = send(
+    let (status, _, html) = post_form(
         &router,
-        Method::POST,
         &judging_uri,
         &carol,
-        Some((
-            "application/x-www-form-urlencoded",
-            format!("csrf={csrf}&item_id={item_id}&choice=maybe"),
-        )),
-        Some(&format!("vila2_csrf={csrf}")),
+        format!("csrf={csrf}&item_id={item_id}&choice=maybe"),
+        csrf,
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -703,14 +551,7 @@ async fn judging_a_tiny_run(app: &TestApp) {
     );
 
     // A run that succeeded without a recaption round has nothing to judge.
-    let (_, other) = call(
-        &router,
-        Method::POST,
-        &runs_uri,
-        &alice,
-        Some(json!({"dataset_id": ds, "rounds": 0})),
-    )
-    .await;
+    let other = submit(&router, team, &alice, run_request(ds, 0)).await;
     let other_id = other["id"].as_i64().unwrap();
     run::Entity::update_many()
         .col_expr(

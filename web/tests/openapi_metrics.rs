@@ -166,12 +166,7 @@ async fn metrics_count_requests_latency_and_upload_bytes() {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let (status, _) = app
-        .json(
-            Method::POST,
-            "/api/v1/login",
-            None,
-            json!({"email": ADMIN.0, "password": "wrong-password"}),
-        )
+        .sign_in(json!({"email": ADMIN.0, "password": "wrong-password"}))
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 

@@ -107,13 +107,7 @@ async fn try_plugin(
 }
 
 async fn try_on_ten_samples_with_the_quality_filter(app: &TestApp) {
-    let admin = app.login(ADMIN.0, ADMIN.1).await;
-    let (team_a, alice) = app
-        .team_with_member(&admin, "team-a", "alice@example.org", "member")
-        .await;
-    let (team_b, bob) = app
-        .team_with_member(&admin, "team-b", "bob@example.org", "member")
-        .await;
+    let (_, (team_a, alice), (team_b, bob)) = app.two_teams("member").await;
     let plugin = upload_quality(app, team_a, &alice).await;
     let dataset = upload_dataset(app, team_a, &alice).await;
     let bob_dataset = upload_dataset(app, team_b, &bob).await;
@@ -183,15 +177,18 @@ async fn try_on_ten_samples_with_the_quality_filter(app: &TestApp) {
 }
 
 async fn publish_is_admin_only_and_unpublished_plugins_stay_hidden(app: &TestApp) {
-    let admin = app.login(ADMIN.0, ADMIN.1).await;
-    let (team_a, alice) = app
-        .team_with_member(&admin, "team-a", "alice@example.org", "owner")
-        .await;
-    let (team_b, bob) = app
-        .team_with_member(&admin, "team-b", "bob@example.org", "member")
-        .await;
+    let (admin, (team_a, alice), (team_b, bob)) = app.two_teams("owner").await;
     let plugin = upload_quality(app, team_a, &alice).await;
     let bob_dataset = upload_dataset(app, team_b, &bob).await;
+    let bob_trial = || {
+        try_plugin(
+            app,
+            team_b,
+            plugin,
+            &bob,
+            json!({"dataset_id": bob_dataset}),
+        )
+    };
     let publish = |team: i64, token: String, method: Method| async move {
         app.json(
             method,
@@ -210,14 +207,7 @@ async fn publish_is_admin_only_and_unpublished_plugins_stay_hidden(app: &TestApp
             .get(&format!("/api/v1/teams/{team_b}/plugins"), &bob)
             .await;
         assert_eq!(list, json!([]));
-        let (status, _) = try_plugin(
-            app,
-            team_b,
-            plugin,
-            &bob,
-            json!({"dataset_id": bob_dataset}),
-        )
-        .await;
+        let (status, _) = bob_trial().await;
         assert_eq!(status, StatusCode::NOT_FOUND);
     };
     hidden_from_bob().await;
@@ -245,14 +235,7 @@ async fn publish_is_admin_only_and_unpublished_plugins_stay_hidden(app: &TestApp
         .get(&format!("/api/v1/teams/{team_b}/plugins"), &bob)
         .await;
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
-    let (status, trial) = try_plugin(
-        app,
-        team_b,
-        plugin,
-        &bob,
-        json!({"dataset_id": bob_dataset}),
-    )
-    .await;
+    let (status, trial) = bob_trial().await;
     assert_eq!(status, StatusCode::OK, "{trial}");
     assert_eq!(trial["rows"].as_array().unwrap().len(), 10);
     // Read-only: bob can neither withdraw it nor publish through his own team.

@@ -11,7 +11,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::header::{AUTHORIZATION, CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::{Method, Request, StatusCode};
-use common::runs::{call, new_team, raw, tiny, tiny_from};
+use common::runs::{call, edit_run, get_ok, new_team, raw, run_request, tiny, tiny_from};
 use common::{Backend, SECRET, TestApp, skip_postgres};
 use http_body_util::BodyExt;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
@@ -90,16 +90,9 @@ fn messages(events: &[Sse]) -> Vec<String> {
 
 /// Submits a run of `rounds` rounds; its id.
 async fn submit(router: &Router, team: i64, token: &str, ds: i64, rounds: i64) -> i64 {
-    let (status, run) = call(
-        router,
-        Method::POST,
-        &format!("/api/v1/teams/{team}/runs"),
-        token,
-        Some(json!({"dataset_id": ds, "rounds": rounds})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{run}");
-    run["id"].as_i64().unwrap()
+    common::runs::submit(router, team, token, run_request(ds, rounds)).await["id"]
+        .as_i64()
+        .unwrap()
 }
 
 /// The database task store: done tasks are rows of `run_tasks` (no task files), and a run
@@ -132,16 +125,10 @@ async fn db_task_store_resumes(app: &TestApp) {
         .exec(&state.db)
         .await
         .unwrap();
-    let mut row: run::ActiveModel = run::Entity::find_by_id(id as i32)
-        .one(&state.db)
-        .await
-        .unwrap()
-        .unwrap()
-        .into();
-    row.status = sea_orm::Set(run::RUNNING.into());
-    sea_orm::ActiveModelTrait::update(row, &state.db)
-        .await
-        .unwrap();
+    edit_run(&state.db, id, |row| {
+        row.status = sea_orm::Set(run::RUNNING.into())
+    })
+    .await;
     let restarted = vila2_web::build_state(&app.options, SECRET).await.unwrap();
     let (restarted_router, restarted) = tiny_from(app, restarted);
     let uri = format!("/api/v1/teams/{team}/runs/{id}/events");
@@ -202,15 +189,7 @@ async fn live_progress_report_and_downloads(app: &TestApp) {
         assert_eq!(status, StatusCode::CONFLICT, "{path}: {body}");
         assert!(body["error"].as_str().unwrap().contains("queued"), "{body}");
     }
-    let (status, report) = call(
-        &router,
-        Method::GET,
-        &format!("{base}/report"),
-        &alice,
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{report}");
+    let report = get_ok(&router, &format!("{base}/report"), &alice).await;
     assert_eq!(report["rounds"], json!([]));
 
     let stream = open_events(&router, &format!("{base}/events"), &alice).await;
@@ -299,30 +278,14 @@ async fn live_progress_report_and_downloads(app: &TestApp) {
     assert!(snap["log"].as_array().unwrap().len() >= log.len());
 
     // The report.
-    let (status, report) = call(
-        &router,
-        Method::GET,
-        &format!("{base}/report"),
-        &alice,
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{report}");
+    let report = get_ok(&router, &format!("{base}/report"), &alice).await;
     assert_eq!(report["status"], "succeeded");
     assert_eq!(report["rounds"].as_array().unwrap().len(), 2);
     assert_eq!(report["rounds"][1]["recaption"]["samples"], 8, "{report}");
     assert!(report["report"]["final_data"].is_string(), "{report}");
 
     // Side by side: every sample of the augmented set with its original caption.
-    let (status, page) = call(
-        &router,
-        Method::GET,
-        &format!("{base}/samples?page=1"),
-        &alice,
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK, "{page}");
+    let page = get_ok(&router, &format!("{base}/samples?page=1"), &alice).await;
     assert_eq!(page["total"], 8, "{page}");
     let samples = page["samples"].as_array().unwrap();
     assert_eq!(samples.len(), 8);
@@ -355,8 +318,7 @@ async fn live_progress_report_and_downloads(app: &TestApp) {
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // Downloads: one shard and its Parquet table, each alone and all in one tar.
-    let (status, files) = call(&router, Method::GET, &format!("{base}/files"), &alice, None).await;
-    assert_eq!(status, StatusCode::OK, "{files}");
+    let files = get_ok(&router, &format!("{base}/files"), &alice).await;
     let names: Vec<&str> = files
         .as_array()
         .unwrap()
@@ -444,15 +406,7 @@ async fn live_progress_report_and_downloads(app: &TestApp) {
     assert_eq!(alone, shard_alone);
 
     // The run page renders the report, plots, captions and download links.
-    let (status, page) = call(
-        &router,
-        Method::GET,
-        &format!("/teams/{team}/runs/{id}"),
-        &alice,
-        None,
-    )
-    .await;
-    assert_eq!(status, StatusCode::OK);
+    let page = get_ok(&router, &format!("/teams/{team}/runs/{id}"), &alice).await;
     let html = page.as_str().unwrap();
     assert_eq!(html.matches("class=\"round-row\"").count(), 2, "{html}");
     assert_eq!(html.matches("<svg class=\"chart\"").count(), 3);
@@ -461,8 +415,7 @@ async fn live_progress_report_and_downloads(app: &TestApp) {
     assert!(html.contains(&format!("/api/v1/teams/{team}/runs/{id}/events")));
     let first = samples[0]["original"].as_str().unwrap();
     assert!(html.contains(&first.replace('\'', "&#x27;")), "{first}");
-    let (status, dashboard) = call(&router, Method::GET, "/", &alice, None).await;
-    assert_eq!(status, StatusCode::OK);
+    let dashboard = get_ok(&router, "/", &alice).await;
     let dashboard = dashboard.as_str().unwrap();
     assert!(dashboard.contains(&format!("href=\"/teams/{team}/runs/{id}\"")));
     assert!(dashboard.contains(&format!("action=\"/teams/{team}/runs\"")));
@@ -593,13 +546,12 @@ async fn run_forms(app: &TestApp) {
         .parse()
         .unwrap();
     let api = format!("/api/v1/teams/{team}/runs/{id}");
-    let (_, run) = call(&router, Method::GET, &api, &alice, None).await;
+    let run = get_ok(&router, &api, &alice).await;
     assert_eq!(run["status"], "queued");
     let cfg = vila2_host::pipeline::RunConfig::parse(run["config"].as_str().unwrap()).unwrap();
     assert_eq!(cfg.fusion, vila2_host::pipeline::Fusion::Replace);
     assert!(cfg.recaption.filters.is_empty());
-    let (status, page) = call(&router, Method::GET, &location, &alice, None).await;
-    assert_eq!(status, StatusCode::OK);
+    let page = get_ok(&router, &location, &alice).await;
     assert!(page.as_str().unwrap().contains("Cancel run"));
 
     let cancel = format!("{location}/cancel");
@@ -612,9 +564,9 @@ async fn run_forms(app: &TestApp) {
         (status, back.as_deref()),
         (StatusCode::SEE_OTHER, Some(location.as_str()))
     );
-    let (_, run) = call(&router, Method::GET, &api, &alice, None).await;
+    let run = get_ok(&router, &api, &alice).await;
     assert_eq!(run["status"], "cancelled");
-    let (_, page) = call(&router, Method::GET, &location, &alice, None).await;
+    let page = get_ok(&router, &location, &alice).await;
     assert!(!page.as_str().unwrap().contains("Cancel run"));
 }
 

@@ -3,120 +3,13 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-use axum::Router;
-use axum::body::Body;
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
-use axum::http::{Method, Request, StatusCode};
-use common::{ADMIN, Backend, SECRET, TestApp, skip_postgres};
-use http_body_util::BodyExt;
+use axum::http::{Method, StatusCode};
+use common::runs::{call, edit_run, get_ok, new_team, run_request, submit, tiny, tiny_from};
+use common::{Backend, SECRET, TestApp, skip_postgres};
 use sea_orm::EntityTrait;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 use vila2_web::entities::run;
 use vila2_web::runs::worker::{self, Outcome};
-use vila2_web::runs::{RunPreset, RunSettings};
-
-/// The app with the tiny preset and the built components; returns (router, state).
-fn tiny(app: &TestApp) -> (Router, vila2_web::AppState) {
-    tiny_from(app, app.state.clone())
-}
-
-/// `state` (of `app`'s data directory) with the tiny preset.
-fn tiny_from(app: &TestApp, mut state: vila2_web::AppState) -> (Router, vila2_web::AppState) {
-    let target = std::env::var("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    state.runs = Arc::new(RunSettings {
-        runs_dir: app.dir.path().join("runs"),
-        components_dir: Some(target.join("wasm32-wasip2/release")),
-        preset: RunPreset::tiny(),
-        threads: Some(1),
-    });
-    (vila2_web::router(state.clone()), state)
-}
-
-async fn call(
-    router: &Router,
-    method: Method,
-    uri: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let req = Request::builder()
-        .method(method)
-        .uri(uri)
-        .header(AUTHORIZATION, format!("Bearer {token}"))
-        .header(CONTENT_TYPE, "application/json")
-        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
-        .unwrap();
-    let response = router.clone().oneshot(req).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let body = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    (status, body)
-}
-
-const BOUNDARY: &str = "XRUNSBOUNDARYX";
-
-/// Uploads a small ShapesWorld pretraining shard as a dataset of `team`; returns its id.
-async fn dataset(router: &Router, team: i64, token: &str) -> i64 {
-    let dir = tempfile::tempdir().unwrap();
-    let shapes = vila2_host::data::shapes::ShapesConfig {
-        seed: 7,
-        pretrain: 8,
-        sft: 1,
-        specialist: 1,
-        eval: 1,
-        ..Default::default()
-    };
-    vila2_host::data::shapes::generate(&dir.path().join("w"), &shapes).unwrap();
-    let shard = first_tar(&dir.path().join("w/pretrain"));
-    let bytes = std::fs::read(&shard).unwrap();
-    let mut body = format!(
-        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"shapes.tar\"\r\n\
-         Content-Type: application/octet-stream\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(&bytes);
-    body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
-    let req = Request::post(format!("/api/v1/teams/{team}/datasets"))
-        .header(AUTHORIZATION, format!("Bearer {token}"))
-        .header(
-            CONTENT_TYPE,
-            format!("multipart/form-data; boundary={BOUNDARY}"),
-        )
-        .body(Body::from(body))
-        .unwrap();
-    let response = router.clone().oneshot(req).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let body: Value = serde_json::from_slice(&bytes).unwrap();
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    assert_eq!(body["sample_count"], 8, "{body}");
-    body["id"].as_i64().unwrap()
-}
-
-fn first_tar(dir: &Path) -> PathBuf {
-    let mut tars: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "tar"))
-        .collect();
-    tars.sort();
-    tars.into_iter().next().expect("a generated shard")
-}
-
-/// A team with a member and a dataset: (team id, token, dataset id).
-async fn new_team(app: &TestApp, router: &Router, name: &str, email: &str) -> (i64, String, i64) {
-    let admin = app.login(ADMIN.0, ADMIN.1).await;
-    let (team, token) = app.team_with_member(&admin, name, email, "member").await;
-    let ds = dataset(router, team, &token).await;
-    (team, token, ds)
-}
 
 async fn submit_validation(app: &TestApp) {
     let (router, _) = tiny(app);
@@ -171,9 +64,7 @@ async fn submit_validation(app: &TestApp) {
         let msg = answer["error"].as_str().unwrap();
         assert!(msg.contains(field), "{body}: `{msg}` should name {field}");
     }
-    let (status, _) = call(&router, Method::GET, &uri, &alice, None).await;
-    assert_eq!(status, StatusCode::OK);
-    let (_, list) = call(&router, Method::GET, &uri, &alice, None).await;
+    let list = get_ok(&router, &uri, &alice).await;
     assert_eq!(
         list,
         json!([]),
@@ -181,8 +72,7 @@ async fn submit_validation(app: &TestApp) {
     );
 
     let body = json!({"dataset_id": ds, "rounds": 2, "fusion": "qa", "filters": []});
-    let (status, run) = call(&router, Method::POST, &uri, &alice, Some(body)).await;
-    assert_eq!(status, StatusCode::CREATED, "{run}");
+    let run = submit(&router, team, &alice, body).await;
     assert_eq!(run["status"], "queued");
     assert_eq!(run["rounds"], 2);
     let cfg = vila2_host::pipeline::RunConfig::parse(run["config"].as_str().unwrap()).unwrap();
@@ -190,7 +80,7 @@ async fn submit_validation(app: &TestApp) {
     assert_eq!(cfg.fusion, vila2_host::pipeline::Fusion::Qa);
     assert!(cfg.recaption.filters.is_empty());
     assert_eq!(cfg.recaption.template.plugin, "vila2_recaption");
-    let (_, list) = call(&router, Method::GET, &uri, &alice, None).await;
+    let list = get_ok(&router, &uri, &alice).await;
     assert_eq!(list.as_array().unwrap().len(), 1);
 
     // A team plugin is preferred to the component of the same name, and must be of the world
@@ -205,8 +95,7 @@ async fn submit_validation(app: &TestApp) {
         "{msg}"
     );
     let body = json!({"dataset_id": ds, "rounds": 1, "filters": [plugin_name]});
-    let (status, run) = call(&router, Method::POST, &uri, &alice, Some(body)).await;
-    assert_eq!(status, StatusCode::CREATED, "{run}");
+    let run = submit(&router, team, &alice, body).await;
     let cfg = vila2_host::pipeline::RunConfig::parse(run["config"].as_str().unwrap()).unwrap();
     assert_eq!(
         cfg.recaption.filters[0].plugin,
@@ -240,15 +129,7 @@ async fn runs_are_team_private(app: &TestApp) {
     let (router, _) = tiny(app);
     let (a, alice, ds) = new_team(app, &router, "alpha", "alice@example.org").await;
     let (b, bob, bob_ds) = new_team(app, &router, "beta", "bob@example.org").await;
-    let (status, run) = call(
-        &router,
-        Method::POST,
-        &format!("/api/v1/teams/{a}/runs"),
-        &alice,
-        Some(json!({"dataset_id": ds, "rounds": 0})),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CREATED, "{run}");
+    let run = submit(&router, a, &alice, run_request(ds, 0)).await;
     let id = run["id"].as_i64().unwrap();
     for (method, uri, body) in [
         (Method::GET, format!("/api/v1/teams/{a}/runs"), None),
@@ -278,23 +159,9 @@ async fn runs_are_team_private(app: &TestApp) {
         let (status, answer) = call(&router, method.clone(), &uri, &bob, body).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{method} {uri}: {answer}");
     }
-    let (_, list) = call(
-        &router,
-        Method::GET,
-        &format!("/api/v1/teams/{b}/runs"),
-        &bob,
-        None,
-    )
-    .await;
+    let list = get_ok(&router, &format!("/api/v1/teams/{b}/runs"), &bob).await;
     assert_eq!(list, json!([]));
-    let (_, run) = call(
-        &router,
-        Method::GET,
-        &format!("/api/v1/teams/{a}/runs/{id}"),
-        &alice,
-        None,
-    )
-    .await;
+    let run = get_ok(&router, &format!("/api/v1/teams/{a}/runs/{id}"), &alice).await;
     assert_eq!(run["status"], "queued", "bob's cancel did nothing");
 }
 
@@ -305,8 +172,7 @@ async fn cancel_and_restart(app: &TestApp) {
     let mut ids = Vec::new();
     for _ in 0..3 {
         let body = json!({"dataset_id": ds, "rounds": 0});
-        let (status, run) = call(&router, Method::POST, &uri, &alice, Some(body)).await;
-        assert_eq!(status, StatusCode::CREATED, "{run}");
+        let run = submit(&router, team, &alice, body).await;
         ids.push(run["id"].as_i64().unwrap());
     }
     // A queued run is cancelled at once; again is a conflict.
@@ -360,12 +226,11 @@ async fn the_spawned_worker_runs_what_is_queued() {
     let worker = worker::spawn(state);
     let uri = format!("/api/v1/teams/{team}/runs");
     let body = json!({"dataset_id": ds, "rounds": 0});
-    let (status, run) = call(&router, Method::POST, &uri, &alice, Some(body)).await;
-    assert_eq!(status, StatusCode::CREATED, "{run}");
+    let run = submit(&router, team, &alice, body).await;
     let run_uri = format!("{uri}/{}", run["id"]);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
     let run = loop {
-        let (_, run) = call(&router, Method::GET, &run_uri, &alice, None).await;
+        let run = get_ok(&router, &run_uri, &alice).await;
         if run["status"] != "queued" && run["status"] != "running" {
             break run;
         }
@@ -393,15 +258,13 @@ async fn worker_runs_a_tiny_run_to_the_end(app: &TestApp) {
     let uri = format!("/api/v1/teams/{team}/runs");
     // Its filter is the team's own upload, fetched by the worker into the run's folder.
     let (plugin_id, plugin_name) = team_plugin(app, team, &alice).await;
-    let (status, run) = call(
+    let run = submit(
         &router,
-        Method::POST,
-        &uri,
+        team,
         &alice,
-        Some(json!({"dataset_id": ds, "rounds": 1, "filters": [plugin_name]})),
+        json!({"dataset_id": ds, "rounds": 1, "filters": [plugin_name]}),
     )
     .await;
-    assert_eq!(status, StatusCode::CREATED, "{run}");
     let id = run["id"].as_i64().unwrap();
 
     let (ran, outcome) = worker::run_next(&state)
@@ -410,7 +273,7 @@ async fn worker_runs_a_tiny_run_to_the_end(app: &TestApp) {
         .expect("a queued run");
     assert_eq!(ran as i64, id);
     assert_eq!(outcome, Outcome::Succeeded);
-    let (_, run) = call(&router, Method::GET, &format!("{uri}/{id}"), &alice, None).await;
+    let run = get_ok(&router, &format!("{uri}/{id}"), &alice).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert!(run["error"].is_null(), "{run}");
     assert!(
@@ -447,63 +310,30 @@ async fn worker_runs_a_tiny_run_to_the_end(app: &TestApp) {
 
     // A process that died while running it: the restart queues it again, and the worker
     // resumes it in the same folder (dataset, ShapesWorld and finished tasks kept).
-    let mut row: run::ActiveModel = run::Entity::find_by_id(id as i32)
-        .one(&state.db)
-        .await
-        .unwrap()
-        .unwrap()
-        .into();
-    row.status = sea_orm::Set("running".into());
-    row.finished_at = sea_orm::Set(None);
-    sea_orm::ActiveModelTrait::update(row, &state.db)
-        .await
-        .unwrap();
+    edit_run(&state.db, id, |row| {
+        row.status = sea_orm::Set("running".into());
+        row.finished_at = sea_orm::Set(None);
+    })
+    .await;
     let restarted = vila2_web::build_state(&app.options, SECRET).await.unwrap();
     let (restarted_router, restarted) = tiny_from(app, restarted);
-    let (_, run) = call(
-        &restarted_router,
-        Method::GET,
-        &format!("{uri}/{id}"),
-        &alice,
-        None,
-    )
-    .await;
+    let run = get_ok(&restarted_router, &format!("{uri}/{id}"), &alice).await;
     assert_eq!(run["status"], "queued", "{run}");
     let (again, outcome) = worker::run_next(&restarted).await.unwrap().unwrap();
     assert_eq!((again as i64, outcome), (id, Outcome::Succeeded));
-    let (_, run) = call(
-        &restarted_router,
-        Method::GET,
-        &format!("{uri}/{id}"),
-        &alice,
-        None,
-    )
-    .await;
+    let run = get_ok(&restarted_router, &format!("{uri}/{id}"), &alice).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     restarted.db.close().await.unwrap();
 
     // A cancel asked while running stops the pipeline before its next task.
-    let (_, run) = call(
-        &router,
-        Method::POST,
-        &uri,
-        &alice,
-        Some(json!({"dataset_id": ds, "rounds": 0})),
-    )
+    let run = submit(&router, team, &alice, run_request(ds, 0)).await;
+    let id = run["id"].as_i64().unwrap();
+    edit_run(&state.db, id, |row| {
+        row.cancel_requested = sea_orm::Set(true)
+    })
     .await;
-    let id = run["id"].as_i64().unwrap() as i32;
-    let mut row: run::ActiveModel = run::Entity::find_by_id(id)
-        .one(&state.db)
-        .await
-        .unwrap()
-        .unwrap()
-        .into();
-    row.cancel_requested = sea_orm::Set(true);
-    sea_orm::ActiveModelTrait::update(row, &state.db)
-        .await
-        .unwrap();
     let (_, outcome) = worker::run_next(&state).await.unwrap().unwrap();
     assert_eq!(outcome, Outcome::Cancelled);
-    let (_, run) = call(&router, Method::GET, &format!("{uri}/{id}"), &alice, None).await;
+    let run = get_ok(&router, &format!("{uri}/{id}"), &alice).await;
     assert_eq!(run["status"], "cancelled", "{run}");
 }

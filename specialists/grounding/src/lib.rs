@@ -16,6 +16,7 @@ mod boxes;
 pub use boxes::{Coords, Grounded, Span, parse};
 
 use serde::{Deserialize, Serialize};
+use vila2_guest::specialist::{no_turn, one_turn, task_prompt};
 use vila2_guest::{
     About, Plugin, PostProcessor, Processed, Prompt, PromptRequest, PromptTemplate, QaTurn,
     SpecialistOutput,
@@ -109,10 +110,7 @@ impl Plugin for Grounding {
 
 impl PromptTemplate for Grounding {
     fn render(&self, _request: &PromptRequest) -> Result<Prompt, String> {
-        Ok(Prompt {
-            text: vila2_guest::image_prompt(PROMPT, self.config.image_token),
-            variant: "grounding".into(),
-        })
+        Ok(task_prompt(PROMPT, self.config.image_token, "grounding"))
     }
 }
 
@@ -123,35 +121,26 @@ impl PostProcessor for Grounding {
         let mut dropped = g.dropped;
         if output.answer.trim().is_empty() {
             dropped.push("empty-answer".into());
-            return Ok(Processed {
-                turns: vec![],
-                dropped,
-            });
+            return Ok(no_turn(dropped));
         }
         if g.kept.is_empty() {
             dropped.push("no-boxes: the answer has no usable box".into());
-            return Ok(Processed {
-                turns: vec![],
-                dropped,
-            });
+            return Ok(no_turn(dropped));
         }
         let key = &sample.key;
         let seed = self.config.seed;
-        let mut turns = vec![QaTurn {
-            question: QUESTIONS[vila2_guest::hash::pick(key, seed, QUESTIONS.len())].into(),
-            answer: g.text,
-        }];
+        let mut processed = one_turn(&QUESTIONS, key, seed, g.text, dropped);
         if self.config.object_turns {
             for (i, span) in g.kept.iter().enumerate() {
                 let q = OBJECT_QUESTIONS
                     [vila2_guest::hash::pick(key, seed ^ (i as u64 + 1), OBJECT_QUESTIONS.len())];
-                turns.push(QaTurn {
+                processed.turns.push(QaTurn {
                     question: q.replace("{}", &span.object),
                     answer: span.to_string(),
                 });
             }
         }
-        Ok(Processed { turns, dropped })
+        Ok(processed)
     }
 }
 

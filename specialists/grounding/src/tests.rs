@@ -1,24 +1,11 @@
 use super::*;
-use vila2_guest::Sample;
 
 fn cfg() -> Config {
     Config::default()
 }
 
 fn output(key: &str, answer: &str, width: u32, height: u32) -> SpecialistOutput {
-    SpecialistOutput {
-        sample: Sample {
-            key: key.into(),
-            width,
-            height,
-            original_caption: String::new(),
-            metadata: vec![],
-        },
-        task: "grounding".into(),
-        prompt: PROMPT.into(),
-        answer: answer.into(),
-        model: "vila-grounding".into(),
-    }
+    vila2_guest::specialist::output("grounding", PROMPT, (key, width, height), answer)
 }
 
 #[test]

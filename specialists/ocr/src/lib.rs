@@ -7,8 +7,9 @@
 //! into one QA turn whose question is drawn per sample key from [`QUESTIONS`].
 
 use serde::{Deserialize, Serialize};
+use vila2_guest::specialist::{no_turn, one_turn, task_prompt};
 use vila2_guest::{
-    About, Plugin, PostProcessor, Processed, Prompt, PromptRequest, PromptTemplate, QaTurn,
+    About, Plugin, PostProcessor, Processed, Prompt, PromptRequest, PromptTemplate,
     SpecialistOutput,
 };
 
@@ -160,10 +161,7 @@ impl Plugin for Ocr {
 
 impl PromptTemplate for Ocr {
     fn render(&self, _request: &PromptRequest) -> Result<Prompt, String> {
-        Ok(Prompt {
-            text: vila2_guest::image_prompt(PROMPT, self.config.image_token),
-            variant: "ocr".into(),
-        })
+        Ok(task_prompt(PROMPT, self.config.image_token, "ocr"))
     }
 }
 
@@ -172,18 +170,12 @@ impl PostProcessor for Ocr {
         let (lines, mut dropped) = normalize(&output.answer);
         if lines.is_empty() {
             dropped.push("empty-answer".into());
-            return Ok(Processed {
-                turns: vec![],
-                dropped,
-            });
+            return Ok(no_turn(dropped));
         }
         let lower = lines.join(" ").to_lowercase();
         if lines.len() == 1 && lower.len() < 80 && NO_TEXT.iter().any(|p| lower.contains(p)) {
             dropped.push(format!("no-text: {}", lines[0]));
-            return Ok(Processed {
-                turns: vec![],
-                dropped,
-            });
+            return Ok(no_turn(dropped));
         }
         let mut answer = String::new();
         for line in &lines {
@@ -196,14 +188,8 @@ impl PostProcessor for Ocr {
             }
             answer.push_str(line);
         }
-        let q = vila2_guest::hash::pick(&output.sample.key, self.config.seed, QUESTIONS.len());
-        Ok(Processed {
-            turns: vec![QaTurn {
-                question: QUESTIONS[q].into(),
-                answer,
-            }],
-            dropped,
-        })
+        let (key, seed) = (&output.sample.key, self.config.seed);
+        Ok(one_turn(&QUESTIONS, key, seed, answer, dropped))
     }
 }
 
@@ -212,22 +198,9 @@ vila2_guest::export_specialist!(Ocr);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vila2_guest::Sample;
 
     fn output(key: &str, answer: &str) -> SpecialistOutput {
-        SpecialistOutput {
-            sample: Sample {
-                key: key.into(),
-                width: 100,
-                height: 100,
-                original_caption: String::new(),
-                metadata: vec![],
-            },
-            task: "ocr".into(),
-            prompt: PROMPT.into(),
-            answer: answer.into(),
-            model: "vila-ocr".into(),
-        }
+        vila2_guest::specialist::output("ocr", PROMPT, (key, 100, 100), answer)
     }
 
     fn ocr() -> Ocr {

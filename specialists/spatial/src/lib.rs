@@ -11,8 +11,9 @@
 //! from [`QUESTIONS`].
 
 use serde::{Deserialize, Serialize};
+use vila2_guest::specialist::{no_turn, one_turn, task_prompt};
 use vila2_guest::{
-    About, Plugin, PostProcessor, Processed, Prompt, PromptRequest, PromptTemplate, QaTurn,
+    About, Plugin, PostProcessor, Processed, Prompt, PromptRequest, PromptTemplate,
     SpecialistOutput,
 };
 
@@ -261,10 +262,7 @@ impl Plugin for Spatial {
 
 impl PromptTemplate for Spatial {
     fn render(&self, _request: &PromptRequest) -> Result<Prompt, String> {
-        Ok(Prompt {
-            text: vila2_guest::image_prompt(PROMPT, self.config.image_token),
-            variant: "spatial".into(),
-        })
+        Ok(task_prompt(PROMPT, self.config.image_token, "spatial"))
     }
 }
 
@@ -272,10 +270,7 @@ impl PostProcessor for Spatial {
     fn process(&self, output: &SpecialistOutput) -> Result<Processed, String> {
         let all = sentences(&output.answer);
         if all.is_empty() {
-            return Ok(Processed {
-                turns: vec![],
-                dropped: vec!["empty-answer".into()],
-            });
+            return Ok(no_turn(vec!["empty-answer".into()]));
         }
         let mut kept = Vec::new();
         let mut dropped = Vec::new();
@@ -288,19 +283,10 @@ impl PostProcessor for Spatial {
         }
         if kept.is_empty() {
             dropped.push("no-relations: no sentence relates two objects".into());
-            return Ok(Processed {
-                turns: vec![],
-                dropped,
-            });
+            return Ok(no_turn(dropped));
         }
-        let q = vila2_guest::hash::pick(&output.sample.key, self.config.seed, QUESTIONS.len());
-        Ok(Processed {
-            turns: vec![QaTurn {
-                question: QUESTIONS[q].into(),
-                answer: kept.join(" "),
-            }],
-            dropped,
-        })
+        let (key, seed) = (&output.sample.key, self.config.seed);
+        Ok(one_turn(&QUESTIONS, key, seed, kept.join(" "), dropped))
     }
 }
 
@@ -309,22 +295,9 @@ vila2_guest::export_specialist!(Spatial);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vila2_guest::Sample;
 
     fn output(key: &str, answer: &str) -> SpecialistOutput {
-        SpecialistOutput {
-            sample: Sample {
-                key: key.into(),
-                width: 100,
-                height: 100,
-                original_caption: String::new(),
-                metadata: vec![],
-            },
-            task: "spatial".into(),
-            prompt: PROMPT.into(),
-            answer: answer.into(),
-            model: "vila-spatial".into(),
-        }
+        vila2_guest::specialist::output("spatial", PROMPT, (key, 100, 100), answer)
     }
 
     fn spatial() -> Spatial {

@@ -16,7 +16,7 @@ use crate::AppState;
 use crate::accounts;
 use crate::auth::AuthUser;
 use crate::datasets::{self, SampleError, SamplePage};
-use crate::entities::dataset;
+use crate::entities::{dataset, dataset_sample};
 use crate::error::ApiError;
 
 /// The dataset routes, relative to `/api/v1`.
@@ -226,24 +226,16 @@ async fn list_samples(
 async fn sample_image(
     State(state): State<AppState>,
     auth: AuthUser,
-    Path((team_id, dataset_id, idx)): Path<(i32, i32, i32)>,
+    Path(ids): Path<(i32, i32, i32)>,
 ) -> Result<Response, ApiError> {
-    let dataset = team_dataset(&state, &auth, team_id, dataset_id).await?;
-    let sample = datasets::sample(&state.db, &dataset, idx).await?;
-    let bytes = datasets::image(&state, &dataset, &sample).await?;
+    let (dataset, sample) = team_sample(&state, &auth, ids).await?;
     let mime = match sample.image_ext.as_str() {
         "png" => "image/png",
         "webp" => "image/webp",
         _ => "image/jpeg",
     };
-    Ok((
-        [
-            (CONTENT_TYPE, mime),
-            (CACHE_CONTROL, "private, max-age=3600"),
-        ],
-        bytes,
-    )
-        .into_response())
+    let bytes = datasets::image(&state, &dataset, &sample).await?;
+    Ok(cached_image(mime, bytes))
 }
 
 #[utoipa::path(
@@ -260,19 +252,35 @@ async fn sample_image(
 async fn sample_thumbnail(
     State(state): State<AppState>,
     auth: AuthUser,
-    Path((team_id, dataset_id, idx)): Path<(i32, i32, i32)>,
+    Path(ids): Path<(i32, i32, i32)>,
 ) -> Result<Response, ApiError> {
-    let dataset = team_dataset(&state, &auth, team_id, dataset_id).await?;
-    let sample = datasets::sample(&state.db, &dataset, idx).await?;
+    let (dataset, sample) = team_sample(&state, &auth, ids).await?;
     let png = datasets::thumbnail(&state, &dataset, &sample).await?;
-    Ok((
+    Ok(cached_image("image/png", png))
+}
+
+/// Sample `idx` of the team's dataset, given (team id, dataset id, idx); 404 unless the caller
+/// sees the team.
+async fn team_sample(
+    state: &AppState,
+    auth: &AuthUser,
+    (team_id, dataset_id, idx): (i32, i32, i32),
+) -> Result<(dataset::Model, dataset_sample::Model), ApiError> {
+    let dataset = team_dataset(state, auth, team_id, dataset_id).await?;
+    let sample = datasets::sample(&state.db, &dataset, idx).await?;
+    Ok((dataset, sample))
+}
+
+/// An image answer of type `mime` that the browser may keep (privately) for an hour.
+pub(super) fn cached_image(mime: &str, body: impl IntoResponse) -> Response {
+    (
         [
-            (CONTENT_TYPE, "image/png"),
+            (CONTENT_TYPE, mime),
             (CACHE_CONTROL, "private, max-age=3600"),
         ],
-        png,
+        body,
     )
-        .into_response())
+        .into_response()
 }
 
 #[utoipa::path(

@@ -6,11 +6,11 @@
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{get, post};
 
 use super::ApiJson;
+use super::datasets::cached_image;
 use super::run_live::team_run;
 use crate::AppState;
 use crate::auth::AuthUser;
@@ -131,14 +131,7 @@ async fn item_image(
 ) -> Result<Response, ApiError> {
     let run = team_run(&state, &auth, team_id, run_id).await?;
     let (bytes, mime) = judging::item_image(&state.db, &state.runs, &run, item_id).await?;
-    Ok((
-        [
-            (CONTENT_TYPE, mime),
-            (CACHE_CONTROL, "private, max-age=3600"),
-        ],
-        bytes,
-    )
-        .into_response())
+    Ok(cached_image(mime, bytes))
 }
 
 /// OpenAPI of these routes.

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use serde::Deserialize;
 
-use super::pages::{ErrorPage, check_csrf, csrf_token, render, with_cookies};
+use super::pages::{check_csrf, csrf_page, refused, render};
 use super::run_live::team_run;
 use crate::AppState;
 use crate::auth::AuthUser;
@@ -69,18 +69,6 @@ fn label(source: &str) -> String {
         .unwrap_or_else(|_| source.to_string())
 }
 
-/// A client error as an error page with its status (a refused CSRF token stays an error).
-fn refused(title: &str, e: ApiError) -> Result<Response, ApiError> {
-    if matches!(e, ApiError::Forbidden(_)) || !e.status().is_client_error() {
-        return Err(e);
-    }
-    let page = render(&ErrorPage {
-        title,
-        message: &e.to_string(),
-    })?;
-    Ok((e.status(), page).into_response())
-}
-
 async fn judging_page(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -110,16 +98,16 @@ async fn judging_page(
             }),
         None => None,
     };
-    let (csrf, set) = csrf_token(&headers, state.secure_cookies);
-    let page = render(&JudgingPage {
-        csrf: &csrf,
-        email: &auth.user.email,
-        team_id,
-        run_id,
-        next,
-        revealed,
-    })?;
-    Ok(with_cookies(set.into_iter().collect(), page))
+    csrf_page(&state, &headers, |csrf| {
+        render(&JudgingPage {
+            csrf,
+            email: &auth.user.email,
+            team_id,
+            run_id,
+            next,
+            revealed,
+        })
+    })
 }
 
 #[derive(Deserialize)]
@@ -172,13 +160,13 @@ async fn report_page(
     let run = team_run(&state, &auth, team_id, run_id).await?;
     let report = judging::judging_report(&state.db, &state.runs, &run).await?;
     let section = judging::report_html(&report)?;
-    let (csrf, set) = csrf_token(&headers, state.secure_cookies);
-    let page = render(&ReportPage {
-        csrf: &csrf,
-        email: &auth.user.email,
-        team_id,
-        run_id,
-        section,
-    })?;
-    Ok(with_cookies(set.into_iter().collect(), page))
+    csrf_page(&state, &headers, |csrf| {
+        render(&ReportPage {
+            csrf,
+            email: &auth.user.email,
+            team_id,
+            run_id,
+            section,
+        })
+    })
 }

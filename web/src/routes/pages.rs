@@ -100,17 +100,47 @@ pub(super) fn with_cookies(cookies: Vec<String>, body: impl IntoResponse) -> Res
     (AppendHeaders(headers), body).into_response()
 }
 
+/// The page `render_with` renders from the request's CSRF token; sets the token's cookie when
+/// the token is new.
+pub(super) fn csrf_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    render_with: impl FnOnce(&str) -> Result<Html<String>, ApiError>,
+) -> Result<Response, ApiError> {
+    let (csrf, set) = csrf_token(headers, state.secure_cookies);
+    let page = render_with(&csrf)?;
+    Ok(with_cookies(set.into_iter().collect(), page))
+}
+
+/// `e` as an error page titled `title`, with its status.
+pub(super) fn error_page(title: &str, e: &ApiError) -> Result<Response, ApiError> {
+    let page = render(&ErrorPage {
+        title,
+        message: &e.to_string(),
+    })?;
+    Ok((e.status(), page).into_response())
+}
+
+/// A client error as an error page with its status; a refused CSRF token or quota (403) and
+/// server errors stay errors.
+pub(super) fn refused(title: &str, e: ApiError) -> Result<Response, ApiError> {
+    if matches!(e, ApiError::Forbidden(_)) || !e.status().is_client_error() {
+        return Err(e);
+    }
+    error_page(title, &e)
+}
+
 async fn login_page(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let (csrf, set) = csrf_token(&headers, state.secure_cookies);
-    let page = render(&LoginPage {
-        csrf: &csrf,
-        email: "",
-        error: None,
-    })?;
-    Ok(with_cookies(set.into_iter().collect(), page))
+    csrf_page(&state, &headers, |csrf| {
+        render(&LoginPage {
+            csrf,
+            email: "",
+            error: None,
+        })
+    })
 }
 
 #[derive(Deserialize)]
@@ -169,15 +199,16 @@ async fn dashboard(
             role,
         });
     }
-    let (csrf, set) = csrf_token(&headers, state.secure_cookies);
-    let page = render(&DashboardPage {
-        csrf: &csrf,
-        email: &auth.user.email,
-        is_admin: auth.user.is_admin,
-        teams,
-        models: crate::models_registry::list(&state.db).await?,
-    })?;
-    Ok(with_cookies(set.into_iter().collect(), page))
+    let models = crate::models_registry::list(&state.db).await?;
+    csrf_page(&state, &headers, |csrf| {
+        render(&DashboardPage {
+            csrf,
+            email: &auth.user.email,
+            is_admin: auth.user.is_admin,
+            teams,
+            models,
+        })
+    })
 }
 
 #[derive(Deserialize)]
@@ -250,16 +281,16 @@ async fn dataset_page(
     )
     .await?;
     let report = datasets::report(&dataset);
-    let (csrf, set) = csrf_token(&headers, state.secure_cookies);
-    let page = render(&DatasetPage {
-        csrf: &csrf,
-        email: &auth.user.email,
-        team_id,
-        dataset,
-        samples,
-        report,
-    })?;
-    Ok(with_cookies(set.into_iter().collect(), page))
+    csrf_page(&state, &headers, |csrf| {
+        render(&DatasetPage {
+            csrf,
+            email: &auth.user.email,
+            team_id,
+            dataset,
+            samples,
+            report,
+        })
+    })
 }
 
 /// The dashboard's upload form (multipart: `csrf` first, then `name` and `file`); redirects to
@@ -302,15 +333,7 @@ async fn upload_form(
             [("location", format!("/teams/{team_id}/datasets/{}", row.id))],
         )
             .into_response()),
-        Err(e @ ApiError::Forbidden(_)) => Err(e),
-        Err(e) if e.status().is_client_error() => {
-            let page = render(&ErrorPage {
-                title: "Upload refused",
-                message: &e.to_string(),
-            })?;
-            Ok((e.status(), page).into_response())
-        }
-        Err(e) => Err(e),
+        Err(e) => refused("Upload refused", e),
     }
 }
 
@@ -335,13 +358,7 @@ async fn delete_dataset_form(
     let dataset = super::datasets::team_dataset(&state, &auth, team_id, dataset_id).await?;
     match datasets::delete(&state, &dataset).await {
         Ok(()) => Ok((StatusCode::SEE_OTHER, [("location", "/")]).into_response()),
-        Err(e @ ApiError::Conflict(_)) => {
-            let page = render(&ErrorPage {
-                title: "Dataset kept",
-                message: &e.to_string(),
-            })?;
-            Ok((e.status(), page).into_response())
-        }
+        Err(e @ ApiError::Conflict(_)) => error_page("Dataset kept", &e),
         Err(e) => Err(e),
     }
 }

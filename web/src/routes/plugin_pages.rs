@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use super::pages::{check_csrf, csrf_token, render, with_cookies};
+use super::pages::{check_csrf, csrf_page, render};
 use super::plugins::{PLUGIN_BODY_LIMIT, plugin_view, read_multipart_file, set_public};
 use crate::AppState;
 use crate::accounts;
@@ -74,16 +74,17 @@ async fn list_page(
     error: Option<String>,
 ) -> Result<Response, ApiError> {
     let (team, _) = accounts::team_access(&state.db, &auth.user, team_id).await?;
-    let (csrf, set) = csrf_token(headers, state.secure_cookies);
-    let page = render(&PluginsPage {
-        csrf: &csrf,
-        email: &auth.user.email,
-        team_id,
-        team_name: &team.name,
-        plugins: plugins::list(&state.db, team_id).await?,
-        error,
-    })?;
-    Ok(with_cookies(set.into_iter().collect(), page))
+    let plugins = plugins::list(&state.db, team_id).await?;
+    csrf_page(state, headers, |csrf| {
+        render(&PluginsPage {
+            csrf,
+            email: &auth.user.email,
+            team_id,
+            team_name: &team.name,
+            plugins,
+            error,
+        })
+    })
 }
 
 async fn plugins_page(
@@ -167,22 +168,23 @@ async fn show(
             }
         }
     };
-    let (csrf, set) = csrf_token(headers, state.secure_cookies);
-    let page = render(&PluginPage {
-        csrf: &csrf,
-        email: &auth.user.email,
-        is_admin: auth.user.is_admin,
-        team_id,
-        read_only: view.read_only,
-        plugin: view.plugin,
-        versions: view.versions,
-        datasets,
-        selected_dataset,
-        config: &config,
-        trial,
-        error,
+    let page = csrf_page(state, headers, |csrf| {
+        render(&PluginPage {
+            csrf,
+            email: &auth.user.email,
+            is_admin: auth.user.is_admin,
+            team_id,
+            read_only: view.read_only,
+            plugin: view.plugin,
+            versions: view.versions,
+            datasets,
+            selected_dataset,
+            config: &config,
+            trial,
+            error,
+        })
     })?;
-    Ok((status, with_cookies(set.into_iter().collect(), page)).into_response())
+    Ok((status, page).into_response())
 }
 
 async fn plugin_page(

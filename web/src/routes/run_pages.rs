@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 
-use super::pages::{ErrorPage, check_csrf, csrf_token, render, with_cookies};
+use super::pages::{check_csrf, csrf_page, error_page, render};
 use super::run_charts::line_chart;
 use super::run_live::{PageQuery, report_view, side_page, team_run};
 use crate::AppState;
@@ -101,13 +101,7 @@ async fn new_run_form(
     .await;
     match result {
         Ok(row) => Ok(Redirect::to(&format!("/teams/{team_id}/runs/{}", row.id)).into_response()),
-        Err(e) if e.status().is_client_error() => {
-            let page = render(&ErrorPage {
-                title: "Run refused",
-                message: &e.to_string(),
-            })?;
-            Ok((e.status(), page).into_response())
-        }
+        Err(e) if e.status().is_client_error() => error_page("Run refused", &e),
         Err(e) => Err(e),
     }
 }
@@ -291,33 +285,33 @@ async fn run_page(
     } else {
         None
     };
-    let (csrf, set) = csrf_token(&headers, state.secure_cookies);
-    let page = render(&RunPage {
-        csrf: &csrf,
-        email: &auth.user.email,
-        team_id,
-        dataset_name,
-        fusion: cfg.as_ref().map_or("?".into(), |c| c.fusion.to_string()),
-        template: cfg
-            .as_ref()
-            .map_or("?".into(), |c| plugin(&c.recaption.template)),
-        filters: cfg.as_ref().map_or("?".into(), |c| {
-            let names: Vec<String> = c.recaption.filters.iter().map(plugin).collect();
-            if names.is_empty() {
-                "none".into()
-            } else {
-                names.join(", ")
-            }
-        }),
-        finished: is_final(&row.status),
-        active: [run::QUEUED, run::RUNNING, run::PAUSED].contains(&row.status.as_str()),
-        rounds: round_rows(&report.rounds),
-        charts: charts(&report.rounds),
-        stopped_early: report.stopped_early,
-        samples,
-        files,
-        judging,
-        run: row,
-    })?;
-    Ok(with_cookies(set.into_iter().collect(), page))
+    csrf_page(&state, &headers, |csrf| {
+        render(&RunPage {
+            csrf,
+            email: &auth.user.email,
+            team_id,
+            dataset_name,
+            fusion: cfg.as_ref().map_or("?".into(), |c| c.fusion.to_string()),
+            template: cfg
+                .as_ref()
+                .map_or("?".into(), |c| plugin(&c.recaption.template)),
+            filters: cfg.as_ref().map_or("?".into(), |c| {
+                let names: Vec<String> = c.recaption.filters.iter().map(plugin).collect();
+                if names.is_empty() {
+                    "none".into()
+                } else {
+                    names.join(", ")
+                }
+            }),
+            finished: is_final(&row.status),
+            active: [run::QUEUED, run::RUNNING, run::PAUSED].contains(&row.status.as_str()),
+            rounds: round_rows(&report.rounds),
+            charts: charts(&report.rounds),
+            stopped_early: report.stopped_early,
+            samples,
+            files,
+            judging,
+            run: row,
+        })
+    })
 }

@@ -201,6 +201,23 @@ where
     }
 }
 
+/// How a test's steps ended: their result, or the panic they raised.
+pub type Outcome = std::thread::Result<Result<()>>;
+
+/// Runs `steps` to their end, catching a panic, so the test can shut down before [`report`].
+pub async fn caught(steps: impl Future<Output = Result<()>>) -> Outcome {
+    futures_util::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(steps)).await
+}
+
+/// Fails the test as its steps did: with the error's context chain, or the panic again.
+pub fn report(outcome: Outcome) {
+    match outcome {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => panic!("browser test failed: {e:#}"),
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
 /// A browser session on a portal (served here on a loopback port, or already running), for a
 /// member of team `team_id`; [`Browser::close`] ends it.
 pub struct Browser {

@@ -9,12 +9,11 @@ use std::path::PathBuf;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE};
 use axum::http::{HeaderMap, Method, Request, StatusCode};
-use http_body_util::BodyExt;
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
-use tower::ServiceExt;
+use vila2_web::accounts;
 
 pub const SECRET: &[u8] = b"test-secret-test-secret-test-secret!";
 pub const ADMIN: (&str, &str) = ("admin@example.org", "admin-password");
@@ -78,7 +77,7 @@ impl TestApp {
             secure_cookies: false,
         };
         let state = vila2_web::build_state(&options, SECRET).await.unwrap();
-        vila2_web::accounts::create_user(&state.db, ADMIN.0, ADMIN.1, true)
+        accounts::create_user(&state.db, ADMIN.0, ADMIN.1, true)
             .await
             .unwrap();
         TestApp {
@@ -112,15 +111,22 @@ impl TestApp {
     }
 
     pub async fn send(&self, req: Request<Body>) -> (StatusCode, HeaderMap, Value) {
-        let response = self.app.clone().oneshot(req).await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let body = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        (status, headers, body)
+        let (status, headers, bytes) = runs::send(&self.app, req).await;
+        (status, headers, runs::json_or_text(&bytes))
     }
 
+    /// A GET of page `uri` with the `cookies` header.
+    pub async fn page(&self, uri: &str, cookies: &str) -> (StatusCode, HeaderMap, Value) {
+        self.send(
+            Request::get(uri)
+                .header(COOKIE, cookies)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// A JSON call, with a bearer token if given: (status, body).
     pub async fn json(
         &self,
         method: Method,
@@ -128,17 +134,7 @@ impl TestApp {
         token: Option<&str>,
         body: Value,
     ) -> (StatusCode, Value) {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(uri)
-            .header(CONTENT_TYPE, "application/json");
-        if let Some(token) = token {
-            req = req.header(AUTHORIZATION, format!("Bearer {token}"));
-        }
-        let (status, _, body) = self
-            .send(req.body(Body::from(body.to_string())).unwrap())
-            .await;
-        (status, body)
+        runs::call_as(&self.app, method, uri, token, Some(body)).await
     }
 
     pub async fn get(&self, uri: &str, token: &str) -> (StatusCode, Value) {
@@ -150,17 +146,29 @@ impl TestApp {
         (status, body)
     }
 
+    /// Posts `body` (`email`, `password`) to the login route: (status, body).
+    pub async fn sign_in(&self, body: Value) -> (StatusCode, Value) {
+        self.json(Method::POST, "/api/v1/login", None, body).await
+    }
+
+    /// Signs in (which must succeed); the token.
     pub async fn login(&self, email: &str, password: &str) -> String {
         let (status, body) = self
-            .json(
-                Method::POST,
-                "/api/v1/login",
-                None,
-                json!({"email": email, "password": password}),
-            )
+            .sign_in(json!({"email": email, "password": password}))
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         body["token"].as_str().unwrap().to_string()
+    }
+
+    /// Creates team `name` as `token`: (status, body).
+    pub async fn create_team(&self, token: &str, name: &str) -> (StatusCode, Value) {
+        self.json(
+            Method::POST,
+            "/api/v1/teams",
+            Some(token),
+            json!({"name": name}),
+        )
+        .await
     }
 
     /// Creates a team (as admin) with a fresh user in it; returns (team id, user token).
@@ -171,29 +179,41 @@ impl TestApp {
         email: &str,
         role: &str,
     ) -> (i64, String) {
-        let (status, body) = self
-            .json(
-                Method::POST,
-                "/api/v1/teams",
-                Some(admin),
-                json!({"name": team}),
-            )
-            .await;
+        let (status, body) = self.create_team(admin, team).await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         let team_id = body["id"].as_i64().unwrap();
-        vila2_web::accounts::create_user(&self.state.db, email, "member-password", false)
+        (team_id, self.add_member(admin, team_id, email, role).await)
+    }
+
+    /// Adds a fresh user (password `member-password`) to `team` with `role` as `admin`; returns
+    /// their token.
+    pub async fn add_member(&self, admin: &str, team: i64, email: &str, role: &str) -> String {
+        accounts::create_user(&self.state.db, email, "member-password", false)
             .await
             .unwrap();
         let (status, body) = self
             .json(
                 Method::POST,
-                &format!("/api/v1/teams/{team_id}/members"),
+                &format!("/api/v1/teams/{team}/members"),
                 Some(admin),
                 json!({"email": email, "role": role}),
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
-        (team_id, self.login(email, "member-password").await)
+        self.login(email, "member-password").await
+    }
+
+    /// Two teams made by the admin, `team-a` with alice (as `alice_role`) and `team-b` with bob
+    /// (a member): (admin token, (team a, alice's token), (team b, bob's token)).
+    pub async fn two_teams(&self, alice_role: &str) -> (String, (i64, String), (i64, String)) {
+        let admin = self.login(ADMIN.0, ADMIN.1).await;
+        let (team_a, alice) = self
+            .team_with_member(&admin, "team-a", "alice@example.org", alice_role)
+            .await;
+        let (team_b, bob) = self
+            .team_with_member(&admin, "team-b", "bob@example.org", "member")
+            .await;
+        (admin, (team_a, alice), (team_b, bob))
     }
 
     pub async fn upload_raw(

@@ -9,8 +9,10 @@ use axum::body::Body;
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
+use sea_orm::{DatabaseConnection, EntityTrait};
 use serde_json::Value;
 use tower::ServiceExt;
+use vila2_web::entities::run;
 use vila2_web::runs::{RunPreset, RunSettings};
 
 use super::{ADMIN, TestApp};
@@ -50,10 +52,39 @@ pub async fn call(
     token: &str,
     body: Option<Value>,
 ) -> (StatusCode, Value) {
-    let (status, _, bytes) = raw(router, method, uri, token, body).await;
-    let body = serde_json::from_slice(&bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-    (status, body)
+    call_as(router, method, uri, Some(token), body).await
+}
+
+/// A call with a bearer token or none; the body as JSON (or a JSON string of the text).
+pub async fn call_as(
+    router: &Router,
+    method: Method,
+    uri: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let (status, _, bytes) = send(router, json_request(method, uri, token, body)).await;
+    (status, json_or_text(&bytes))
+}
+
+/// A GET with a bearer token that must answer 200; the body as JSON.
+pub async fn get_ok(router: &Router, uri: &str, token: &str) -> Value {
+    let (status, body) = call(router, Method::GET, uri, token, None).await;
+    assert_eq!(status, StatusCode::OK, "{uri}: {body}");
+    body
+}
+
+/// A run request: dataset `ds` with `rounds` self-augmentation rounds.
+pub fn run_request(ds: i64, rounds: i64) -> Value {
+    serde_json::json!({"dataset_id": ds, "rounds": rounds})
+}
+
+/// Submits a run of `team` that must be accepted (201); the run.
+pub async fn submit(router: &Router, team: i64, token: &str, request: Value) -> Value {
+    let uri = format!("/api/v1/teams/{team}/runs");
+    let (status, run) = call(router, Method::POST, &uri, token, Some(request)).await;
+    assert_eq!(status, StatusCode::CREATED, "{run}");
+    run
 }
 
 /// A call with a bearer token; status, headers and the whole body.
@@ -64,18 +95,55 @@ pub async fn raw(
     token: &str,
     body: Option<Value>,
 ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
-    let req = Request::builder()
+    send(router, json_request(method, uri, Some(token), body)).await
+}
+
+/// A JSON request (content type set even without a body), with a bearer token if given.
+fn json_request(
+    method: Method,
+    uri: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> Request<Body> {
+    let mut req = Request::builder()
         .method(method)
         .uri(uri)
-        .header(AUTHORIZATION, format!("Bearer {token}"))
-        .header(CONTENT_TYPE, "application/json")
-        .body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
-        .unwrap();
+        .header(CONTENT_TYPE, "application/json");
+    if let Some(token) = token {
+        req = req.header(AUTHORIZATION, format!("Bearer {token}"));
+    }
+    req.body(body.map_or_else(Body::empty, |b| Body::from(b.to_string())))
+        .unwrap()
+}
+
+/// Sends `req` to `router`: status, headers and the whole body.
+pub async fn send(
+    router: &Router,
+    req: Request<Body>,
+) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
     let response = router.clone().oneshot(req).await.unwrap();
     let status = response.status();
     let headers = response.headers().clone();
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     (status, headers, bytes.to_vec())
+}
+
+/// `bytes` as JSON, or a JSON string of the text.
+pub fn json_or_text(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+/// Changes the stored row of run `id` with `edit` (to stage a crash or a cancel).
+pub async fn edit_run(db: &DatabaseConnection, id: i64, edit: impl FnOnce(&mut run::ActiveModel)) {
+    let mut row: run::ActiveModel = run::Entity::find_by_id(id as i32)
+        .one(db)
+        .await
+        .unwrap()
+        .expect("the run")
+        .into();
+    edit(&mut row);
+    sea_orm::ActiveModelTrait::update(row, db).await.unwrap();
 }
 
 const BOUNDARY: &str = "XRUNSBOUNDARYX";
@@ -95,16 +163,26 @@ pub fn shapes_shard(samples: usize) -> Vec<u8> {
     std::fs::read(first_tar(&dir.path().join("w/pretrain"))).unwrap()
 }
 
-/// Uploads a small ShapesWorld pretraining shard (8 samples) as a dataset of `team`; returns
-/// its id.
-pub async fn dataset(router: &Router, team: i64, token: &str) -> i64 {
-    let bytes = shapes_shard(DATASET_SAMPLES);
+/// Uploads `bytes` as a dataset of `team` (named `name`, or after the file): (status, body).
+pub async fn upload(
+    router: &Router,
+    team: i64,
+    token: &str,
+    name: Option<&str>,
+    bytes: &[u8],
+) -> (StatusCode, Value) {
+    let mut body = String::new();
+    if let Some(name) = name {
+        body = format!(
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\n{name}\r\n"
+        );
+    }
     let mut body = format!(
-        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"shapes.tar\"\r\n\
+        "{body}--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"shapes.tar\"\r\n\
          Content-Type: application/octet-stream\r\n\r\n"
     )
     .into_bytes();
-    body.extend_from_slice(&bytes);
+    body.extend_from_slice(bytes);
     body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
     let req = Request::post(format!("/api/v1/teams/{team}/datasets"))
         .header(AUTHORIZATION, format!("Bearer {token}"))
@@ -114,12 +192,19 @@ pub async fn dataset(router: &Router, team: i64, token: &str) -> i64 {
         )
         .body(Body::from(body))
         .unwrap();
-    let response = router.clone().oneshot(req).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    let body: Value = serde_json::from_slice(&bytes).unwrap();
+    let (status, _, bytes) = send(router, req).await;
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+/// Uploads a small ShapesWorld pretraining shard (8 samples) as a dataset of `team`; returns
+/// its id.
+pub async fn dataset(router: &Router, team: i64, token: &str) -> i64 {
+    let (status, body) = upload(router, team, token, None, &shapes_shard(DATASET_SAMPLES)).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    assert_eq!(body["sample_count"], 8, "{body}");
+    assert_eq!(body["sample_count"], DATASET_SAMPLES, "{body}");
     body["id"].as_i64().unwrap()
 }
 
