@@ -15,7 +15,7 @@ use sea_orm::{EntityTrait, QueryOrder};
 use serde::Deserialize;
 
 use super::admin::{self, AdminUser, CreateUser};
-use super::pages::{ErrorPage, check_csrf, csrf_token, render, with_cookies};
+use super::pages::{check_csrf, csrf_page, refused, render};
 use crate::AppState;
 use crate::accounts;
 use crate::auth::AuthUser;
@@ -127,32 +127,27 @@ async fn admin_page(
             plugin: p,
         })
         .collect();
-    let (csrf, set) = csrf_token(&headers, state.secure_cookies);
-    let page = render(&AdminPage {
-        csrf: &csrf,
-        email: &auth.user.email,
-        users: admin::users(&state).await?,
-        teams: admin::teams_usage(&state).await?,
-        runs,
-        models: models_registry::list(&state.db).await?,
-        plugins,
-    })?;
-    Ok(with_cookies(set.into_iter().collect(), page))
+    let users = admin::users(&state).await?;
+    let teams = admin::teams_usage(&state).await?;
+    let models = models_registry::list(&state.db).await?;
+    csrf_page(&state, &headers, |csrf| {
+        render(&AdminPage {
+            csrf,
+            email: &auth.user.email,
+            users,
+            teams,
+            runs,
+            models,
+            plugins,
+        })
+    })
 }
 
 /// Back to the admin page, or the reason a form was refused.
 fn outcome(result: Result<(), ApiError>) -> Result<Response, ApiError> {
     match result {
         Ok(()) => Ok((StatusCode::SEE_OTHER, [("location", "/admin")]).into_response()),
-        Err(e @ ApiError::Forbidden(_)) => Err(e),
-        Err(e) if e.status().is_client_error() => {
-            let page = render(&ErrorPage {
-                title: "Not changed",
-                message: &e.to_string(),
-            })?;
-            Ok((e.status(), page).into_response())
-        }
-        Err(e) => Err(e),
+        Err(e) => refused("Not changed", e),
     }
 }
 
