@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use tch::{Device, Tensor};
-use vila2::train::init::{ModelSpec, init_model};
+use vila2::train::init::{ModelSpec, init_model, train_tokenizer};
 use vila2::vlm::generate::{GenerationParams, Vlm};
 use vila2::vlm::preprocess::load_image;
 
@@ -167,4 +167,36 @@ fn the_cli_reads_a_toml_spec_and_names_bad_fields() {
         err.contains("spec.toml") && err.contains("vision.num_layers"),
         "{err}"
     );
+}
+
+#[test]
+fn numbers_are_split_into_single_digits() {
+    // Boxes repeated often enough that BPE would merge digit pairs ("96", "09") without the
+    // digit split, giving boxes of ragged token lengths that the grounding specialist never
+    // learned to close.
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("corpus.txt");
+    let line = "The image shows a large yellow diamond [296,484,609,796] and a small red \
+                square [750,234,937,421] on a black background. There are 2 shapes.\n";
+    std::fs::write(&p, format!("{CORPUS}{}", line.repeat(200))).unwrap();
+    let tok = train_tokenizer(&p, 400).unwrap();
+    for text in [
+        "diamond [296,484,609,796]",
+        "square [750,234,937,421].",
+        "There are 2 shapes.",
+    ] {
+        let enc = tok.encode(text, false).unwrap();
+        for t in enc.get_tokens() {
+            let digits = t.chars().filter(char::is_ascii_digit).count();
+            assert!(
+                digits == 0 || t.len() == 1,
+                "{t:?} in {:?}",
+                enc.get_tokens()
+            );
+        }
+        assert_eq!(tok.decode(enc.get_ids(), false).unwrap(), text);
+    }
+    // Every box is the same number of tokens, whatever its numbers.
+    let len = |b: &str| tok.encode(b, false).unwrap().get_ids().len();
+    assert_eq!(len("[296,484,609,796]"), len("[000,999,111,555]"));
 }

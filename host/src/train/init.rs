@@ -12,7 +12,10 @@ use serde_json::{Value, json};
 use tch::{Device, Kind, Tensor};
 use tokenizers::models::TrainerWrapper;
 use tokenizers::models::bpe::{BPE, BpeTrainer};
+use tokenizers::pre_tokenizers::PreTokenizerWrapper;
 use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+use tokenizers::pre_tokenizers::digits::Digits;
+use tokenizers::pre_tokenizers::sequence::Sequence;
 use tokenizers::processors::template::TemplateProcessing;
 use tokenizers::{AddedToken, Tokenizer};
 
@@ -462,6 +465,11 @@ fn field_error<E: std::fmt::Display>(e: &serde_path_to_error::Error<E>) -> Strin
 
 /// Trains a byte-level BPE tokenizer (GPT-2 pre-tokenizer, `<s>` prepended) of at most
 /// `vocab_size` tokens on the lines of `corpus`; ids 0–4 are [`SPECIAL_TOKENS`].
+///
+/// Digits are split one per token, as Llama's tokenizer does: BPE merges would otherwise
+/// cut numbers into ragged pieces ("296" → `2`,`96`; "484" → `4`,`8`,`4`), so a box such
+/// as `[296,484,609,796]` would have no fixed length and a small model never learns where
+/// it closes (the grounding specialist looped on `5,5,5,…`).
 pub fn train_tokenizer(corpus: &Path, vocab_size: usize) -> Result<Tokenizer, TrainError> {
     let err = |msg: String| TrainError::Tokenizer {
         file: corpus.to_path_buf(),
@@ -474,7 +482,10 @@ pub fn train_tokenizer(corpus: &Path, vocab_size: usize) -> Result<Tokenizer, Tr
         });
     }
     let mut tok = Tokenizer::new(BPE::default());
-    tok.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
+    tok.with_pre_tokenizer(Some(Sequence::new(vec![
+        PreTokenizerWrapper::Digits(Digits::new(true)),
+        PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, true, true)),
+    ])));
     tok.with_decoder(Some(ByteLevel::new(true, true, true)));
     let alphabet: HashSet<char> = ByteLevel::alphabet().into_iter().collect();
     let mut trainer: TrainerWrapper = BpeTrainer::builder()
