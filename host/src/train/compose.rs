@@ -422,20 +422,7 @@ fn image_processor(vision: &Path, vis: &VisionConfig) -> Result<Value, TrainErro
     }
     let s = vis.image_size;
     Ok(if vis.family == VisionFamily::Clip {
-        json!({
-            "crop_size": {"height": s, "width": s},
-            "do_center_crop": true,
-            "do_convert_rgb": true,
-            "do_normalize": true,
-            "do_rescale": true,
-            "do_resize": true,
-            "image_mean": [0.48145466, 0.4578275, 0.40821073],
-            "image_processor_type": "CLIPImageProcessor",
-            "image_std": [0.26862954, 0.26130258, 0.27577711],
-            "resample": 3,
-            "rescale_factor": 1.0 / 255.0,
-            "size": {"shortest_edge": s},
-        })
+        super::init::clip_image_processor(s)
     } else {
         json!({
             "do_convert_rgb": true,

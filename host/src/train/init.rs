@@ -313,21 +313,7 @@ impl ModelSpec {
     /// The CLIP image processor: resize the short side to `image_size`, center crop,
     /// CLIP normalisation.
     pub fn image_processor_json(&self) -> Value {
-        let s = self.vision.image_size;
-        json!({
-            "crop_size": {"height": s, "width": s},
-            "do_center_crop": true,
-            "do_convert_rgb": true,
-            "do_normalize": true,
-            "do_rescale": true,
-            "do_resize": true,
-            "image_mean": [0.48145466, 0.4578275, 0.40821073],
-            "image_processor_type": "CLIPImageProcessor",
-            "image_std": [0.26862954, 0.26130258, 0.27577711],
-            "resample": 3,
-            "rescale_factor": 1.0 / 255.0,
-            "size": {"shortest_edge": s},
-        })
+        clip_image_processor(self.vision.image_size)
     }
 
     /// Random tensors with canonical keys (see [`crate::vlm::llava::canonical_key`]), drawn
@@ -612,6 +598,26 @@ pub fn init_model(
     };
     tracing::info!(out = %out.display(), parameters = summary.parameters, vocab, "initialised model");
     Ok(summary)
+}
+
+/// CLIP's image processor at `size` pixels: resize the short side, center crop, CLIP
+/// normalisation (what `CLIPImageProcessor` writes).
+pub(crate) fn clip_image_processor(size: usize) -> Value {
+    let s = size;
+    json!({
+        "crop_size": {"height": s, "width": s},
+        "do_center_crop": true,
+        "do_convert_rgb": true,
+        "do_normalize": true,
+        "do_rescale": true,
+        "do_resize": true,
+        "image_mean": [0.48145466, 0.4578275, 0.40821073],
+        "image_processor_type": "CLIPImageProcessor",
+        "image_std": [0.26862954, 0.26130258, 0.27577711],
+        "resample": 3,
+        "rescale_factor": 1.0 / 255.0,
+        "size": {"shortest_edge": s},
+    })
 }
 
 #[cfg(test)]
