@@ -91,6 +91,19 @@ fn admin_only(auth: Result<AuthUser, ApiError>) -> Result<Result<AuthUser, Respo
     }
 }
 
+/// [`admin_only`] for a form post, whose CSRF token must match too.
+fn admin_post(
+    auth: Result<AuthUser, ApiError>,
+    headers: &HeaderMap,
+    csrf: &str,
+) -> Result<Result<AuthUser, Response>, ApiError> {
+    let auth = admin_only(auth)?;
+    if auth.is_ok() {
+        check_csrf(headers, csrf)?;
+    }
+    Ok(auth)
+}
+
 async fn admin_page(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -184,10 +197,9 @@ async fn quotas_form(
     Path(team_id): Path<i32>,
     Form(form): Form<QuotasForm>,
 ) -> Result<Response, ApiError> {
-    if let Err(redirect) = admin_only(auth)? {
+    if let Err(redirect) = admin_post(auth, &headers, &form.csrf)? {
         return Ok(redirect);
     }
-    check_csrf(&headers, &form.csrf)?;
     let result = async {
         let team = admin::find_team(&state, team_id).await?;
         let limits = Limits {
@@ -218,10 +230,9 @@ async fn cancel_form(
     Path(run_id): Path<i32>,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, ApiError> {
-    if let Err(redirect) = admin_only(auth)? {
+    if let Err(redirect) = admin_post(auth, &headers, &form.csrf)? {
         return Ok(redirect);
     }
-    check_csrf(&headers, &form.csrf)?;
     let result = async {
         let row = admin::find_run(&state, run_id).await?;
         crate::runs::cancel(&state.db, &row).await.map(|_| ())
@@ -244,10 +255,9 @@ async fn priority_form(
     Path(run_id): Path<i32>,
     Form(form): Form<PriorityForm>,
 ) -> Result<Response, ApiError> {
-    if let Err(redirect) = admin_only(auth)? {
+    if let Err(redirect) = admin_post(auth, &headers, &form.csrf)? {
         return Ok(redirect);
     }
-    check_csrf(&headers, &form.csrf)?;
     let result = async {
         let priority = number("priority", &form.priority)?
             .ok_or_else(|| ApiError::BadRequest("priority: give a number".into()))?;
@@ -271,11 +281,10 @@ async fn register_form(
     auth: Result<AuthUser, ApiError>,
     Form(form): Form<RegisterForm>,
 ) -> Result<Response, ApiError> {
-    let auth = match admin_only(auth)? {
+    let auth = match admin_post(auth, &headers, &form.csrf)? {
         Ok(a) => a,
         Err(redirect) => return Ok(redirect),
     };
-    check_csrf(&headers, &form.csrf)?;
     let req = RegisterModel {
         name: form.name,
         path: form.path,
@@ -294,10 +303,9 @@ async fn remove_form(
     Path(model_id): Path<i32>,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, ApiError> {
-    if let Err(redirect) = admin_only(auth)? {
+    if let Err(redirect) = admin_post(auth, &headers, &form.csrf)? {
         return Ok(redirect);
     }
-    check_csrf(&headers, &form.csrf)?;
     outcome(models_registry::remove(&state.db, model_id).await)
 }
 
@@ -318,11 +326,10 @@ async fn user_form(
     auth: Result<AuthUser, ApiError>,
     Form(form): Form<UserForm>,
 ) -> Result<Response, ApiError> {
-    let auth = match admin_only(auth)? {
+    let auth = match admin_post(auth, &headers, &form.csrf)? {
         Ok(a) => a,
         Err(redirect) => return Ok(redirect),
     };
-    check_csrf(&headers, &form.csrf)?;
     let req = CreateUser {
         email: form.email,
         password: form.password,
@@ -347,10 +354,9 @@ async fn team_form(
     auth: Result<AuthUser, ApiError>,
     Form(form): Form<TeamForm>,
 ) -> Result<Response, ApiError> {
-    if let Err(redirect) = admin_only(auth)? {
+    if let Err(redirect) = admin_post(auth, &headers, &form.csrf)? {
         return Ok(redirect);
     }
-    check_csrf(&headers, &form.csrf)?;
     let result = async {
         let owner = form.owner_email.trim();
         // Checked first, so that a mistyped owner leaves no team behind.
@@ -387,10 +393,9 @@ async fn member_form(
     Path(team_id): Path<i32>,
     Form(form): Form<MemberForm>,
 ) -> Result<Response, ApiError> {
-    if let Err(redirect) = admin_only(auth)? {
+    if let Err(redirect) = admin_post(auth, &headers, &form.csrf)? {
         return Ok(redirect);
     }
-    check_csrf(&headers, &form.csrf)?;
     let result = async {
         let team = admin::find_team(&state, team_id).await?;
         let role = match form.role.trim() {
@@ -412,9 +417,8 @@ async fn remove_member_form(
     Path((team_id, user_id)): Path<(i32, i32)>,
     Form(form): Form<CsrfForm>,
 ) -> Result<Response, ApiError> {
-    if let Err(redirect) = admin_only(auth)? {
+    if let Err(redirect) = admin_post(auth, &headers, &form.csrf)? {
         return Ok(redirect);
     }
-    check_csrf(&headers, &form.csrf)?;
     outcome(accounts::remove_member(&state.db, team_id, user_id).await)
 }
