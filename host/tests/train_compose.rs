@@ -139,19 +139,7 @@ fn composed_model_loads_in_the_engine_and_transformers_alike() {
         "the processor expands <image> to the 16 patch tokens"
     );
     let model = LlavaModel::load(out.path(), Device::Cpu, Kind::Float).unwrap();
-    let shape = common::ints(&want["pixel_shape"]);
-    let pixels = Tensor::from_slice(&common::floats(&want["pixel_values"]))
-        .view([1, shape[0], shape[1], shape[2]]);
-    let logits = model
-        .forward_logits(&Tensor::from_slice(&ids).unsqueeze(0), Some(&pixels))
-        .unwrap();
-    assert_eq!(logits.size()[1..], common::ints(&want["logits_shape"])[..]);
-    let got = Vec::<f32>::try_from(logits.flatten(0, -1)).unwrap();
-    let diff = common::max_abs_diff(&got, &common::floats(&want["logits"]));
-    assert!(
-        diff < 1e-4,
-        "engine vs transformers logits differ by {diff}"
-    );
+    let _ = common::assert_golden_logits(&model, &ids, &common::golden_pixels(&want), &want);
 }
 
 #[test]

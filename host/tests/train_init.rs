@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use tch::{Device, Tensor};
+use tch::Device;
 use vila2::train::init::{ModelSpec, init_model, train_tokenizer};
 use vila2::vlm::generate::{GenerationParams, Vlm};
 use vila2::vlm::preprocess::load_image;
@@ -80,18 +80,11 @@ fn a_tiny_model_loads_in_the_engine_and_transformers_alike() {
     let got_px = Vec::<f32>::try_from(prompt.pixels[0].flatten(0, -1)).unwrap();
     let px_diff = common::max_abs_diff(&got_px, &common::floats(&want["pixel_values"]));
     assert!(px_diff < 1e-3, "pixels differ by {px_diff}");
-    let pixels = Tensor::from_slice(&common::floats(&want["pixel_values"]))
-        .view([1, shape[0], shape[1], shape[2]]);
-    let logits = vlm
-        .model
-        .forward_logits(&Tensor::from_slice(&prompt.ids).unsqueeze(0), Some(&pixels))
-        .unwrap();
-    assert_eq!(logits.size()[1..], common::ints(&want["logits_shape"])[..]);
-    let got = Vec::<f32>::try_from(logits.flatten(0, -1)).unwrap();
-    let diff = common::max_abs_diff(&got, &common::floats(&want["logits"]));
-    assert!(
-        diff < 1e-4,
-        "engine vs transformers logits differ by {diff}"
+    let _ = common::assert_golden_logits(
+        &vlm.model,
+        &prompt.ids,
+        &common::golden_pixels(&want),
+        &want,
     );
 
     // And the engine generates from it.

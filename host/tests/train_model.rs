@@ -262,19 +262,8 @@ fn trained_checkpoint_loads_in_transformers_and_the_engine_alike() {
     let want = transformers_logits(out.path(), &image, prompt);
     let model = LlavaModel::load(out.path(), Device::Cpu, Kind::Float).unwrap();
     let ids = common::ints(&want["input_ids"]);
-    let shape = common::ints(&want["pixel_shape"]);
-    let pixels = Tensor::from_slice(&common::floats(&want["pixel_values"]))
-        .view([1, shape[0], shape[1], shape[2]]);
-    let logits = model
-        .forward_logits(&Tensor::from_slice(&ids).unsqueeze(0), Some(&pixels))
-        .unwrap();
-    assert_eq!(logits.size()[1..], common::ints(&want["logits_shape"])[..]);
-    let got = Vec::<f32>::try_from(logits.flatten(0, -1)).unwrap();
-    let diff = common::max_abs_diff(&got, &common::floats(&want["logits"]));
-    assert!(
-        diff < 1e-4,
-        "engine vs transformers logits differ by {diff}"
-    );
+    let pixels = common::golden_pixels(&want);
+    let logits = common::assert_golden_logits(&model, &ids, &pixels, &want);
 
     // The saved model is the trained one, not the init.
     let init_model = LlavaModel::load(&init, Device::Cpu, Kind::Float).unwrap();

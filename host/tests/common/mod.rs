@@ -147,3 +147,30 @@ pub fn caption_shard(path: &Path, n: u32, first_seed: u32) {
     }
     write_shard(path, &members);
 }
+
+/// The golden's `pixel_values` (shape `pixel_shape`) as a batch of one.
+pub fn golden_pixels(want: &serde_json::Value) -> tch::Tensor {
+    let shape = ints(&want["pixel_shape"]);
+    tch::Tensor::from_slice(&floats(&want["pixel_values"])).view([1, shape[0], shape[1], shape[2]])
+}
+
+/// Checks `model`'s logits on `ids` with `pixels` against transformers' golden `want` (same
+/// shape, within 1e-4) and returns them.
+pub fn assert_golden_logits(
+    model: &vila2::vlm::llava::LlavaModel,
+    ids: &[i64],
+    pixels: &tch::Tensor,
+    want: &serde_json::Value,
+) -> tch::Tensor {
+    let logits = model
+        .forward_logits(&tch::Tensor::from_slice(ids).unsqueeze(0), Some(pixels))
+        .unwrap();
+    assert_eq!(logits.size()[1..], ints(&want["logits_shape"])[..]);
+    let got = Vec::<f32>::try_from(logits.flatten(0, -1)).unwrap();
+    let diff = max_abs_diff(&got, &floats(&want["logits"]));
+    assert!(
+        diff < 1e-4,
+        "engine vs transformers logits differ by {diff}"
+    );
+    logits
+}
