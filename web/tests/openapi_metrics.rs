@@ -131,9 +131,36 @@ async fn openapi_documents_every_api_route() {
         "Trial",
         "TrialRequest",
         "ErrorBody",
+        "RunRequest",
+        "FilterChoice",
+        "SpecialistChoice",
     ] {
         assert!(schemas.contains_key(name), "schema {name} missing");
     }
+    // A run's filters and specialists: a name, or an object with a config.
+    let run_request = &schemas["RunRequest"]["properties"];
+    for (field, schema) in [
+        ("filters", "FilterChoice"),
+        ("specialists", "SpecialistChoice"),
+    ] {
+        assert!(
+            run_request[field]
+                .to_string()
+                .contains(&format!("#/components/schemas/{schema}")),
+            "{field}: {}",
+            run_request[field]
+        );
+    }
+    let filter = schemas["FilterChoice"].to_string();
+    assert!(
+        filter.contains("oneOf") && filter.contains("ConfiguredFilter"),
+        "{filter}"
+    );
+    assert!(
+        schemas["ConfiguredFilter"]["properties"]["config"].is_object(),
+        "{}",
+        schemas["ConfiguredFilter"]
+    );
     app.finish().await;
 }
 

@@ -568,6 +568,91 @@ async fn run_forms(app: &TestApp) {
     assert_eq!(run["status"], "cancelled");
     let page = get_ok(&router, &location, &alice).await;
     assert!(!page.as_str().unwrap().contains("Cancel run"));
+
+    // The dashboard's form offers the preset's filters with their configs and a box per
+    // specialist task (none checked in the tiny preset).
+    let dashboard = get_ok(&router, "/", &alice).await;
+    let dashboard = dashboard.as_str().unwrap();
+    assert!(
+        dashboard.contains("vila2_quality {&#34;min_words&#34;:4}</textarea>"),
+        "{dashboard}"
+    );
+    for task in ["spatial", "grounding", "ocr"] {
+        assert!(
+            dashboard.contains(&format!(
+                r#"<input type="checkbox" name="specialists" value="{task}">"#
+            )),
+            "{task}: {dashboard}"
+        );
+    }
+    // Filters with their configs, one per line, and the checked specialists.
+    let filters = "vila2_quality {\"min_words\": 3}\r\nvila2_quality";
+    let chosen = format!(
+        "dataset_id={ds}&rounds=0&template=&filters={}&fusion=concat&specialists=&specialists=ocr&specialists=spatial",
+        urlencode(filters)
+    );
+    let (status, location, body) = form(&router, &uri, &alice, &chosen, true).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let location = location.unwrap();
+    let id = location.rsplit('/').next().unwrap();
+    let run = get_ok(&router, &format!("/api/v1/teams/{team}/runs/{id}"), &alice).await;
+    let cfg = vila2_host::pipeline::RunConfig::parse(run["config"].as_str().unwrap()).unwrap();
+    let configs: Vec<_> = cfg
+        .recaption
+        .filters
+        .iter()
+        .map(|f| f.config.clone())
+        .collect();
+    assert_eq!(configs, [Some(json!({"min_words": 3})), None]);
+    let names: Vec<&str> = cfg.specialists.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["ocr", "spatial"]);
+    let page = get_ok(&router, &location, &alice).await;
+    let page = page.as_str().unwrap();
+    assert!(
+        page.contains(r#"<code id="specialists">ocr (vila2_ocr); spatial (vila2_spatial)</code>"#),
+        "{page}"
+    );
+    assert!(
+        page.contains("vila2_quality {&#34;min_words&#34;:3}; vila2_quality</code>"),
+        "{page}"
+    );
+    // No box checked: no specialists; a config that is not JSON or that the plugin refuses is
+    // a 400 naming the filter.
+    let none = format!("dataset_id={ds}&rounds=0&filters=&fusion=concat&specialists=");
+    let (status, location, body) = form(&router, &uri, &alice, &none, true).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let id = location.unwrap().rsplit('/').next().unwrap().to_string();
+    let run = get_ok(&router, &format!("/api/v1/teams/{team}/runs/{id}"), &alice).await;
+    let cfg = vila2_host::pipeline::RunConfig::parse(run["config"].as_str().unwrap()).unwrap();
+    assert!(cfg.specialists.is_empty());
+    for (filters, field) in [
+        (
+            "vila2_quality {min_words: 3}",
+            "filters[0].config: not JSON",
+        ),
+        (
+            "vila2_quality\nvila2_quality {\"min_words\": \"three\"}",
+            "filters[1].config: refused by the plugin",
+        ),
+    ] {
+        let bad = format!(
+            "dataset_id={ds}&rounds=0&filters={}&fusion=concat",
+            urlencode(filters)
+        );
+        let (status, _, body) = form(&router, &uri, &alice, &bad, true).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{filters}: {body}");
+        assert!(body.contains(field), "{filters}: {body}");
+    }
+}
+
+/// `s` percent-encoded for a form body.
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 both_backends!(

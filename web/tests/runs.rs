@@ -243,11 +243,195 @@ async fn the_spawned_worker_runs_what_is_queued() {
     app.finish().await;
 }
 
+/// Filters with their configurations and specialists: what was asked lands in the run
+/// document; every bad choice is a 400 naming its field (a config the plugin refuses with
+/// the plugin's message) and queues nothing.
+async fn filter_configs_and_specialists(app: &TestApp) {
+    let (router, _) = tiny(app);
+    let (team, alice, ds) = new_team(app, &router, "alpha", "alice@example.org").await;
+    let uri = format!("/api/v1/teams/{team}/runs");
+    let (plugin_id, plugin_name) = team_plugin(app, team, &alice).await;
+    let quality = |config: Value| json!({"name": "vila2_quality", "config": config});
+    let request = |extra: Value| {
+        let mut body = json!({"dataset_id": ds, "rounds": 0});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        body
+    };
+    for (extra, field) in [
+        (
+            json!({"filters": ["vila2_quality", quality(json!([1]))]}),
+            "filters[1].config: must be a JSON object",
+        ),
+        (
+            json!({"filters": [quality(json!({"min_words": "many"}))]}),
+            "filters[0].config: refused by the plugin",
+        ),
+        (
+            json!({"filters": [quality(json!({"colour": 1}))]}),
+            "filters[0].config: refused by the plugin",
+        ),
+        (
+            json!({"filters": [quality(json!({"min_words": null}))]}),
+            "filters[0].config: null",
+        ),
+        (
+            json!({"filters": [{"name": "nope", "config": {}}]}),
+            "filters[0]: no component `nope`",
+        ),
+        (
+            json!({"specialists": ["spatial", "weather"]}),
+            "specialists[1]: `weather` is not a specialist task",
+        ),
+        (
+            json!({"specialists": ["ocr", {"name": "ocr"}]}),
+            "specialists[1]: `ocr` is listed twice",
+        ),
+        (
+            json!({"specialists": [{"name": "ocr", "plugin": "nope"}]}),
+            "specialists[0].plugin: no component `nope`",
+        ),
+        (
+            json!({"specialists": [{"name": "ocr", "plugin": plugin_name}]}),
+            "specialists[0].plugin: plugin `",
+        ),
+        (
+            json!({"specialists": [{"name": "ocr", "plugin": "vila2_quality"}]}),
+            "specialists[0].plugin: ",
+        ),
+        (
+            json!({"specialists": [{"name": "ocr", "config": "x"}]}),
+            "specialists[0].config: must be a JSON object",
+        ),
+    ] {
+        let body = request(extra);
+        let (status, answer) = call(&router, Method::POST, &uri, &alice, Some(body.clone())).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body} -> {answer}");
+        let msg = answer["error"].as_str().unwrap();
+        assert!(
+            msg.starts_with(field),
+            "{body}: `{msg}` should start with {field}"
+        );
+    }
+    // A malformed entry is refused by the JSON reader, naming it.
+    let body = request(json!({"specialists": [{"name": "ocr", "colour": "red"}]}));
+    let (status, answer) = call(&router, Method::POST, &uri, &alice, Some(body)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+    assert!(answer.to_string().contains("specialists[0]"), "{answer}");
+    assert_eq!(
+        get_ok(&router, &uri, &alice).await,
+        json!([]),
+        "nothing queued"
+    );
+
+    let body = request(json!({
+        "filters": [
+            quality(json!({"min_words": 3, "max_words": 50})),
+            "vila2_quality",
+            {"name": plugin_name, "config": {"min_words": 2}},
+        ],
+        "specialists": ["ocr", {"name": "spatial", "plugin": "vila2_spatial"}],
+    }));
+    let run = submit(&router, team, &alice, body).await;
+    let cfg = vila2_host::pipeline::RunConfig::parse(run["config"].as_str().unwrap()).unwrap();
+    let filters: Vec<(&str, Option<Value>)> = cfg
+        .recaption
+        .filters
+        .iter()
+        .map(|f| (f.plugin.as_str(), f.config.clone()))
+        .collect();
+    let team_component = format!("plugins/{plugin_id}.wasm");
+    assert_eq!(
+        filters,
+        [
+            (
+                "vila2_quality",
+                Some(json!({"min_words": 3, "max_words": 50}))
+            ),
+            ("vila2_quality", None),
+            (team_component.as_str(), Some(json!({"min_words": 2}))),
+        ]
+    );
+    let specialists: Vec<(&str, &str, String)> = cfg
+        .specialists
+        .iter()
+        .map(|s| {
+            (
+                s.name.as_str(),
+                s.plugin.plugin.as_str(),
+                s.data.display().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        specialists,
+        [
+            ("ocr", "vila2_ocr", "shapes/specialist/ocr".to_string()),
+            (
+                "spatial",
+                "vila2_spatial",
+                "shapes/specialist/spatial".to_string()
+            ),
+        ]
+    );
+    // Nothing asked: the preset's (the tiny one has no specialists); `[]`: none.
+    let run = submit(&router, team, &alice, request(json!({}))).await;
+    let cfg = vila2_host::pipeline::RunConfig::parse(run["config"].as_str().unwrap()).unwrap();
+    assert!(cfg.specialists.is_empty());
+    assert_eq!(
+        cfg.recaption.filters[0].config,
+        Some(json!({"min_words": 4}))
+    );
+    let body = request(json!({"specialists": [], "filters": []}));
+    let run = submit(&router, team, &alice, body).await;
+    let cfg = vila2_host::pipeline::RunConfig::parse(run["config"].as_str().unwrap()).unwrap();
+    assert!(cfg.specialists.is_empty() && cfg.recaption.filters.is_empty());
+}
+
+/// A tiny run with one specialist goes to its end: its report has the `+ specialists` row,
+/// made by the spatial specialist on every sample, and its page lists the specialist.
+async fn worker_runs_a_specialist(app: &TestApp) {
+    let (router, state) = tiny(app);
+    let (team, alice, ds) = new_team(app, &router, "alpha", "alice@example.org").await;
+    let body = json!({
+        "dataset_id": ds,
+        "rounds": 0,
+        "filters": [{"name": "vila2_quality", "config": {"min_words": 1}}],
+        "specialists": ["spatial"],
+    });
+    let run = submit(&router, team, &alice, body).await;
+    let id = run["id"].as_i64().unwrap();
+    let (ran, outcome) = worker::run_next(&state).await.unwrap().unwrap();
+    assert_eq!((ran as i64, outcome), (id, Outcome::Succeeded));
+    let out = app.dir.path().join(format!("runs/{id}/out"));
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let rows = report["rounds"].as_array().unwrap();
+    let labels: Vec<&str> = rows.iter().map(|r| r["label"].as_str().unwrap()).collect();
+    assert_eq!(labels, ["round 0", "+ specialists"]);
+    let spec = &rows[1]["recaption"];
+    assert_eq!(spec["samples"], common::runs::DATASET_SAMPLES, "{spec}");
+    assert!(
+        out.join("specialists/spatial").is_dir(),
+        "the spatial specialist was trained and answered"
+    );
+    let page = get_ok(&router, &format!("/teams/{team}/runs/{id}"), &alice).await;
+    let page = page.as_str().unwrap();
+    assert!(
+        page.contains(r#"<code id="specialists">spatial (vila2_spatial)</code>"#),
+        "{page}"
+    );
+    assert!(page.contains("+ specialists"), "{page}");
+}
+
 both_backends!(
     submit_validation,
     runs_are_team_private,
     cancel_and_restart,
-    worker_runs_a_tiny_run_to_the_end
+    worker_runs_a_tiny_run_to_the_end,
+    filter_configs_and_specialists,
+    worker_runs_a_specialist
 );
 
 /// The worker takes a tiny run (round 0 and one self-augmented round) to its end, finishes it

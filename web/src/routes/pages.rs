@@ -64,6 +64,8 @@ struct DashboardPage<'a> {
     teams: Vec<TeamPlugins>,
     /// The model registry, offered as a run's base model.
     models: Vec<crate::entities::registered_model::Model>,
+    /// The new-run form's prefilled filters and specialist boxes.
+    run_form: super::run_pages::RunFormDefaults,
 }
 
 pub(super) fn render(template: &impl Template) -> Result<Html<String>, ApiError> {
@@ -207,6 +209,7 @@ async fn dashboard(
             is_admin: auth.user.is_admin,
             teams,
             models,
+            run_form: super::run_pages::RunFormDefaults::of(&state.runs),
         })
     })
 }

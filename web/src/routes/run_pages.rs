@@ -22,7 +22,9 @@ use crate::error::ApiError;
 use crate::runs::download::{self, DataFile};
 use crate::runs::events::is_final;
 use crate::runs::samples::SidePage;
-use crate::runs::{self, RunRequest};
+use crate::runs::{
+    self, ConfiguredFilter, FilterChoice, RunRequest, RunSettings, SpecialistChoice,
+};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -31,26 +33,48 @@ pub fn routes() -> Router<AppState> {
         .route("/teams/{id}/runs/{run_id}/cancel", post(cancel_form))
 }
 
-/// The dashboard's new-run form.
-#[derive(Deserialize)]
+/// The dashboard's new-run form (read from its fields in order: `specialists` repeats).
+#[derive(Default)]
 struct NewRunForm {
-    #[serde(default)]
     csrf: String,
     dataset_id: String,
     rounds: String,
-    #[serde(default)]
     template: String,
-    /// Comma-separated plugin names; empty: the default filter; `none`: no filter.
-    #[serde(default)]
+    /// One filter per line: a plugin name, optionally followed by its JSON config (names
+    /// without one may be comma-separated); empty: the preset's filters; `none`: no filter.
     filters: String,
-    #[serde(default)]
     fusion: String,
     /// A registered model's id; empty: the preset's model.
-    #[serde(default)]
     model_id: String,
+    /// The checked specialist boxes (empty values: the form's marker that it lists them);
+    /// None when the form sent no `specialists` field: the preset's.
+    specialists: Option<Vec<String>>,
 }
 
 impl NewRunForm {
+    fn from_fields(fields: Vec<(String, String)>) -> Self {
+        let mut form = NewRunForm::default();
+        for (key, value) in fields {
+            match key.as_str() {
+                "csrf" => form.csrf = value,
+                "dataset_id" => form.dataset_id = value,
+                "rounds" => form.rounds = value,
+                "template" => form.template = value,
+                "filters" => form.filters = value,
+                "fusion" => form.fusion = value,
+                "model_id" => form.model_id = value,
+                "specialists" => {
+                    let list = form.specialists.get_or_insert_with(Vec::new);
+                    if !value.trim().is_empty() {
+                        list.push(value.trim().to_string());
+                    }
+                }
+                _ => {}
+            }
+        }
+        form
+    }
+
     fn request(&self) -> Result<RunRequest, ApiError> {
         let int = |field: &str, v: &str| {
             v.trim()
@@ -58,22 +82,16 @@ impl NewRunForm {
                 .map_err(|_| ApiError::BadRequest(format!("{field}: `{v}` is not a whole number")))
         };
         let text = |v: &str| Some(v.trim().to_string()).filter(|v| !v.is_empty());
-        let filters = match self.filters.trim() {
-            "" => None,
-            "none" => Some(Vec::new()),
-            list => Some(
-                list.split(',')
-                    .map(|f| f.trim().to_string())
-                    .filter(|f| !f.is_empty())
-                    .collect(),
-            ),
-        };
         Ok(RunRequest {
             dataset_id: int("dataset_id", &self.dataset_id)? as i32,
             rounds: int("rounds", &self.rounds)?,
             fusion: text(&self.fusion),
             template: text(&self.template),
-            filters,
+            filters: parse_filters(&self.filters)?,
+            specialists: self
+                .specialists
+                .as_ref()
+                .map(|names| names.iter().cloned().map(SpecialistChoice::Name).collect()),
             model_id: match self.model_id.trim() {
                 "" => None,
                 id => Some(int("model_id", id)? as i32),
@@ -82,21 +100,106 @@ impl NewRunForm {
     }
 }
 
+/// The form's filters field (see [`NewRunForm::filters`]).
+fn parse_filters(text: &str) -> Result<Option<Vec<FilterChoice>>, ApiError> {
+    let text = text.trim();
+    match text {
+        "" => return Ok(None),
+        "none" => return Ok(Some(Vec::new())),
+        _ => {}
+    }
+    let mut out = Vec::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        match line.find('{') {
+            Some(at) => {
+                let field = format!("filters[{}].config", out.len());
+                let config: serde_json::Value = serde_json::from_str(&line[at..])
+                    .map_err(|e| ApiError::BadRequest(format!("{field}: not JSON: {e}")))?;
+                out.push(FilterChoice::Configured(ConfiguredFilter {
+                    name: line[..at].trim().to_string(),
+                    config: Some(config),
+                }));
+            }
+            None => out.extend(
+                line.split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(|n| FilterChoice::Name(n.to_string())),
+            ),
+        }
+    }
+    Ok(Some(out))
+}
+
+/// A specialist checkbox of the new-run form.
+pub(super) struct SpecialistBox {
+    pub name: String,
+    /// The preset runs it by default.
+    pub checked: bool,
+}
+
+/// What the new-run form is prefilled with: the preset's filters (one per line with its
+/// config) and specialists.
+pub(super) struct RunFormDefaults {
+    pub filters: String,
+    pub specialists: Vec<SpecialistBox>,
+}
+
+impl RunFormDefaults {
+    pub(super) fn of(settings: &RunSettings) -> Self {
+        let preset = vila2_host::pipeline::RunConfig::parse(&settings.preset.document).ok();
+        let filters = preset.as_ref().map_or(String::new(), |c| {
+            c.recaption
+                .filters
+                .iter()
+                .map(plugin_text)
+                .collect::<Vec<_>>()
+                .join("\n")
+        });
+        let specialists = if settings.preset.shapes.specialist == 0 {
+            Vec::new()
+        } else {
+            runs::choices::specialist_tasks()
+                .into_iter()
+                .map(|name| SpecialistBox {
+                    checked: preset
+                        .as_ref()
+                        .is_some_and(|c| c.specialists.iter().any(|s| s.name == name)),
+                    name: name.to_string(),
+                })
+                .collect()
+        };
+        RunFormDefaults {
+            filters,
+            specialists,
+        }
+    }
+}
+
+/// `plugin` or `plugin {"config": ...}`, as the run page and the form show a plugin.
+fn plugin_text(p: &vila2_host::pipeline::config::PluginRef) -> String {
+    match &p.config {
+        Some(config) => format!("{} {config}", p.plugin),
+        None => p.plugin.clone(),
+    }
+}
+
 async fn new_run_form(
     State(state): State<AppState>,
     headers: HeaderMap,
     auth: Result<AuthUser, ApiError>,
     Path(team_id): Path<i32>,
-    Form(form): Form<NewRunForm>,
+    Form(fields): Form<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
     let Ok(auth) = auth else {
         return Ok(Redirect::to("/login").into_response());
     };
+    let form = NewRunForm::from_fields(fields);
     check_csrf(&headers, &form.csrf)?;
     let (team, _) = accounts::team_access(&state.db, &auth.user, team_id).await?;
     let result = async {
         let req = form.request()?;
-        runs::submit(&state.db, &state.runs, &team, &auth.user, &req).await
+        runs::submit(&state, &team, &auth.user, &req).await
     }
     .await;
     match result {
@@ -161,6 +264,7 @@ struct RunPage<'a> {
     fusion: String,
     template: String,
     filters: String,
+    specialists: String,
     finished: bool,
     active: bool,
     rounds: Vec<RoundRow>,
@@ -268,7 +372,7 @@ async fn run_page(
         .map(|d| d.name)
         .unwrap_or_else(|_| format!("dataset {}", row.dataset_id));
     let cfg = vila2_host::pipeline::RunConfig::parse(&row.config).ok();
-    let plugin = |p: &vila2_host::pipeline::config::PluginRef| p.plugin.clone();
+    let plugin = |p: &vila2_host::pipeline::config::PluginRef| plugin_text(p);
     let report = report_view(&state, &row).await?;
     let (samples, files) = if row.status == run::SUCCEEDED {
         let dir = download::augmented_dir(&state.runs, &row)?;
@@ -300,7 +404,19 @@ async fn run_page(
                 if names.is_empty() {
                     "none".into()
                 } else {
-                    names.join(", ")
+                    names.join("; ")
+                }
+            }),
+            specialists: cfg.as_ref().map_or("?".into(), |c| {
+                let names: Vec<String> = c
+                    .specialists
+                    .iter()
+                    .map(|s| format!("{} ({})", s.name, plugin_text(&s.plugin)))
+                    .collect();
+                if names.is_empty() {
+                    "none".into()
+                } else {
+                    names.join("; ")
                 }
             }),
             finished: is_final(&row.status),

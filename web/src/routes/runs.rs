@@ -24,7 +24,8 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// Queue an augmentation run on one of the team's datasets. The run document is the portal's
-/// preset with the given rounds, fusion and plugins.
+/// preset with the given rounds, fusion, model, plugins (filters with their configurations,
+/// checked by the plugins at submit) and specialists.
 #[utoipa::path(
     post,
     path = "/api/v1/teams/{id}/runs",
@@ -45,7 +46,7 @@ async fn submit_run(
     ApiJson(req): ApiJson<RunRequest>,
 ) -> Result<(StatusCode, Json<run::Model>), ApiError> {
     let (team, _) = accounts::team_access(&state.db, &auth.user, team_id).await?;
-    let row = runs::submit(&state.db, &state.runs, &team, &auth.user, &req).await?;
+    let row = runs::submit(&state, &team, &auth.user, &req).await?;
     Ok((StatusCode::CREATED, Json(row)))
 }
 

@@ -1,6 +1,7 @@
 //! Augmentation runs: submitted by team members (a run document built from a preset), queued
 //! in the database and executed one at a time by the [`worker`].
 
+pub mod choices;
 pub mod download;
 pub mod events;
 pub mod progress;
@@ -18,9 +19,13 @@ use sea_orm::{
 };
 use serde::Deserialize;
 use vila2_host::data::shapes::ShapesConfig;
-use vila2_host::pipeline::config::PluginRef;
+use vila2_host::pipeline::config::{PluginRef, SpecialistConfig};
 use vila2_host::pipeline::{Fusion, RunConfig};
+use vila2_host::plugin::World;
 
+pub use choices::{ConfiguredFilter, CustomSpecialist, FilterChoice, SpecialistChoice};
+
+use crate::AppState;
 use crate::datasets;
 use crate::entities::{plugin, run, team, user};
 use crate::error::ApiError;
@@ -111,10 +116,18 @@ pub struct RunRequest {
     /// component name (default `vila2_recaption`).
     #[serde(default)]
     pub template: Option<String>,
-    /// Caption-filter plugins by name (as `template`), applied in order (default:
-    /// `vila2_quality`).
+    /// Caption-filter plugins, applied in order (default: the preset's, `vila2_quality` with
+    /// `{"min_words": 4}`; `[]`: none). Each is a plugin name (as `template`; the plugin's
+    /// default configuration) or `{"name": ..., "config": {...}}`, the config a JSON object
+    /// given to the plugin's `configure`, which is tried in the sandbox at submit.
     #[serde(default)]
-    pub filters: Option<Vec<String>>,
+    pub filters: Option<Vec<FilterChoice>>,
+    /// Specialist tasks after the last round (`spatial`, `grounding`, `ocr`: those the
+    /// ShapesWorld support data has; default: the preset's; `[]`: none). Each is a task name
+    /// (with the preset's `vila2_<task>` plugin) or `{"name": ..., "plugin": ..., "config":
+    /// {...}}` naming a team (or published) `specialist` plugin, else a first-party component.
+    #[serde(default)]
+    pub specialists: Option<Vec<SpecialistChoice>>,
     /// A model of the admins' registry to start every round from (the run document's
     /// `model.init`) instead of the preset's from-scratch model.
     #[serde(default)]
@@ -122,7 +135,11 @@ pub struct RunRequest {
 }
 
 /// The component `name` in the components folder, or a 400 naming `field`.
-fn component(settings: &RunSettings, field: &str, name: &str) -> Result<PluginRef, ApiError> {
+fn component(
+    settings: &RunSettings,
+    field: &str,
+    name: &str,
+) -> Result<choices::Resolved, ApiError> {
     if name.is_empty()
         || !name
             .chars()
@@ -137,15 +154,19 @@ fn component(settings: &RunSettings, field: &str, name: &str) -> Result<PluginRe
             "{field}: no components folder is configured (VILA2_COMPONENTS)"
         )));
     };
-    if !dir.join(format!("{name}.wasm")).is_file() {
+    let path = dir.join(format!("{name}.wasm"));
+    if !path.is_file() {
         return Err(ApiError::BadRequest(format!(
             "{field}: no component `{name}` in {}",
             dir.display()
         )));
     }
-    Ok(PluginRef {
-        plugin: name.into(),
-        config: None,
+    Ok(choices::Resolved {
+        plugin: PluginRef {
+            plugin: name.into(),
+            config: None,
+        },
+        source: choices::Source::Component(path),
     })
 }
 
@@ -159,8 +180,8 @@ async fn resolve_plugin(
     team_id: i32,
     field: &str,
     name: &str,
-    world: &str,
-) -> Result<PluginRef, ApiError> {
+    world: World,
+) -> Result<choices::Resolved, ApiError> {
     let found = plugin::Entity::find()
         .filter(plugin::Column::Name.eq(name))
         .filter(
@@ -174,13 +195,17 @@ async fn resolve_plugin(
         // The team's own first, then the newest.
         .max_by_key(|p| (p.team_id == team_id, p.id));
     match found {
-        Some(p) if p.world != world => Err(ApiError::BadRequest(format!(
-            "{field}: plugin `{name}` is a {} plugin, not a {world}",
-            p.world
+        Some(p) if p.world != world.name() => Err(ApiError::BadRequest(format!(
+            "{field}: plugin `{name}` is a {} plugin, not a {}",
+            p.world,
+            world.name()
         ))),
-        Some(p) => Ok(PluginRef {
-            plugin: format!("{TEAM_PLUGINS}/{}.wasm", p.id),
-            config: None,
+        Some(p) => Ok(choices::Resolved {
+            plugin: PluginRef {
+                plugin: format!("{TEAM_PLUGINS}/{}.wasm", p.id),
+                config: None,
+            },
+            source: choices::Source::Team(p.object_key),
         }),
         None => component(settings, field, name),
     }
@@ -206,12 +231,13 @@ pub fn team_plugin_ids(config: &RunConfig) -> Vec<i32> {
 }
 
 /// The run document of `req` (TOML): the preset with the request's rounds and fusion, and the
-/// given (already resolved) template and filters.
+/// given (already resolved) template, filters and specialists (None: the preset's).
 pub fn build_config(
     settings: &RunSettings,
     req: &RunRequest,
     template: Option<PluginRef>,
     filters: Option<Vec<PluginRef>>,
+    specialists: Option<Vec<SpecialistConfig>>,
 ) -> Result<String, ApiError> {
     if !(0..=MAX_ROUNDS).contains(&req.rounds) {
         return Err(ApiError::BadRequest(format!(
@@ -238,19 +264,37 @@ pub fn build_config(
         Some(t) => cfg.recaption.template = t,
         None => {
             cfg.recaption.template.plugin =
-                component(settings, "template", &cfg.recaption.template.plugin)?.plugin;
+                component(settings, "template", &cfg.recaption.template.plugin)?
+                    .plugin
+                    .plugin;
         }
     }
     match filters {
         Some(f) => cfg.recaption.filters = f,
         None => {
             for (i, f) in cfg.recaption.filters.iter_mut().enumerate() {
-                f.plugin = component(settings, &format!("filters[{i}]"), &f.plugin)?.plugin;
+                f.plugin = component(settings, &format!("filters[{i}]"), &f.plugin)?
+                    .plugin
+                    .plugin;
             }
         }
     }
-    for s in &mut cfg.specialists {
-        s.plugin.plugin = component(settings, "specialists", &s.plugin.plugin)?.plugin;
+    match specialists {
+        Some(s) => {
+            if !s.is_empty() && cfg.train.specialist.is_none() {
+                return Err(ApiError::BadRequest(
+                    "specialists: the portal's preset has no specialist training stage".into(),
+                ));
+            }
+            cfg.specialists = s;
+        }
+        None => {
+            for s in &mut cfg.specialists {
+                s.plugin.plugin = component(settings, "specialists", &s.plugin.plugin)?
+                    .plugin
+                    .plugin;
+            }
+        }
     }
     cfg.components_dir = settings.components_dir.clone();
     cfg.check()
@@ -260,12 +304,12 @@ pub fn build_config(
 
 /// Queues a run of `req` for `team`, submitted by `user`.
 pub async fn submit(
-    db: &DatabaseConnection,
-    settings: &RunSettings,
+    state: &AppState,
     team: &team::Model,
     user: &user::Model,
     req: &RunRequest,
 ) -> Result<run::Model, ApiError> {
+    let (db, settings) = (&state.db, &*state.runs);
     let dataset = datasets::get(db, team.id, req.dataset_id)
         .await
         .map_err(|e| match e {
@@ -277,25 +321,33 @@ pub async fn submit(
         None => None,
     };
     let template = match &req.template {
-        Some(name) => {
-            Some(resolve_plugin(db, settings, team.id, "template", name, "prompt-template").await?)
-        }
+        Some(name) => Some(
+            resolve_plugin(
+                db,
+                settings,
+                team.id,
+                "template",
+                name,
+                World::PromptTemplate,
+            )
+            .await?
+            .plugin,
+        ),
         None => None,
     };
     let filters = match &req.filters {
-        Some(names) => {
-            let mut refs = Vec::with_capacity(names.len());
-            for (i, name) in names.iter().enumerate() {
-                let field = format!("filters[{i}]");
-                refs.push(
-                    resolve_plugin(db, settings, team.id, &field, name, "caption-filter").await?,
-                );
-            }
-            Some(refs)
+        Some(list) => Some(choices::filters(state, team.id, list).await?),
+        None => None,
+    };
+    let specialists = match &req.specialists {
+        Some(list) => {
+            let preset = RunConfig::parse(&settings.preset.document)
+                .map_err(|e| ApiError::Internal(format!("the run preset is invalid: {e}")))?;
+            Some(choices::specialists(state, team.id, list, &preset.specialists).await?)
         }
         None => None,
     };
-    let mut config = build_config(settings, req, template, filters)?;
+    let mut config = build_config(settings, req, template, filters, specialists)?;
     if let Some(model) = &model {
         config = crate::models_registry::apply(&config, model)?;
     }
