@@ -5,6 +5,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 #[derive(Parser)]
 #[command(name = "vila2-portal", about = "vila2 web portal and JSON API")]
@@ -85,12 +88,17 @@ fn options(storage: Storage) -> vila2_web::Options {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+    let env_filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                // No colour codes in a log file or pipe.
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+                .with_filter(env_filter),
         )
-        // No colour codes in a log file or pipe.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+        // The pipeline's warnings also go to the log of the run being executed.
+        .with(vila2_web::runs::pipeline_log::layer())
         .init();
     match Cli::parse().command {
         Command::Serve {

@@ -4,6 +4,7 @@
 pub mod choices;
 pub mod download;
 pub mod events;
+pub mod pipeline_log;
 pub mod progress;
 pub mod samples;
 pub mod tasks;

@@ -128,8 +128,18 @@ pub async fn claim(db: &DatabaseConnection) -> Result<Option<run::Model>, sea_or
     }
 }
 
-/// Prepares the run's folder and runs the pipeline; `Err` is the failure message.
+/// Prepares the run's folder and runs the pipeline, with the pipeline's own warnings going to
+/// the run's log ([`super::pipeline_log`]); `Err` is the failure message.
 async fn execute(state: &AppState, row: &run::Model) -> Result<Outcome, String> {
+    let dir = run_dir(&state.runs, row.id);
+    let capture = super::pipeline_log::capture(state.db.clone(), state.live.clone(), row.id, &dir);
+    let outcome = prepare_and_run(state, row).await;
+    capture.finish().await;
+    outcome
+}
+
+/// [`execute`] without the log capture.
+async fn prepare_and_run(state: &AppState, row: &run::Model) -> Result<Outcome, String> {
     let settings = &state.runs;
     let dir = run_dir(settings, row.id);
     let dataset = dataset::Entity::find_by_id(row.dataset_id)
