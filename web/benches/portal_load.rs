@@ -9,7 +9,8 @@
 //!
 //! Environment: `BENCH_REQUESTS` (per scenario, default 4000), `BENCH_SAMPLES` (default
 //! 100000), `BENCH_UPLOAD_BYTES` (default 2 GiB; 0 skips the upload), `BENCH_DIR` (where the
-//! data directory goes; default the system temp dir).
+//! data directory goes; default the system temp dir), `BENCH_DB_CONNECTIONS` (the database pool;
+//! default the portal's).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -68,7 +69,15 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?;
     let t0 = Instant::now();
-    let seeded = server_rt.block_on(seed(dir.path(), samples))?;
+    let connections = match std::env::var("BENCH_DB_CONNECTIONS") {
+        Ok(_) => Some(env_u64("BENCH_DB_CONNECTIONS", 0)?.max(1) as u32),
+        Err(_) => None,
+    };
+    println!(
+        "database pool: {} connections",
+        connections.unwrap_or(vila2_web::DEFAULT_DB_CONNECTIONS)
+    );
+    let seeded = server_rt.block_on(seed(dir.path(), samples, connections))?;
     println!(
         "seeded {samples} samples in {} shards in {:.1} s ({})",
         samples.div_ceil(SHARD_SAMPLES),
@@ -114,12 +123,13 @@ fn tiny_png(shade: u8) -> Vec<u8> {
 
 /// A migrated SQLite database with a team, a member, 19 small datasets and one of `samples`
 /// samples whose shards (real WebDataset tars, 1000 samples each) are in the object store.
-async fn seed(data_dir: &Path, samples: usize) -> Result<Seeded> {
+async fn seed(data_dir: &Path, samples: usize, connections: Option<u32>) -> Result<Seeded> {
     let options = vila2_web::Options {
         database_url: None,
         bind: "127.0.0.1:0".parse()?,
         data_dir: data_dir.to_path_buf(),
         secure_cookies: false,
+        db_connections: connections,
     };
     let state = vila2_web::build_state(&options, SECRET).await?;
     let db = &state.db;

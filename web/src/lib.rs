@@ -25,6 +25,7 @@ use std::time::Duration;
 
 use object_store::ObjectStore;
 use object_store::local::LocalFileSystem;
+use sea_orm::sqlx::sqlite::SqliteJournalMode;
 use sea_orm::{ConnectOptions, Database, DatabaseConnection};
 use vila2_host::plugin::{PluginRuntime, RuntimeConfig};
 use vila2_migrations::{Migrator, MigratorTrait};
@@ -64,9 +65,20 @@ pub struct Options {
     pub data_dir: PathBuf,
     /// Mark cookies `Secure` (serve behind HTTPS).
     pub secure_cookies: bool,
+    /// Database connections in the pool (None: [`DEFAULT_DB_CONNECTIONS`]).
+    pub db_connections: Option<u32>,
 }
 
+/// Default size of the database connection pool. Requests run their queries on their own
+/// connection, so a pool of one would queue every request's queries behind the others'.
+pub const DEFAULT_DB_CONNECTIONS: u32 = 8;
+
 impl Options {
+    /// Size of the database connection pool.
+    pub fn db_connections(&self) -> u32 {
+        self.db_connections.unwrap_or(DEFAULT_DB_CONNECTIONS)
+    }
+
     /// The database URL: the given one, else a SQLite file in the data directory (created if
     /// missing).
     pub fn database_url(&self) -> String {
@@ -79,10 +91,21 @@ impl Options {
     }
 }
 
-/// Opens the database at `url` and applies pending migrations.
-pub async fn connect(url: &str) -> Result<DatabaseConnection, StartError> {
+/// Opens the database at `url` with a pool of `connections` (at least 1) and applies pending
+/// migrations. A SQLite file is switched to write-ahead logging, so that readers neither wait
+/// for nor block the writer (an in-memory SQLite database keeps one connection: each
+/// connection would open its own).
+pub async fn connect(url: &str, connections: u32) -> Result<DatabaseConnection, StartError> {
     let mut options = ConnectOptions::new(url.to_string());
     options.sqlx_logging(false);
+    let memory = url.contains(":memory:") || url.contains("mode=memory");
+    if url.starts_with("sqlite:") && !memory {
+        options
+            .max_connections(connections.max(1))
+            .map_sqlx_sqlite_opts(|o| o.journal_mode(SqliteJournalMode::Wal));
+    } else if !url.starts_with("sqlite:") {
+        options.max_connections(connections.max(1));
+    }
     let db = Database::connect(options)
         .await
         .map_err(|source| StartError::Database {
@@ -163,7 +186,7 @@ pub async fn build_state(options: &Options, secret: &[u8]) -> Result<AppState, S
         path: tmp_dir.display().to_string(),
         source,
     })?;
-    let db = connect(&options.database_url()).await?;
+    let db = connect(&options.database_url(), options.db_connections()).await?;
     let pruned = auth::prune_revoked(&db).await.map_err(StartError::Prune)?;
     tracing::debug!(pruned, "expired logout blocklist rows removed");
     let requeued = runs::recover(&db).await.map_err(StartError::Recover)?;
@@ -236,7 +259,9 @@ pub async fn migrate(options: &Options) -> Result<(), StartError> {
         path: options.data_dir.display().to_string(),
         source,
     })?;
-    connect(&options.database_url()).await.map(|_| ())
+    connect(&options.database_url(), options.db_connections())
+        .await
+        .map(|_| ())
 }
 
 /// Creates a user in the database of `options` (migrating it first).
@@ -247,7 +272,7 @@ pub async fn create_user(
     is_admin: bool,
 ) -> Result<entities::user::Model, StartError> {
     migrate(options).await?;
-    let db = connect(&options.database_url()).await?;
+    let db = connect(&options.database_url(), options.db_connections()).await?;
     accounts::create_user(&db, email, password, is_admin)
         .await
         .map_err(|e| StartError::User(e.to_string()))
@@ -259,7 +284,7 @@ pub async fn find_user(
     email: &str,
 ) -> Result<Option<entities::user::Model>, StartError> {
     migrate(options).await?;
-    let db = connect(&options.database_url()).await?;
+    let db = connect(&options.database_url(), options.db_connections()).await?;
     accounts::find_user_by_email(&db, email)
         .await
         .map_err(|e| StartError::User(e.to_string()))

@@ -24,6 +24,9 @@ struct Storage {
     /// Database file, object store, JWT secret and component cache live here.
     #[arg(long, env = "VILA2_DATA_DIR", default_value = "vila2-data")]
     data_dir: PathBuf,
+    /// Database connections in the pool [default: 8]
+    #[arg(long, env = "VILA2_DB_CONNECTIONS", value_parser = clap::value_parser!(u32).range(1..))]
+    db_connections: Option<u32>,
 }
 
 #[derive(Subcommand)]
@@ -83,6 +86,7 @@ fn options(storage: Storage) -> vila2_web::Options {
         bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
         data_dir: storage.data_dir,
         secure_cookies: false,
+        db_connections: storage.db_connections,
     }
 }
 

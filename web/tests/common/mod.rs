@@ -75,6 +75,7 @@ impl TestApp {
             bind: "127.0.0.1:0".parse().unwrap(),
             data_dir: dir.path().to_path_buf(),
             secure_cookies: false,
+            db_connections: None,
         };
         let state = vila2_web::build_state(&options, SECRET).await.unwrap();
         accounts::create_user(&state.db, ADMIN.0, ADMIN.1, true)
