@@ -500,6 +500,33 @@ fn spatial_keeps_statements_relating_two_objects() {
 }
 
 #[test]
+fn spatial_drops_self_relations_and_repeats() {
+    // What the mini demo's 0.57M-parameter spatial specialist writes when it loops.
+    let p = load("vila2_spatial", World::Specialist);
+    let out = ok(p
+        .process(&[answer(
+            "s1",
+            "spatial",
+            "The blue diamond is to the left of the purple cross. The blue diamond is to the left of the purple cross. The purple cross is to the right of the purple cross. The shape closest to the purple cross is the purple cross.",
+            64,
+            64,
+        )])
+        .unwrap());
+    assert_eq!(
+        out[0].turns[0].answer,
+        "The blue diamond is to the left of the purple cross."
+    );
+    assert_eq!(
+        out[0].dropped,
+        [
+            "duplicate: The blue diamond is to the left of the purple cross.",
+            "self-relation: The purple cross is to the right of the purple cross.",
+            "self-relation: The shape closest to the purple cross is the purple cross."
+        ]
+    );
+}
+
+#[test]
 fn a_specialist_is_not_a_caption_filter() {
     let e = runtime()
         .load_file(&common::component("vila2_spatial"), World::CaptionFilter)

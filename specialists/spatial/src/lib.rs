@@ -6,8 +6,11 @@
 //! to, on top of, under, ... — the paper's SpatialRelationQA relations and their common
 //! neighbours) between two named objects: a content word on each side of the relation. The
 //! camera counts as an object ("closest to the camera"); the image frame does not ("on the left
-//! of the image" names one object). Other sentences are dropped with `no-relation: ...` or
-//! `one-object: ...`; the kept ones become one QA turn whose question is drawn per sample key
+//! of the image" names one object). A statement that names the same object on both ends ("the
+//! cup is left of the cup", "the shape closest to the cup is the cup") or repeats an earlier
+//! kept one is degenerate — the marks of a small model looping — and is dropped too. Other
+//! sentences are dropped with `no-relation: ...`, `one-object: ...`, `self-relation: ...` or
+//! `duplicate: ...`; the kept ones become one QA turn whose question is drawn per sample key
 //! from [`QUESTIONS`].
 
 use serde::{Deserialize, Serialize};
@@ -167,6 +170,32 @@ pub const SCHEMA: &str = r#"{
 pub enum Rejection {
     NoRelation,
     OneObject,
+    /// The same object phrase on both ends ("the red cup is left of the red cup", "the shape
+    /// closest to the cup is the cup"): a degenerate statement, true of no image.
+    SelfRelation,
+}
+
+/// The object phrases of a sentence: the runs of object words between the other words
+/// (`["red cup", "blue box"]` for "The red cup is left of the blue box"), outside `skip`
+/// (the relation's word range).
+fn object_phrases(words: &[String], skip: std::ops::Range<usize>) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut run: Vec<&str> = Vec::new();
+    for (i, w) in words.iter().enumerate() {
+        let object = !skip.contains(&i)
+            && !NOT_OBJECTS.contains(&w.as_str())
+            && !w.chars().all(|c| c.is_ascii_digit());
+        if object {
+            run.push(w);
+        } else if !run.is_empty() {
+            out.push(run.join(" "));
+            run.clear();
+        }
+    }
+    if !run.is_empty() {
+        out.push(run.join(" "));
+    }
+    out
 }
 
 /// Checks one sentence: a relation with an object named on each side of it.
@@ -187,6 +216,11 @@ pub fn check_sentence(sentence: &str) -> Result<&'static [&'static str], Rejecti
         if let Some(rel) = hit {
             found = Some(*rel);
             if words[..i].iter().any(is_object) && words[i + rel.len()..].iter().any(is_object) {
+                let phrases = object_phrases(&words, i..i + rel.len());
+                let mut seen = std::collections::BTreeSet::new();
+                if phrases.iter().any(|p| !seen.insert(p.as_str())) {
+                    return Err(Rejection::SelfRelation);
+                }
                 return Ok(rel);
             }
         }
@@ -272,13 +306,22 @@ impl PostProcessor for Spatial {
         if all.is_empty() {
             return Ok(no_turn(vec!["empty-answer".into()]));
         }
-        let mut kept = Vec::new();
+        let mut kept: Vec<String> = Vec::new();
         let mut dropped = Vec::new();
         for s in all {
             match check_sentence(&s) {
-                Ok(_) => kept.push(as_statement(&s)),
+                Ok(_) => {
+                    let statement = as_statement(&s);
+                    // A repeated statement adds nothing; a model that loops repeats itself.
+                    if kept.iter().any(|k| k.eq_ignore_ascii_case(&statement)) {
+                        dropped.push(format!("duplicate: {s}"));
+                    } else {
+                        kept.push(statement);
+                    }
+                }
                 Err(Rejection::NoRelation) => dropped.push(format!("no-relation: {s}")),
                 Err(Rejection::OneObject) => dropped.push(format!("one-object: {s}")),
+                Err(Rejection::SelfRelation) => dropped.push(format!("self-relation: {s}")),
             }
         }
         if kept.is_empty() {
@@ -357,6 +400,52 @@ mod tests {
             check_sentence("The leftover pizza is cold."),
             Err(Rejection::NoRelation)
         );
+    }
+
+    #[test]
+    fn statements_relating_an_object_to_itself_are_rejected() {
+        for s in [
+            "The purple cross is to the right of the purple cross.",
+            "The yellow circle is below the yellow circle.",
+            "The shape closest to the purple cross is the purple cross.",
+            "The cup is next to the cup.",
+        ] {
+            assert_eq!(check_sentence(s), Err(Rejection::SelfRelation), "{s}");
+        }
+        for s in [
+            "The purple cross is to the right of the blue cross.",
+            "The shape closest to the blue diamond is the purple cross.",
+            "The red cup is left of the blue cup.",
+        ] {
+            assert!(check_sentence(s).is_ok(), "{s}");
+        }
+    }
+
+    #[test]
+    fn degenerate_statements_are_dropped_with_a_reason() {
+        let answer = "The blue diamond is to the left of the purple cross. The blue diamond is \
+                      to the left of the purple cross. The purple cross is to the right of the \
+                      purple cross. The shape closest to the purple cross is the blue diamond.";
+        let out = spatial().process(&output("k", answer)).unwrap();
+        assert_eq!(
+            out.turns[0].answer,
+            "The blue diamond is to the left of the purple cross. The shape closest to the \
+             purple cross is the blue diamond."
+        );
+        assert_eq!(
+            out.dropped,
+            [
+                "duplicate: The blue diamond is to the left of the purple cross.",
+                "self-relation: The purple cross is to the right of the purple cross."
+            ]
+        );
+        let only = spatial()
+            .process(&output(
+                "k",
+                "The cup is left of the cup. The cup is left of the cup.",
+            ))
+            .unwrap();
+        assert!(only.turns.is_empty());
     }
 
     #[test]
