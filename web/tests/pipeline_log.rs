@@ -8,15 +8,11 @@ use std::sync::Once;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
-use axum::http::header::AUTHORIZATION;
-use axum::http::{Request, StatusCode};
-use common::runs::{components_dir, new_team, submit, tiny};
+use axum::http::StatusCode;
+use common::runs::{components_dir, new_team, open_events, read_events, submit, tiny};
 use common::{Backend, TestApp, skip_postgres};
-use http_body_util::BodyExt;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 use tracing_subscriber::layer::SubscriberExt;
 use vila2_web::entities::run_event;
 use vila2_web::runs::pipeline_log;
@@ -31,42 +27,21 @@ fn install() {
     });
 }
 
-/// The `log` events' messages of the event stream `uri` (read until it ends).
+/// The log lines of the event stream `uri`, read until it ends: the snapshot's and the
+/// streamed `log` events'.
 async fn log_lines(router: &Router, uri: &str, token: &str) -> (Vec<String>, Vec<String>) {
-    let req = Request::get(uri)
-        .header(AUTHORIZATION, format!("Bearer {token}"))
-        .body(Body::empty())
-        .unwrap();
-    let response = router.clone().oneshot(req).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    let body = tokio::time::timeout(Duration::from_secs(300), response.into_body().collect())
-        .await
-        .expect("the event stream ends")
-        .unwrap()
-        .to_bytes();
-    let text = String::from_utf8(body.to_vec()).unwrap();
-    let (mut snapshot, mut streamed) = (Vec::new(), Vec::new());
-    for block in text.split("\n\n") {
-        let event = block.lines().find_map(|l| l.strip_prefix("event:"));
-        let data: String = block
-            .lines()
-            .filter_map(|l| l.strip_prefix("data:"))
-            .map(|d| d.strip_prefix(' ').unwrap_or(d))
-            .collect();
-        match event.map(str::trim) {
-            Some("snapshot") => {
-                let data: Value = serde_json::from_str(&data).unwrap();
-                for line in data["log"].as_array().unwrap() {
-                    snapshot.push(line["message"].as_str().unwrap().to_string());
-                }
-            }
-            Some("log") => {
-                let data: Value = serde_json::from_str(&data).unwrap();
-                streamed.push(data["message"].as_str().unwrap().to_string());
-            }
-            _ => {}
-        }
-    }
+    let events = read_events(open_events(router, uri, token).await).await;
+    let text = |v: &Value| v["message"].as_str().unwrap().to_string();
+    let snapshot = events
+        .iter()
+        .filter(|e| e.event == "snapshot")
+        .flat_map(|e| e.data["log"].as_array().unwrap().iter().map(text))
+        .collect();
+    let streamed = events
+        .iter()
+        .filter(|e| e.event == "log")
+        .map(|e| text(&e.data))
+        .collect();
     (snapshot, streamed)
 }
 

@@ -5,13 +5,15 @@
 mod common;
 
 use std::io::{Cursor, Read};
-use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
 use axum::http::header::{AUTHORIZATION, CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::http::{Method, Request, StatusCode};
-use common::runs::{call, edit_run, get_ok, new_team, raw, run_request, tiny, tiny_from};
+use common::runs::{
+    Sse, call, edit_run, get_ok, new_team, open_events, raw, read_events, run_request, tiny,
+    tiny_from,
+};
 use common::{Backend, SECRET, TestApp, skip_postgres};
 use http_body_util::BodyExt;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
@@ -20,66 +22,7 @@ use tower::ServiceExt;
 use vila2_web::entities::{run, run_task};
 use vila2_web::runs::worker::{self, Outcome};
 
-/// How long a tiny run may take on a loaded CI machine.
-const RUN_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// One parsed Server-Sent Event.
-#[derive(Debug)]
-struct Sse {
-    event: String,
-    data: Value,
-}
-
-/// Reads `body` as an event stream until it ends (or the timeout).
-async fn read_events(body: Body) -> Vec<Sse> {
-    let mut body = body;
-    let mut text = String::new();
-    let mut events = Vec::new();
-    let deadline = tokio::time::Instant::now() + RUN_TIMEOUT;
-    loop {
-        let frame = tokio::time::timeout_at(deadline, body.frame())
-            .await
-            .unwrap_or_else(|_| panic!("the event stream did not end; got {events:?}"));
-        let Some(frame) = frame else { break };
-        let frame = frame.unwrap();
-        if let Some(data) = frame.data_ref() {
-            text.push_str(std::str::from_utf8(data).unwrap());
-        }
-        while let Some(end) = text.find("\n\n") {
-            let block: String = text.drain(..end + 2).collect();
-            let (mut event, mut data) = (String::from("message"), String::new());
-            for line in block.lines() {
-                if let Some(v) = line.strip_prefix("event:") {
-                    event = v.trim().to_string();
-                } else if let Some(v) = line.strip_prefix("data:") {
-                    data.push_str(v.strip_prefix(' ').unwrap_or(v));
-                }
-            }
-            if !data.is_empty() {
-                let data = serde_json::from_str(&data)
-                    .unwrap_or_else(|e| panic!("event {event}: data is not JSON ({e}): {data}"));
-                events.push(Sse { event, data });
-            }
-        }
-    }
-    events
-}
-
-/// Opens the event stream of `uri` as `token`; its body.
-async fn open_events(router: &Router, uri: &str, token: &str) -> Body {
-    let req = Request::get(uri)
-        .header(AUTHORIZATION, format!("Bearer {token}"))
-        .body(Body::empty())
-        .unwrap();
-    let response = router.clone().oneshot(req).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(
-        response.headers()[CONTENT_TYPE].to_str().unwrap(),
-        "text/event-stream"
-    );
-    response.into_body()
-}
-
+/// The messages of the `log` events.
 fn messages(events: &[Sse]) -> Vec<String> {
     events
         .iter()

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
@@ -16,6 +17,9 @@ use vila2_web::entities::run;
 use vila2_web::runs::{RunPreset, RunSettings};
 
 use super::{ADMIN, TestApp};
+
+/// How long a tiny run may take on a loaded CI machine.
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// Samples in [`dataset`]'s shard.
 pub const DATASET_SAMPLES: usize = 8;
@@ -230,4 +234,61 @@ pub async fn new_team(
     let (team, token) = app.team_with_member(&admin, name, email, "member").await;
     let ds = dataset(router, team, &token).await;
     (team, token, ds)
+}
+
+/// One parsed Server-Sent Event.
+#[derive(Debug)]
+pub struct Sse {
+    pub event: String,
+    pub data: Value,
+}
+
+/// Reads `body` as an event stream until it ends (or the timeout).
+pub async fn read_events(body: Body) -> Vec<Sse> {
+    let mut body = body;
+    let mut text = String::new();
+    let mut events = Vec::new();
+    let deadline = tokio::time::Instant::now() + RUN_TIMEOUT;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, body.frame())
+            .await
+            .unwrap_or_else(|_| panic!("the event stream did not end; got {events:?}"));
+        let Some(frame) = frame else { break };
+        let frame = frame.unwrap();
+        if let Some(data) = frame.data_ref() {
+            text.push_str(std::str::from_utf8(data).unwrap());
+        }
+        while let Some(end) = text.find("\n\n") {
+            let block: String = text.drain(..end + 2).collect();
+            let (mut event, mut data) = (String::from("message"), String::new());
+            for line in block.lines() {
+                if let Some(v) = line.strip_prefix("event:") {
+                    event = v.trim().to_string();
+                } else if let Some(v) = line.strip_prefix("data:") {
+                    data.push_str(v.strip_prefix(' ').unwrap_or(v));
+                }
+            }
+            if !data.is_empty() {
+                let data = serde_json::from_str(&data)
+                    .unwrap_or_else(|e| panic!("event {event}: data is not JSON ({e}): {data}"));
+                events.push(Sse { event, data });
+            }
+        }
+    }
+    events
+}
+
+/// Opens the event stream of `uri` as `token`; its body.
+pub async fn open_events(router: &Router, uri: &str, token: &str) -> Body {
+    let req = Request::get(uri)
+        .header(AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap();
+    let response = router.clone().oneshot(req).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()[CONTENT_TYPE].to_str().unwrap(),
+        "text/event-stream"
+    );
+    response.into_body()
 }
