@@ -372,7 +372,6 @@ async fn run_page(
         .map(|d| d.name)
         .unwrap_or_else(|_| format!("dataset {}", row.dataset_id));
     let cfg = vila2_host::pipeline::RunConfig::parse(&row.config).ok();
-    let plugin = |p: &vila2_host::pipeline::config::PluginRef| plugin_text(p);
     let report = report_view(&state, &row).await?;
     let (samples, files) = if row.status == run::SUCCEEDED {
         let dir = download::augmented_dir(&state.runs, &row)?;
@@ -398,9 +397,9 @@ async fn run_page(
             fusion: cfg.as_ref().map_or("?".into(), |c| c.fusion.to_string()),
             template: cfg
                 .as_ref()
-                .map_or("?".into(), |c| plugin(&c.recaption.template)),
+                .map_or("?".into(), |c| plugin_text(&c.recaption.template)),
             filters: cfg.as_ref().map_or("?".into(), |c| {
-                let names: Vec<String> = c.recaption.filters.iter().map(plugin).collect();
+                let names: Vec<String> = c.recaption.filters.iter().map(plugin_text).collect();
                 if names.is_empty() {
                     "none".into()
                 } else {

@@ -135,6 +135,11 @@ pub struct RunRequest {
     pub model_id: Option<i32>,
 }
 
+/// The name of the component `name` once it is known to be in the components folder.
+fn component_name(settings: &RunSettings, field: &str, name: &str) -> Result<String, ApiError> {
+    Ok(component(settings, field, name)?.plugin.plugin)
+}
+
 /// The component `name` in the components folder, or a 400 naming `field`.
 fn component(
     settings: &RunSettings,
@@ -265,18 +270,14 @@ pub fn build_config(
         Some(t) => cfg.recaption.template = t,
         None => {
             cfg.recaption.template.plugin =
-                component(settings, "template", &cfg.recaption.template.plugin)?
-                    .plugin
-                    .plugin;
+                component_name(settings, "template", &cfg.recaption.template.plugin)?;
         }
     }
     match filters {
         Some(f) => cfg.recaption.filters = f,
         None => {
             for (i, f) in cfg.recaption.filters.iter_mut().enumerate() {
-                f.plugin = component(settings, &format!("filters[{i}]"), &f.plugin)?
-                    .plugin
-                    .plugin;
+                f.plugin = component_name(settings, &format!("filters[{i}]"), &f.plugin)?;
             }
         }
     }
@@ -291,9 +292,7 @@ pub fn build_config(
         }
         None => {
             for s in &mut cfg.specialists {
-                s.plugin.plugin = component(settings, "specialists", &s.plugin.plugin)?
-                    .plugin
-                    .plugin;
+                s.plugin.plugin = component_name(settings, "specialists", &s.plugin.plugin)?;
             }
         }
     }
