@@ -10,6 +10,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use vila2::data::shapes::facts::relation_facts;
+use vila2::data::shapes::{CaptionTally, FactScore, caption_metrics, load_scenes};
 use vila2::data::webdataset::{list_shards, read_shard};
 use vila2::pipeline::provenance::Provenance;
 
@@ -68,6 +70,7 @@ components_dir = "{comps}"
 [data]
 pretrain = "{pretrain}"
 sft = "{s}/sft"
+ground_truth = "{s}/pretrain/scenes.jsonl"
 [eval]
 shards = "{s}/eval"
 vqa = "{s}/eval/vqa.jsonl"
@@ -224,6 +227,45 @@ fn loop_end_to_end_then_killed_and_resumed() {
     for shard in list_shards(&final_dir).unwrap() {
         assert!(shard.with_extension("parquet").exists());
     }
+
+    // Training captions and specialist answers against ground truth, recomputed here.
+    let scenes = load_scenes(&shapes().join("pretrain/scenes.jsonl")).unwrap();
+    let (mut alt, mut kept, mut last) = (
+        CaptionTally::default(),
+        FactScore::default(),
+        FactScore::default(),
+    );
+    for (key, (org, _)) in &orig {
+        alt.add(org, caption_metrics(org, &scenes[key]));
+        let (txt, prov, _) = &got[key];
+        for t in &prov.specialist_turns[0].turns {
+            kept += relation_facts(&t.answer, &scenes[key]);
+        }
+        last += relation_facts(txt, &scenes[key]);
+    }
+    let truth = &rep["rounds"][0]["data"]["truth"];
+    assert_eq!(truth["captions"], orig.len(), "{truth}");
+    assert!(
+        (truth["precision"].as_f64().unwrap() - alt.precision()).abs() < 1e-9,
+        "{truth}"
+    );
+    assert!(alt.hallucination_rate() > 0.0, "alt text is noisy: {alt:?}");
+    let fact = |v: &serde_json::Value| FactScore {
+        stated: v["stated"].as_u64().unwrap() as usize,
+        grounded: v["grounded"].as_u64().unwrap() as usize,
+        correct: v["correct"].as_u64().unwrap() as usize,
+    };
+    assert_eq!(fact(&rep["rounds"][3]["data"]["truth"]["relations"]), last);
+    let spatial = &rep["specialists"][0];
+    assert_eq!(spatial["name"], "spatial");
+    assert_eq!(spatial["answers"], orig.len());
+    assert_eq!(fact(&spatial["kept"]), kept, "{spatial}");
+    let md = std::fs::read_to_string(reference.join("report.md")).unwrap();
+    assert!(
+        md.contains("## Training captions against ground truth"),
+        "{md}"
+    );
+    assert!(md.contains("| spatial | 24 |"), "{md}");
 
     // Running it again redoes nothing and gives the same report.
     let records = |dir: &Path| -> BTreeMap<PathBuf, std::time::SystemTime> {

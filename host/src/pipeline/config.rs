@@ -205,6 +205,10 @@ pub struct SpecialistConfig {
     pub plugin: PluginRef,
     /// Task data: conversation shards the specialist is fine-tuned on.
     pub data: PathBuf,
+    /// Its own fine-tuning settings, instead of `[train] specialist` (a task that needs a
+    /// longer fine-tune than the others).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train: Option<StageConfig>,
 }
 
 /// The whole run document.
@@ -261,6 +265,15 @@ fn default_gpu_hour() -> f64 {
 }
 
 impl RunConfig {
+    /// The fine-tuning settings of `spec`: its own, else `[train] specialist` (one of them
+    /// exists in a checked document).
+    pub fn specialist_stage<'a>(&'a self, spec: &'a SpecialistConfig) -> &'a StageConfig {
+        spec.train
+            .as_ref()
+            .or(self.train.specialist.as_ref())
+            .expect("checked: every specialist has a fine-tune stage")
+    }
+
     /// Reads `path`, resolves relative paths against its folder and checks the document.
     pub fn load(path: &Path) -> Result<Self, PipelineError> {
         let text = std::fs::read_to_string(path).map_err(|e| PipelineError::Io {
@@ -376,13 +389,29 @@ impl RunConfig {
                 return Err(format!("{name}.batch_size: must be at least 1"));
             }
         }
-        if !self.specialists.is_empty() && self.train.specialist.is_none() {
-            return Err(
-                "train.specialist: specialists are configured but no stage for them".into(),
-            );
+        if let Some(st) = &self.train.specialist
+            && st.batch_size == 0
+        {
+            return Err("train.specialist.batch_size: must be at least 1".into());
         }
         let mut names = std::collections::BTreeSet::new();
         for s in &self.specialists {
+            match (&s.train, &self.train.specialist) {
+                (None, None) => {
+                    return Err(format!(
+                        "train.specialist: specialist `{}` has no `train` of its own and there \
+                         is no [train] specialist stage",
+                        s.name
+                    ));
+                }
+                (Some(st), _) if st.batch_size == 0 => {
+                    return Err(format!(
+                        "specialists.{}.train.batch_size: must be at least 1",
+                        s.name
+                    ));
+                }
+                _ => {}
+            }
             if s.name.is_empty()
                 || !s
                     .name
@@ -533,5 +562,45 @@ data = "shapes/specialist/spatial"
         let mut c = RunConfig::parse(DOC).unwrap();
         c.specialists.push(c.specialists[0].clone());
         assert!(c.check().unwrap_err().contains("twice"));
+    }
+
+    #[test]
+    fn a_specialist_may_have_its_own_fine_tune() {
+        let doc = DOC.replace(
+            "data = \"shapes/specialist/spatial\"",
+            "data = \"shapes/specialist/spatial\"\ntrain = { steps = 7, lr = 2e-3 }",
+        );
+        let c = RunConfig::parse(&doc).unwrap();
+        c.check().unwrap();
+        let own = c.specialists[0].train.as_ref().unwrap();
+        assert_eq!((own.steps, own.lr), (7, Some(2e-3)));
+        assert_eq!(c.specialist_stage(&c.specialists[0]).steps, 7);
+        // Stored and read back with it; a specialist without one stores none.
+        let back = RunConfig::parse(&toml::to_string(&c).unwrap()).unwrap();
+        assert_eq!(back.specialists[0].train, c.specialists[0].train);
+        let plain = RunConfig::parse(DOC).unwrap();
+        assert!(!toml::to_string(&plain).unwrap().contains("steps = 7"));
+        assert_eq!(plain.specialist_stage(&plain.specialists[0]).steps, 1);
+        // Without [train] specialist, every specialist needs its own.
+        let mut c = RunConfig::parse(&doc).unwrap();
+        c.train.specialist = None;
+        c.check().unwrap();
+        let mut second = c.specialists[0].clone();
+        second.name = "ocr".into();
+        second.train = None;
+        c.specialists.push(second);
+        let err = c.check().unwrap_err();
+        assert!(
+            err.contains("`ocr`") && err.contains("train.specialist"),
+            "{err}"
+        );
+        let err = RunConfig::parse(&doc.replace("steps = 7,", "steps = 7, batch_size = 0,"))
+            .unwrap()
+            .check()
+            .unwrap_err();
+        assert!(
+            err.contains("specialists.spatial.train.batch_size"),
+            "{err}"
+        );
     }
 }

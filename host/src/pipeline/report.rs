@@ -2,7 +2,7 @@
 //! rates and reasons, the judge's mean log-probability, recaption throughput and cost, and
 //! the held-out evaluation — as `report.json`, `report.md` and SVG plots.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
@@ -11,8 +11,12 @@ use serde::{Deserialize, Serialize};
 use super::PipelineError;
 use super::evaluate::EvalResult;
 use super::provenance::Provenance;
-use super::recaption::ShardSummary;
+use super::recaption::{ShardSummary, read_specialist};
 use super::state::write_atomic;
+use crate::data::shapes::facts::relation_facts;
+use crate::data::shapes::{
+    CHECKED_TASKS, CaptionTally, FactScore, Scene, caption_metrics, task_facts,
+};
 use crate::data::webdataset::{list_shards, read_shard};
 
 /// Caption statistics of one dataset version.
@@ -26,13 +30,38 @@ pub struct DatasetStats {
     pub vocabulary: usize,
     /// Mean log-probability the recaptioning model gave its kept captions (when scored).
     pub mean_logprob: Option<f64>,
+    /// The captions against the images' ground truth, when it is known.
+    #[serde(default)]
+    pub truth: Option<DataTruth>,
+}
+
+/// A dataset version's captions scored against its images' ground truth: what the next
+/// model is taught, right or wrong.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct DataTruth {
+    /// Captions whose image has a known scene.
+    pub captions: usize,
+    /// Correct colour–shape mentions / mentions.
+    pub precision: f64,
+    /// Objects mentioned / objects.
+    pub recall: f64,
+    /// Mentions of objects not in the image / mentions.
+    pub hallucination: f64,
+    /// The spatial relation statements of the captions.
+    pub relations: FactScore,
 }
 
 impl DatasetStats {
-    /// Reads every `.txt` (and `.json` provenance) of the shards in `dir`.
-    pub fn of_dir(dir: &Path) -> Result<Self, PipelineError> {
+    /// Reads every `.txt` (and `.json` provenance) of the shards in `dir`; with `scenes`
+    /// (ground truth by key) the captions are also scored against it.
+    pub fn of_dir(
+        dir: &Path,
+        scenes: Option<&HashMap<String, Scene>>,
+    ) -> Result<Self, PipelineError> {
         let mut vocab = BTreeSet::new();
         let (mut n, mut words, mut lp, mut lp_n) = (0usize, 0usize, 0.0f64, 0usize);
+        let mut tally = CaptionTally::default();
+        let mut relations = FactScore::default();
         for shard in list_shards(dir)? {
             for s in read_shard(&shard)? {
                 let Some(text) = s
@@ -43,6 +72,10 @@ impl DatasetStats {
                     continue;
                 };
                 n += 1;
+                if let Some(scene) = scenes.and_then(|m| m.get(&s.key)) {
+                    tally.add(text, caption_metrics(text, scene));
+                    relations += relation_facts(text, scene);
+                }
                 for w in text.split_whitespace() {
                     words += 1;
                     let w: String = w
@@ -72,6 +105,13 @@ impl DatasetStats {
             mean_words: if n == 0 { 0.0 } else { words as f64 / n as f64 },
             vocabulary: vocab.len(),
             mean_logprob: (lp_n > 0).then(|| lp / lp_n as f64),
+            truth: (tally.captions > 0).then(|| DataTruth {
+                captions: tally.captions,
+                precision: tally.precision(),
+                recall: tally.recall(),
+                hallucination: tally.hallucination_rate(),
+                relations,
+            }),
         })
     }
 }
@@ -181,6 +221,68 @@ pub struct RunReport {
     pub final_data: PathBuf,
     /// $ per GPU-hour used for the cost column.
     pub dollars_per_gpu_hour: f64,
+    /// The specialists' answers against ground truth (when known), in run order.
+    #[serde(default)]
+    pub specialists: Vec<SpecialistCheck>,
+}
+
+/// A specialist's answers checked against the ground truth of the images it answered on
+/// ([`task_facts`]): the facts its raw answers state, and those of the turns its
+/// post-processor kept — what the final retraining is taught.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SpecialistCheck {
+    /// The specialist (`spatial`, `grounding`, `ocr`).
+    pub name: String,
+    /// Answers about images with a known scene.
+    pub answers: usize,
+    /// Of them, answers that gave at least one turn.
+    pub with_turns: usize,
+    /// Facts of the raw answers.
+    pub answered: FactScore,
+    /// Facts of the kept turns' answers.
+    pub kept: FactScore,
+}
+
+impl SpecialistCheck {
+    /// Checks the answer records (`*.jsonl`) in `answers` of the specialist task `name`;
+    /// `None` for a task without a checker.
+    pub fn of_dir(
+        name: &str,
+        answers: &Path,
+        scenes: &HashMap<String, Scene>,
+    ) -> Result<Option<Self>, PipelineError> {
+        if !CHECKED_TASKS.contains(&name) {
+            return Ok(None);
+        }
+        let mut files: Vec<PathBuf> = std::fs::read_dir(answers)
+            .map_err(|e| PipelineError::Io {
+                path: answers.to_path_buf(),
+                error: e,
+            })?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+            .collect();
+        files.sort();
+        let mut check = Self {
+            name: name.to_string(),
+            ..Default::default()
+        };
+        for file in files {
+            for (key, rec) in read_specialist(&file)? {
+                let Some(scene) = scenes.get(&key) else {
+                    continue;
+                };
+                check.answers += 1;
+                check.with_turns += !rec.turns.is_empty() as usize;
+                let facts = |t: &str| task_facts(name, t, scene).unwrap_or_default();
+                check.answered += facts(&rec.answer);
+                for turn in &rec.turns {
+                    check.kept += facts(&turn.answer);
+                }
+            }
+        }
+        Ok(Some(check))
+    }
 }
 
 impl RunReport {
@@ -233,7 +335,9 @@ impl RunReport {
             }
             md.push_str(&format!(" {} |\n", pct(r.eval.vqa_overall.rate())));
         }
-        md.push_str("\nPercentages; precision, recall and hallucination rate of the model's own captions of the held-out images against their ground truth.\n\n## Recaptioning\n\n");
+        md.push_str("\nPercentages; precision, recall and hallucination rate of the model's own captions of the held-out images against their ground truth.\n");
+        self.truth_tables(&mut md);
+        md.push_str("\n## Recaptioning\n\n");
         md.push_str("| round | samples | used | rejected | failed | skipped | drop rate | judge mean log-prob | images/s | $ per 1k images |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for r in &self.rounds {
             let Some(s) = &r.recaption else { continue };
@@ -288,6 +392,58 @@ impl RunReport {
         }
         md
     }
+
+    /// The training captions and the specialists' answers against ground truth, where known.
+    fn truth_tables(&self, md: &mut String) {
+        let pct = |x: f64| format!("{:.1}", 100.0 * x);
+        let facts = |f: &FactScore| {
+            format!(
+                "{} | {} | {}",
+                f.stated,
+                pct(ratio(f.grounded, f.stated)),
+                pct(f.accuracy())
+            )
+        };
+        if self.rounds.iter().any(|r| r.data.truth.is_some()) {
+            md.push_str("\n## Training captions against ground truth\n\n");
+            md.push_str("| data | captions | precision | recall | hallucination | relation statements | per caption | about the image's objects | correct |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+            for r in &self.rounds {
+                let Some(t) = &r.data.truth else { continue };
+                md.push_str(&format!(
+                    "| {} | {} | {} | {} | {} | {} | {:.2} | {} | {} |\n",
+                    r.label,
+                    t.captions,
+                    pct(t.precision),
+                    pct(t.recall),
+                    pct(t.hallucination),
+                    t.relations.stated,
+                    ratio(t.relations.stated, t.captions),
+                    pct(ratio(t.relations.grounded, t.relations.stated)),
+                    pct(t.relations.accuracy()),
+                ));
+            }
+            md.push_str("\nThe captions each model trains on, against the pretraining images' scenes: colour–shape mentions (percentages) and the spatial relation statements (\"A is left of / right of / above / below B\", \"the shape closest to A is B\"): how many, the share naming two distinct objects of the image, and of those the share that holds.\n");
+        }
+        if !self.specialists.is_empty() {
+            md.push_str("\n## Specialist answers against ground truth\n\n");
+            md.push_str("| specialist | answers | with turns | facts stated | about the image | correct | kept facts | about the image | correct |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+            for c in &self.specialists {
+                md.push_str(&format!(
+                    "| {} | {} | {} | {} | {} |\n",
+                    c.name,
+                    c.answers,
+                    c.with_turns,
+                    facts(&c.answered),
+                    facts(&c.kept)
+                ));
+            }
+            md.push_str("\nFacts: spatial relations (as above), grounding boxes (correct at IoU ≥ 0.5 with the named object's box), text readings. \"Kept\": those in the turns the post-processor made, which the final retraining learns from. Percentages.\n");
+        }
+    }
+}
+
+fn ratio(a: usize, b: usize) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
 
 fn line_svg(title: &str, series: &[(String, Vec<f64>)], x_label: &str) -> Result<String, String> {
@@ -394,4 +550,71 @@ pub fn write(out: &Path, report: &RunReport) -> Result<(), PipelineError> {
         .map_err(plot_err("loss.svg"))?;
     write_atomic(&out.join("loss.svg"), svg.as_bytes())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::shapes::SceneConfig;
+    use crate::data::shapes::tasks::spatial_answer;
+    use crate::pipeline::provenance::SpecialistRecord;
+    use crate::plugin::records::QaTurn;
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    #[test]
+    fn specialist_answers_are_checked_against_the_scenes() {
+        let dir = tempfile::tempdir().unwrap();
+        let scene = |seed| {
+            let cfg = SceneConfig {
+                min_objects: 3,
+                ..SceneConfig::default()
+            };
+            Scene::random(&mut StdRng::seed_from_u64(seed), &cfg)
+        };
+        let scenes: HashMap<String, Scene> = (0..3).map(|i| (format!("k{i}"), scene(i))).collect();
+        let rec = |answer: String, kept: &str| SpecialistRecord {
+            task: "spatial".into(),
+            answer,
+            turns: vec![QaTurn {
+                question: "Where?".into(),
+                answer: kept.into(),
+            }],
+            ..Default::default()
+        };
+        // k0: the gold answer, kept whole; k1: another scene's answer, an empty turn kept;
+        // a key without a scene is skipped.
+        let gold = spatial_answer(&scenes["k0"]);
+        let lines = [
+            ("k0", rec(gold.clone(), &gold)),
+            ("k1", rec(spatial_answer(&scene(99)), "")),
+            ("nope", rec(gold.clone(), &gold)),
+        ]
+        .map(|(k, r)| serde_json::json!({"key": k, "record": r}).to_string());
+        std::fs::write(dir.path().join("shard-00000.jsonl"), lines.join("\n")).unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "not a record file").unwrap();
+        let c = SpecialistCheck::of_dir("spatial", dir.path(), &scenes)
+            .unwrap()
+            .unwrap();
+        assert_eq!((c.answers, c.with_turns), (2, 2));
+        let want = relation_facts(&gold, &scenes["k0"]);
+        assert!(want.stated >= 2 && want.correct == want.stated, "{want:?}");
+        assert_eq!(c.kept, want, "k1's empty turn states nothing");
+        let k1 = relation_facts(&spatial_answer(&scene(99)), &scenes["k1"]);
+        assert_eq!(c.answered.stated, want.stated + k1.stated);
+        assert_eq!(c.answered.correct, want.correct + k1.correct);
+        // A task without a checker has no row; a missing folder is an error naming it.
+        assert_eq!(
+            SpecialistCheck::of_dir("count", dir.path(), &scenes).unwrap(),
+            None
+        );
+        let err = SpecialistCheck::of_dir("ocr", &dir.path().join("gone"), &scenes).unwrap_err();
+        assert!(err.to_string().contains("gone"), "{err}");
+        // The report shows the row.
+        let report = RunReport {
+            specialists: vec![c],
+            ..Default::default()
+        };
+        assert!(report.markdown().contains("| spatial | 2 | 2 |"));
+    }
 }

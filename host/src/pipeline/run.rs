@@ -14,13 +14,13 @@ use tch::Device;
 
 use super::PipelineError;
 use super::config::{PluginRef, RunConfig, StageConfig};
-use super::evaluate::{EvalResult, evaluate};
+use super::evaluate::{EvalResult, evaluate, read_scenes};
 use super::judge::EngineJudge;
 use super::recaption::{
     LoadedPlugin, ModelInfo, RoundContext, ShardSummary, fuse_specialists, read_specialist,
     recaption_shard, specialist_shard,
 };
-use super::report::{self, DatasetStats, RoundReport, RunReport};
+use super::report::{self, DatasetStats, RoundReport, RunReport, SpecialistCheck};
 use super::state::{FileTaskStore, TaskStore, build_dir, create_dir, once, write_atomic};
 use crate::data::webdataset::list_shards;
 use crate::plugin::{PluginRuntime, RuntimeConfig, World};
@@ -187,7 +187,13 @@ pub fn run_with_store(
         fusion: cfg.fusion.to_string(),
         ..Default::default()
     };
-    let original = DatasetStats::of_dir(&cfg.data.pretrain)?;
+    let scenes = cfg
+        .data
+        .ground_truth
+        .as_deref()
+        .map(read_scenes)
+        .transpose()?;
+    let original = DatasetStats::of_dir(&cfg.data.pretrain, scenes.as_ref())?;
     let mut model = r.train_round("round-0", &init, &cfg.data.pretrain)?;
     let eval = r.eval("round-0", &model)?;
     let row = RoundReport::new("round 0".into(), original, None, eval, model.losses.clone());
@@ -203,7 +209,7 @@ pub fn run_with_store(
         let eval = r.eval(&label, &next)?;
         let row = RoundReport::new(
             format!("round {k}"),
-            DatasetStats::of_dir(&new_data)?,
+            DatasetStats::of_dir(&new_data, scenes.as_ref())?,
             Some(shards),
             eval,
             next.losses.clone(),
@@ -229,9 +235,17 @@ pub fn run_with_store(
         let (spec_data, shards) = r.specialist_round(&model.info, &data, &specialists)?;
         let spec_model = r.train_round("specialists", &init, &spec_data)?;
         let eval = r.eval("specialists", &spec_model)?;
+        if let Some(scenes) = &scenes {
+            for s in &cfg.specialists {
+                let answers = out.join("specialists").join(&s.name).join("answers");
+                report
+                    .specialists
+                    .extend(SpecialistCheck::of_dir(&s.name, &answers, scenes)?);
+            }
+        }
         let row = RoundReport::new(
             "+ specialists".into(),
-            DatasetStats::of_dir(&spec_data)?,
+            DatasetStats::of_dir(&spec_data, scenes.as_ref())?,
             Some(shards),
             eval,
             spec_model.losses.clone(),
@@ -483,11 +497,6 @@ impl Runner<'_> {
         plugins: &[LoadedPlugin],
     ) -> Result<(PathBuf, Vec<ShardSummary>), PipelineError> {
         let cfg = self.cfg;
-        let st = cfg
-            .train
-            .specialist
-            .clone()
-            .expect("checked: specialist stage with specialists");
         let shards = list_shards(data)?;
         let mut answers: Vec<PathBuf> = Vec::new();
         let mut summaries = Vec::new();
@@ -497,7 +506,7 @@ impl Runner<'_> {
             self.train_stage(
                 &format!("specialists/{}/train", spec.name),
                 Stage::Specialist,
-                &st,
+                cfg.specialist_stage(spec),
                 &spec.data,
                 &model.dir,
                 &model_dir,

@@ -312,6 +312,7 @@ pub async fn specialists(
                 || PathBuf::from(format!("shapes/specialist/{name}")),
                 |b| b.data.clone(),
             ),
+            train: base.and_then(|b| b.train.clone()),
         });
     }
     Ok(out)

@@ -18,7 +18,8 @@ const FILLER: [&str; 13] = [
 /// Longest run of filler words allowed between a colour and its shape.
 const MAX_GAP: usize = 3;
 
-fn tokens(text: &str) -> Vec<String> {
+/// Lowercase alphanumeric words of a text.
+pub(crate) fn tokens(text: &str) -> Vec<String> {
     text.to_lowercase()
         .split(|c: char| !c.is_alphanumeric())
         .filter(|t| !t.is_empty())
@@ -26,23 +27,19 @@ fn tokens(text: &str) -> Vec<String> {
         .collect()
 }
 
-/// The distinct (colour, shape) pairs a text mentions: a colour word (or several joined by
-/// "and"/"or") followed within a few filler words (articles, size words) by a shape word,
-/// singular or plural. Shapes without a colour and other phrasings ("the circle is red") are
-/// not counted.
-pub fn parse_mentions(text: &str) -> BTreeSet<(Color, Shape)> {
-    let toks = tokens(text);
-    let mut out = BTreeSet::new();
+/// The colour–shape mentions of a tokenised text in order, each with the index of its shape
+/// word: a colour word (or several joined by "and"/"or") followed within a few filler words
+/// (articles, size words) by a shape word, singular or plural.
+pub(crate) fn mention_spans(toks: &[String]) -> Vec<(usize, Color, Shape)> {
+    let mut out = Vec::new();
     let mut colors: Vec<Color> = Vec::new();
     let mut gap = 0;
-    for t in &toks {
+    for (i, t) in toks.iter().enumerate() {
         if let Some(c) = Color::from_word(t) {
             colors.push(c);
             gap = 0;
         } else if let Some(s) = Shape::from_word(t) {
-            for c in colors.drain(..) {
-                out.insert((c, s));
-            }
+            out.extend(colors.drain(..).map(|c| (i, c, s)));
         } else if !colors.is_empty() && FILLER.contains(&t.as_str()) && gap < MAX_GAP {
             gap += 1;
         } else {
@@ -51,6 +48,15 @@ pub fn parse_mentions(text: &str) -> BTreeSet<(Color, Shape)> {
         }
     }
     out
+}
+
+/// The distinct (colour, shape) pairs a text mentions ([`mention_spans`]). Shapes without a
+/// colour and other phrasings ("the circle is red") are not counted.
+pub fn parse_mentions(text: &str) -> BTreeSet<(Color, Shape)> {
+    mention_spans(&tokens(text))
+        .into_iter()
+        .map(|(_, c, s)| (c, s))
+        .collect()
 }
 
 /// How one caption fares against its scene (counts of distinct colour–shape pairs).

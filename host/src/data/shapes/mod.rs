@@ -25,6 +25,7 @@
 //! training scene is redrawn, so the held-out images are truly unseen.
 
 pub mod captions;
+pub mod facts;
 pub mod files;
 pub mod generate;
 pub mod metrics;
@@ -35,6 +36,7 @@ pub mod spatial;
 pub mod tasks;
 
 pub use captions::{AltTextConfig, alt_text, detailed_caption};
+pub use facts::{CHECKED_TASKS, FactScore, task_facts};
 pub use files::{SceneRecord, VqaRecord, load_scenes, load_vqa};
 pub use generate::{Conversation, GenerateSummary, ShapesConfig, Turn, generate};
 pub use metrics::{
