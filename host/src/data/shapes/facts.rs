@@ -202,23 +202,13 @@ pub fn reading_facts(text: &str, scene: &Scene) -> FactScore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::shapes::scene::{BBox, Background, Object, SceneConfig, Size, TextItem};
+    use crate::data::shapes::scene::{BBox, Background, Object, SceneConfig, TextItem};
     use crate::data::shapes::tasks::{grounding_answer, ocr_answer, spatial_answer};
     use rand::SeedableRng;
     use rand::rngs::StdRng;
 
     fn obj(color: Color, shape: Shape, x0: u32, y0: u32) -> Object {
-        Object {
-            shape,
-            color,
-            size: Size::Small,
-            bbox: BBox {
-                x0,
-                y0,
-                x1: x0 + 10,
-                y1: y0 + 10,
-            },
-        }
+        Object::test_at(color, shape, x0, y0, 10)
     }
 
     /// Red circle top left, blue square top right, green triangle bottom left.

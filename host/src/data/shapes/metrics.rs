@@ -228,22 +228,12 @@ impl VqaTally {
 mod tests {
     use super::*;
     use crate::data::shapes::captions::{AltTextConfig, alt_text, detailed_caption};
-    use crate::data::shapes::scene::{BBox, Background, Object, SceneConfig, Size};
+    use crate::data::shapes::scene::{Background, Object, SceneConfig};
     use rand::SeedableRng;
     use rand::rngs::StdRng;
 
     fn obj(color: Color, shape: Shape, x0: u32) -> Object {
-        Object {
-            shape,
-            color,
-            size: Size::Small,
-            bbox: BBox {
-                x0,
-                y0: 10,
-                x1: x0 + 12,
-                y1: 22,
-            },
-        }
+        Object::test_at(color, shape, x0, 10, 12)
     }
 
     fn scene() -> Scene {

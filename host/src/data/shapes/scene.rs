@@ -281,6 +281,24 @@ impl Object {
     }
 }
 
+#[cfg(test)]
+impl Object {
+    /// A small object whose box is the `side`-pixel square at (`x0`, `y0`), for tests.
+    pub(crate) fn test_at(color: Color, shape: Shape, x0: u32, y0: u32, side: u32) -> Self {
+        Object {
+            shape,
+            color,
+            size: Size::Small,
+            bbox: BBox {
+                x0,
+                y0,
+                x1: x0 + side,
+                y1: y0 + side,
+            },
+        }
+    }
+}
+
 /// A rendered word (the OCR target).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TextItem {
