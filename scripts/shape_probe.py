@@ -1,0 +1,80 @@
+"""Can the tiny model's vision tower learn ShapesWorld's shapes at all?
+
+Trains transformers' CLIPVisionModel with a run's `vision_config` from scratch, plus a
+linear head on the mean of its layer -2 patch features (what LLaVA feeds the LLM), directly
+on the shape of single-object images, and prints train / held-out accuracy per epoch. A
+diagnostic for docs/RESULTS.md, not part of the pipeline.
+
+    .venv/bin/python scripts/shape_probe.py MODEL_DIR TRAIN_SHAPES HELDOUT_SHAPES [EPOCHS]
+
+MODEL_DIR: a trained stage folder (its config.json); *_SHAPES: `vila2 shapes --out` folders
+(their pretrain split is used; use two seeds so the held-out images are unseen).
+"""
+
+import io
+import json
+import sys
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from transformers import CLIPVisionConfig, CLIPVisionModel
+
+SHAPES = ["circle", "square", "triangle", "diamond", "cross"]
+
+
+def load(shapes_dir):
+    split = Path(shapes_dir) / "pretrain"
+    scenes = {}
+    for line in open(split / "scenes.jsonl"):
+        r = json.loads(line)
+        if len(r["scene"]["objects"]) == 1:
+            scenes[r["key"]] = SHAPES.index(r["scene"]["objects"][0]["shape"])
+    xs, ys = [], []
+    for shard in sorted(split.glob("*.tar")):
+        with tarfile.open(shard) as tar:
+            for m in tar.getmembers():
+                key, _, ext = m.name.partition(".")
+                if ext == "png" and key in scenes:
+                    im = Image.open(io.BytesIO(tar.extractfile(m).read())).convert("RGB")
+                    xs.append(np.asarray(im, dtype=np.float32) / 255.0)
+                    ys.append(scenes[key])
+    x = torch.tensor(np.stack(xs)).permute(0, 3, 1, 2)
+    return (x - 0.5) / 0.5, torch.tensor(ys)
+
+
+def main():
+    model_dir, train_dir, test_dir = sys.argv[1:4]
+    epochs = int(sys.argv[4]) if len(sys.argv) > 4 else 30
+    torch.manual_seed(0)
+    xtr, ytr = load(train_dir)
+    xte, yte = load(test_dir)
+    majority = np.bincount(yte.numpy()).max() / len(yte)
+    print(f"train {len(ytr)} held-out {len(yte)} single-object images; majority {majority:.3f}")
+    cfg = json.load(open(Path(model_dir) / "config.json"))["vision_config"]
+    known = CLIPVisionConfig().to_dict()
+    vc = CLIPVisionConfig(**{k: v for k, v in cfg.items() if k in known})
+    tower, head = CLIPVisionModel(vc), torch.nn.Linear(vc.hidden_size, len(SHAPES))
+    opt = torch.optim.AdamW([*tower.parameters(), *head.parameters()], lr=1e-3)
+
+    def logits(x):
+        h = tower(pixel_values=x, output_hidden_states=True).hidden_states[-2][:, 1:]
+        return head(h.mean(1))
+
+    steps = 0
+    for epoch in range(epochs):
+        for idx in torch.randperm(len(ytr)).split(16):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(logits(xtr[idx]), ytr[idx]).backward()
+            opt.step()
+            steps += 1
+        with torch.no_grad():
+            tr = (logits(xtr).argmax(1) == ytr).float().mean().item()
+            te = (logits(xte).argmax(1) == yte).float().mean().item()
+        print(f"epoch {epoch + 1} steps {steps} train {tr:.3f} held-out {te:.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
