@@ -269,18 +269,24 @@ async fn judge(s: &Session, judging: &str, n: usize) -> Result<()> {
             .await?
             .click()
             .await?;
-        s.wait_for_path("the judging page after a vote", |p| p == judging)
-            .await?;
+        // The vote reloads the same path, so the path cannot tell the new page from the old
+        // one (read while it unloads, the old one's elements go stale): wait for the new
+        // page's progress line instead.
+        let want = format!("Judged {} of", i + 1);
+        let deadline = Instant::now() + WAIT;
+        loop {
+            match s.text("p.progress").await {
+                Ok(p) if p.starts_with(&want) => break,
+                _ if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await
+                }
+                other => bail!("progress after {} votes: {other:?}", i + 1),
+            }
+        }
         let revealed = s.text("section.revealed").await?;
         ensure!(
             revealed.contains("Caption A was") && revealed.contains("round"),
             "the vote's answer does not reveal the sources: {revealed:?}"
-        );
-        let progress = s.text("p.progress").await?;
-        ensure!(
-            progress.starts_with(&format!("Judged {} of", i + 1)),
-            "progress after {} votes: {progress:?}",
-            i + 1
         );
     }
     let after = report_votes(s, judging).await?;
