@@ -254,15 +254,7 @@ impl SpecialistCheck {
         if !CHECKED_TASKS.contains(&name) {
             return Ok(None);
         }
-        let mut files: Vec<PathBuf> = std::fs::read_dir(answers)
-            .map_err(|e| PipelineError::Io {
-                path: answers.to_path_buf(),
-                error: e,
-            })?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
-            .collect();
-        files.sort();
+        let files = super::state::files_with_ext(answers, "jsonl")?;
         let mut check = Self {
             name: name.to_string(),
             ..Default::default()

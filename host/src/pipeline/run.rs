@@ -569,15 +569,7 @@ impl Runner<'_> {
 
 /// Id, folder and weight checksum of a model.
 pub fn model_info(id: &str, dir: &Path) -> Result<ModelInfo, PipelineError> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| PipelineError::Io {
-            path: dir.to_path_buf(),
-            error: e,
-        })?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "safetensors"))
-        .collect();
-    files.sort();
+    let files = super::state::files_with_ext(dir, "safetensors")?;
     let mut h = Sha256::new();
     for f in &files {
         let mut file = std::fs::File::open(f).map_err(|e| PipelineError::Io {
