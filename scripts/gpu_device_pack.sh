@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Packs what the device run needs into .work/dev (under the device tool's 64 MiB carry limit):
 # the gpu_prepare.sh output with the binary xz-compressed, transformers and its dependencies as
-# Python 3.12 wheels, and .work/dev/run.sh, the command to run there:
+# Python 3.12 wheels, and .work/dev/run.sh, the command to run there (the trainer benchmark,
+# scripts/gpu_train_bench.sh, then the engine check, scripts/gpu_check.sh):
 #   scripts/gpu_prepare.sh && scripts/gpu_device_pack.sh
 #   device run: `bash .work/dev/run.sh`, carrying .work/dev
 set -euo pipefail
@@ -24,6 +25,9 @@ $PY -c "import lzma, shutil; shutil.copyfileobj(lzma.open('$D/vila2.xz'), open('
 $PY -m pip install --quiet --no-index --no-deps --target /tmp/tf $D/wheels/*.whl 2>&1 | tail -2
 export PYTHONPATH=/tmp/tf
 mkdir -p "$OUT"
-OUT=$OUT PYTHON=$PY bash scripts/gpu_check.sh $D 2>&1 | tee "$OUT/gpu_check.log"
+# The trainer benchmark first, then the engine's parity and generation check; each bounded so
+# that what finished comes back even when the other runs long.
+OUT=$OUT PYTHON=$PY timeout "${TRAIN_TIMEOUT:-300}" bash scripts/gpu_train_bench.sh $D 2>&1 | tee "$OUT/train.log"
+OUT=$OUT PYTHON=$PY timeout "${CHECK_TIMEOUT:-200}" bash scripts/gpu_check.sh $D 2>&1 | tee "$OUT/gpu_check.log"
 RUN
 du -sh "$D"

@@ -153,3 +153,88 @@ fn malformed_shards_are_errors_naming_shard_and_member() {
         "{err}"
     );
 }
+
+/// Two shards mixing usable samples with corrupt images and missing parts.
+fn mixed_shards(dir: &std::path::Path) {
+    for (s, name) in ["00000.tar", "00001.tar"].iter().enumerate() {
+        let mut members = Vec::new();
+        for i in 0..9u32 {
+            let k = format!("s{s}-{i}");
+            match i % 4 {
+                1 => members.push((format!("{k}.jpg"), b"not a jpeg".to_vec())),
+                3 if i == 3 => {}
+                _ => members.push((format!("{k}.png"), common::png_bytes(12, 10, i + 10 * s as u32))),
+            }
+            if i != 6 {
+                members.push((format!("{k}.txt"), format!("caption {k}").into_bytes()));
+            }
+        }
+        common::write_shard(&dir.join(name), &members);
+    }
+}
+
+#[test]
+fn the_parallel_loader_yields_the_readers_stream_counts_and_states() {
+    use vila2::train::loader::Loader;
+    use vila2::vlm::preprocess::ImageProcessor;
+    let dir = tempfile::tempdir().unwrap();
+    mixed_shards(dir.path());
+    let processor = ImageProcessor::load(&common::fixture("clip_llama")).unwrap();
+    let n = 25; // into the third pass of 10 usable samples
+    let mut r = ShardReader::shuffled(dir.path(), 4, 3).unwrap();
+    let want: Vec<_> = (0..n)
+        .map(|_| {
+            let s = r.next_sample().unwrap();
+            (s.key, r.state(), processor.preprocess(&s.image))
+        })
+        .collect();
+    assert!(r.state().stats.skipped() > 0 && r.state().epoch == 2);
+    for workers in [1, 4] {
+        let reader = ShardReader::shuffled(dir.path(), 4, 3).unwrap();
+        let mut loader = Loader::spawn(reader, processor.clone(), 3, workers);
+        for (i, (key, state, pixels)) in want.iter().enumerate() {
+            let p = loader.next_sample().unwrap();
+            assert_eq!(&p.sample.key, key, "{workers} workers, sample {i}");
+            assert_eq!(&p.state, state, "{workers} workers, sample {i}");
+            assert!(p.pixels.equal(pixels), "{workers} workers, sample {i}");
+        }
+    }
+    // A loader resumed from a saved state continues the stream.
+    let at = want[10].1;
+    let reader = ShardReader::resume(dir.path(), 4, 3, &at).unwrap();
+    let mut loader = Loader::spawn(reader, processor.clone(), 3, 3);
+    for (key, state, _) in &want[11..] {
+        let p = loader.next_sample().unwrap();
+        assert_eq!((&p.sample.key, &p.state), (key, state));
+    }
+}
+
+#[test]
+fn a_loader_over_unusable_shards_fails_like_the_reader() {
+    use vila2::train::loader::Loader;
+    use vila2::vlm::preprocess::ImageProcessor;
+    let dir = tempfile::tempdir().unwrap();
+    common::write_shard(
+        &dir.path().join("x.tar"),
+        &[
+            ("a.png".into(), b"garbage".to_vec()),
+            ("a.txt".into(), b"cap".to_vec()),
+            ("b.png".into(), common::png_bytes(8, 8, 1)),
+        ],
+    );
+    let processor = ImageProcessor::load(&common::fixture("clip_llama")).unwrap();
+    let skipped = |e: TrainError| match e {
+        TrainError::NoSamples { skipped, .. } => skipped,
+        other => panic!("{other}"),
+    };
+    let want = skipped(
+        ShardReader::shuffled(dir.path(), 2, 0)
+            .unwrap()
+            .next_sample()
+            .unwrap_err(),
+    );
+    assert!(want >= 2);
+    let reader = ShardReader::shuffled(dir.path(), 2, 0).unwrap();
+    let mut loader = Loader::spawn(reader, processor, 2, 3);
+    assert_eq!(skipped(loader.next_sample().unwrap_err()), want);
+}

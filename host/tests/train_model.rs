@@ -116,6 +116,55 @@ fn the_loss_equals_cross_entropy_over_the_full_logits() {
     assert!((ours - full).abs() < 1e-5 * full.abs(), "{ours} vs {full}");
 }
 
+#[test]
+fn bf16_autocast_keeps_fp32_weights_and_tracks_the_fp32_loss() {
+    for case in ["clip_llama", "siglip_qwen2"] {
+        bf16_autocast_case(case);
+    }
+}
+
+fn bf16_autocast_case(case: &str) {
+    use vila2::train::precision::Precision;
+    let init = common::fixture(case);
+    let data = shard_dir(3);
+    let s = samples(data.path(), 3);
+    let mut cfg = TrainConfig::new(Stage::Sft, 6);
+    cfg.device = Device::Cpu;
+    cfg.lr = Some(1e-3);
+    let fp32 = Trainer::new(&init, cfg.clone()).unwrap();
+    cfg.precision = Precision::Bf16;
+    let mut bf16 = Trainer::new(&init, cfg).unwrap();
+    let b = bf16.batch(&s).unwrap();
+    let (want, got) = {
+        let _guard = tch::no_grad_guard();
+        (
+            fp32.loss_sum(&b).unwrap().double_value(&[]),
+            bf16.loss_sum(&b).unwrap(),
+        )
+    };
+    // The loss itself is computed in fp32, from bf16 matmuls: close to, not equal to, fp32.
+    assert_eq!(got.kind(), Kind::Float);
+    let got = got.double_value(&[]);
+    assert!(got != want, "{case}: autocast had no effect: {got}");
+    assert!(
+        (got - want).abs() < 2e-2 * want.abs(),
+        "{case}: {got} vs {want}"
+    );
+
+    let mut losses = Vec::new();
+    for _ in 0..6 {
+        let b = bf16.batch(&s).unwrap();
+        losses.push(bf16.train_step(&[b]).unwrap().loss);
+    }
+    let (first, last) = (losses[0], losses[5]);
+    assert!(last < 0.9 * first, "{case}: loss {losses:?}");
+    for p in &bf16.params.all {
+        assert_eq!(p.tensor.kind(), Kind::Float, "{case}: {} left fp32", p.key);
+    }
+    let (m, _) = bf16.optimizer().moments();
+    assert!(m.iter().all(|m| m.kind() == Kind::Float));
+}
+
 /// Gradients (`None` where undefined) of the trainable tensors after backpropagating the
 /// micro-batches as `train_step` does: each summed loss over the step's label-token count.
 fn accumulated_grads(t: &mut Trainer, micro: &[&[CaptionSample]]) -> Vec<Option<Tensor>> {

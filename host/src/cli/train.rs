@@ -8,8 +8,10 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::train::data::count_samples;
+use crate::train::precision::Precision;
 use crate::train::trainer::{TrainConfig, run};
 use crate::train::{Group, Stage, compose};
+use crate::vlm::generate::parse_device;
 
 /// Arguments of `vila2 train`.
 #[derive(Debug, Args)]
@@ -73,6 +75,16 @@ pub struct TrainArgs {
     /// Continue from the latest checkpoint in OUT/checkpoints (same settings required).
     #[arg(long)]
     resume: bool,
+    /// Device: cpu, cuda, cuda:N or auto (CUDA when libtorch sees a GPU).
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Forward-pass precision: auto (bf16 autocast on CUDA, fp32 on the CPU), fp32 or bf16.
+    /// Weights, gradients and optimizer state stay fp32.
+    #[arg(long, default_value = "auto")]
+    precision: Precision,
+    /// Threads decoding and preprocessing images (0: 1 on the CPU, up to 8 on CUDA).
+    #[arg(long, default_value_t = 0)]
+    loader_workers: usize,
 }
 
 /// The folder to train from: `--init`, or the model composed from `--init-llm` and
@@ -129,6 +141,9 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     cfg.shuffle_buffer = a.shuffle_buffer;
     cfg.save_every = a.save_every;
     cfg.resume = a.resume;
+    cfg.device = parse_device(&a.device)?;
+    cfg.precision = a.precision;
+    cfg.loader_workers = a.loader_workers;
     let bar = ProgressBar::new(steps as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} ETA {eta}")

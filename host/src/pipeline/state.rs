@@ -146,6 +146,20 @@ fn remove_dir(dir: &Path) -> Result<(), PipelineError> {
     }
 }
 
+/// The files of `dir` whose extension is `ext`, sorted by path.
+pub fn files_with_ext(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, PipelineError> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| PipelineError::Io {
+            path: dir.to_path_buf(),
+            error: e,
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == ext))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,16 +200,3 @@ mod tests {
     }
 }
 
-/// The files of `dir` whose extension is `ext`, sorted by path.
-pub fn files_with_ext(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, PipelineError> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| PipelineError::Io {
-            path: dir.to_path_buf(),
-            error: e,
-        })?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == ext))
-        .collect();
-    files.sort();
-    Ok(files)
-}

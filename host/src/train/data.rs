@@ -228,8 +228,151 @@ impl SplitMix {
     }
 }
 
-/// A raw sample with the name of its shard (for messages).
-type Drawn = (Arc<str>, RawSample);
+/// A raw sample drawn from the stream, with what a [`Tally`] and
+/// [`ReaderState`] need to account for it wherever it is decoded.
+#[derive(Debug)]
+pub struct Drawn {
+    /// Name of its shard (for messages).
+    pub shard: Arc<str>,
+    /// Its members.
+    pub raw: RawSample,
+    /// The reader's position once it is drawn: [`ReaderState::consumed`].
+    pub consumed: u64,
+    /// [`ReaderState::epoch`] once it is drawn.
+    pub epoch: usize,
+    /// [`ReaderState::in_epoch`] once it is drawn.
+    pub in_epoch: u64,
+    /// Raw samples in one pass, once a pass completed.
+    pub pass_len: Option<u64>,
+}
+
+impl Drawn {
+    /// `shard:key`, how messages name the sample.
+    pub fn key(&self) -> String {
+        format!("{}:{}", self.shard, self.raw.key)
+    }
+
+    /// The reader's state once this sample is accounted for with `stats`.
+    pub fn state(&self, stats: DataStats) -> ReaderState {
+        ReaderState {
+            consumed: self.consumed,
+            epoch: self.epoch,
+            in_epoch: self.in_epoch,
+            stats,
+        }
+    }
+}
+
+/// Why a drawn sample is not used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Skip {
+    /// No image member.
+    MissingImage,
+    /// The `json` holds a malformed `conversations`.
+    BadConversation(String),
+    /// No caption (or an empty one) and no conversation.
+    MissingCaption,
+    /// The image does not decode.
+    CorruptImage(String),
+}
+
+/// What is counted of drawn samples as they are used or skipped, in stream order, and
+/// when a run of skips means the shards hold nothing usable.
+#[derive(Debug, Clone)]
+pub struct Tally {
+    /// Counts so far.
+    pub stats: DataStats,
+    streak: u64,
+    archive_order: bool,
+}
+
+impl Tally {
+    /// A tally continuing from `stats`, for a reader with a shuffle buffer of `buffer`.
+    pub fn new(stats: DataStats, buffer: usize) -> Self {
+        Self {
+            stats,
+            streak: 0,
+            archive_order: buffer <= 1,
+        }
+    }
+
+    /// Counts the outcome of decoding `key` (logging a skip). `Ok(true)`: use the sample;
+    /// `Ok(false)`: skipped, draw another; an error once more samples in a row were skipped
+    /// than a pass can hold (every pass yields every sample once, so with a usable sample
+    /// failures in a row are fewer than a pass in archive order, or two shuffled).
+    pub fn record(
+        &mut self,
+        key: &str,
+        outcome: Result<bool, &Skip>,
+        pass_len: Option<u64>,
+        dir: &Path,
+    ) -> Result<bool, TrainError> {
+        let skip = match outcome {
+            Ok(is_conversation) => {
+                self.stats.samples += 1;
+                self.stats.conversations += usize::from(is_conversation);
+                self.streak = 0;
+                return Ok(true);
+            }
+            Err(skip) => skip,
+        };
+        match skip {
+            Skip::MissingImage => {
+                tracing::warn!(sample = %key, "no image: skipped");
+                self.stats.missing_images += 1;
+            }
+            Skip::BadConversation(msg) => {
+                tracing::warn!(sample = %key, error = %msg, "bad conversation: skipped");
+                self.stats.bad_conversations += 1;
+            }
+            Skip::MissingCaption => {
+                tracing::warn!(sample = %key, "no caption: skipped");
+                self.stats.missing_captions += 1;
+            }
+            Skip::CorruptImage(msg) => {
+                tracing::warn!(sample = %key, error = %msg, "corrupt image: skipped");
+                self.stats.corrupt_images += 1;
+            }
+        }
+        self.streak += 1;
+        let limit = |n: u64| if self.archive_order { n } else { 2 * n - 1 };
+        if pass_len.is_some_and(|n| self.streak >= limit(n)) {
+            return Err(TrainError::NoSamples {
+                dir: dir.to_path_buf(),
+                skipped: self.stats.skipped(),
+            });
+        }
+        Ok(false)
+    }
+}
+
+/// The sample a drawn raw sample holds, or why it is skipped. Pure: loader workers call it
+/// in parallel and the tally counts the outcomes in stream order.
+pub fn decode(shard: &str, raw: &RawSample) -> Result<CaptionSample, Skip> {
+    let key = format!("{shard}:{}", raw.key);
+    let Some((ext, bytes)) = image_member(raw) else {
+        return Err(Skip::MissingImage);
+    };
+    let conversation = match member(raw, "json").map(parse_conversation) {
+        Some(Err(msg)) => return Err(Skip::BadConversation(msg)),
+        Some(Ok(c)) => c,
+        None => None,
+    };
+    let caption = match caption_of(raw) {
+        Some(c) if !c.is_empty() || conversation.is_some() => c,
+        None if conversation.is_some() => String::new(),
+        _ => return Err(Skip::MissingCaption),
+    };
+    match decode_image(bytes, &format!("{key}.{ext}")) {
+        Ok(image) => Ok(CaptionSample {
+            key,
+            image,
+            caption,
+            conversation,
+        }),
+        Err(e) => Err(Skip::CorruptImage(e.to_string())),
+    }
+}
 
 /// Streams decoded samples from the shards of a folder, one shard in memory at a time,
 /// cycling through the shards for further epochs. With a shuffle buffer of `n` samples,
@@ -243,8 +386,8 @@ pub struct ShardReader {
     dir: PathBuf,
     shards: Vec<PathBuf>,
     next_shard: usize,
-    pending: VecDeque<Drawn>,
-    buffer: Vec<Drawn>,
+    pending: VecDeque<(Arc<str>, RawSample)>,
+    buffer: Vec<(Arc<str>, RawSample)>,
     buffer_size: usize,
     rng: SplitMix,
     consumed: u64,
@@ -297,7 +440,7 @@ impl ShardReader {
     ) -> Result<Self, TrainError> {
         let mut r = Self::shuffled(dir, buffer, seed)?;
         for _ in 0..state.consumed {
-            r.next_raw()?;
+            r.draw()?;
         }
         r.stats = state.stats;
         if (r.epoch, r.in_epoch) != (state.epoch, state.in_epoch) {
@@ -351,9 +494,9 @@ impl ShardReader {
         Ok(())
     }
 
-    /// The next raw sample of the shuffled stream; an error when a whole pass over the
-    /// shards holds no sample at all.
-    fn next_raw(&mut self) -> Result<Drawn, TrainError> {
+    /// The next raw sample of the shuffled stream, undecoded; an error when a whole pass
+    /// over the shards holds no sample at all.
+    pub fn draw(&mut self) -> Result<Drawn, TrainError> {
         self.top_up()?;
         if self.buffer.is_empty() {
             return Err(TrainError::NoSamples {
@@ -366,7 +509,7 @@ impl ShardReader {
         } else {
             0
         };
-        let drawn = self.buffer.swap_remove(i);
+        let (shard, raw) = self.buffer.swap_remove(i);
         self.consumed += 1;
         self.in_epoch += 1;
         self.top_up()?;
@@ -377,72 +520,43 @@ impl ShardReader {
             self.in_epoch = 0;
             self.next_shard = 0;
         }
-        Ok(drawn)
+        Ok(Drawn {
+            shard,
+            raw,
+            consumed: self.consumed,
+            epoch: self.epoch,
+            in_epoch: self.in_epoch,
+            pass_len: self.pass_len,
+        })
     }
 
     /// The next usable sample, reading further shards (and wrapping to a new epoch) as
     /// needed; an error when a whole pass over the shards yields nothing usable.
     pub fn next_sample(&mut self) -> Result<CaptionSample, TrainError> {
-        let mut streak = 0u64;
+        let mut tally = Tally::new(self.stats, self.buffer_size);
         loop {
-            let (shard, raw) = self.next_raw()?;
-            if let Some(s) = self.decode(&shard, raw) {
-                self.stats.samples += 1;
+            let d = self.draw()?;
+            let sample = decode(&d.shard, &d.raw);
+            let used = tally.record(
+                &d.key(),
+                sample.as_ref().map(|s| s.conversation.is_some()),
+                d.pass_len,
+                &self.dir,
+            );
+            self.stats = tally.stats;
+            if let (true, Ok(s)) = (used?, sample) {
                 return Ok(s);
-            }
-            streak += 1;
-            // Every pass yields every sample once, so with a usable sample failures in a
-            // row are fewer than a pass (archive order) or two passes (shuffled).
-            let limit = |n: u64| if self.buffer_size == 1 { n } else { 2 * n - 1 };
-            if self.pass_len.is_some_and(|n| streak >= limit(n)) {
-                return Err(TrainError::NoSamples {
-                    dir: self.dir.clone(),
-                    skipped: self.stats.skipped(),
-                });
             }
         }
     }
 
-    fn decode(&mut self, shard: &str, raw: RawSample) -> Option<CaptionSample> {
-        let key = format!("{shard}:{}", raw.key);
-        let Some((ext, bytes)) = image_member(&raw) else {
-            tracing::warn!(sample = %key, "no image: skipped");
-            self.stats.missing_images += 1;
-            return None;
-        };
-        let conversation = match member(&raw, "json").map(parse_conversation) {
-            Some(Err(msg)) => {
-                tracing::warn!(sample = %key, error = %msg, "bad conversation: skipped");
-                self.stats.bad_conversations += 1;
-                return None;
-            }
-            Some(Ok(c)) => c,
-            None => None,
-        };
-        let caption = match caption_of(&raw) {
-            Some(c) if !c.is_empty() || conversation.is_some() => c,
-            None if conversation.is_some() => String::new(),
-            _ => {
-                tracing::warn!(sample = %key, "no caption: skipped");
-                self.stats.missing_captions += 1;
-                return None;
-            }
-        };
-        match decode_image(bytes, &format!("{key}.{ext}")) {
-            Ok(image) => {
-                self.stats.conversations += usize::from(conversation.is_some());
-                Some(CaptionSample {
-                    key,
-                    image,
-                    caption,
-                    conversation,
-                })
-            }
-            Err(e) => {
-                tracing::warn!(sample = %key, error = %e, "corrupt image: skipped");
-                self.stats.corrupt_images += 1;
-                None
-            }
-        }
+    /// The size of the shuffle buffer (1: archive order).
+    pub fn buffer_size(&self) -> usize {
+        self.buffer_size
+    }
+
+    /// A tally continuing this reader's counts.
+    pub fn tally(&self) -> Tally {
+        Tally::new(self.stats, self.buffer_size)
     }
 }

@@ -1,8 +1,9 @@
-//! The trainer: VILA's training stages on the engine's LLaVA model (fp32 on CPU), fed by
-//! WebDataset caption shards, saving checkpoints in the HF LLaVA layout that both the
-//! engine and transformers load.
+//! The trainer: VILA's training stages on the engine's LLaVA model (fp32 on the CPU, bf16
+//! autocast on CUDA), fed by WebDataset caption shards, saving checkpoints in the HF LLaVA
+//! layout that both the engine and transformers load.
 //!
 //! - [`params`]: which tensors train in which stage, and their weight-decay groups.
+//! - [`precision`]: fp32 or bf16 autocast.
 //! - [`optim`]: AdamW, the cosine schedule with warmup, clipping by global norm.
 //! - [`data`]: caption and conversation samples from WebDataset shards (read with
 //!   [`crate::data::webdataset`]) through a seeded per-epoch shuffle buffer.
@@ -21,6 +22,7 @@ pub mod init;
 pub mod loader;
 pub mod optim;
 pub mod params;
+pub mod precision;
 pub mod recipe;
 pub mod resume;
 pub mod trainer;

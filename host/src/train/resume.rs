@@ -104,10 +104,10 @@ pub fn save(dir: &Path, trainer: &Trainer, reader: ReaderState) -> Result<PathBu
     checkpoint::save(&trainer.params.all, trainer.side_files(), &tmp)?;
     let (m, v) = trainer.optimizer().moments();
     let keys: Vec<&str> = trainer.params.trainable().map(|p| p.key.as_str()).collect();
-    let mut named: Vec<(String, &Tensor)> = Vec::new();
+    let mut named: Vec<(String, Tensor)> = Vec::new();
     for ((k, m), v) in keys.iter().zip(m).zip(v) {
-        named.push((format!("m.{k}"), m));
-        named.push((format!("v.{k}"), v));
+        named.push((format!("m.{k}"), m.to_device(tch::Device::Cpu)));
+        named.push((format!("v.{k}"), v.to_device(tch::Device::Cpu)));
     }
     let opt_file = tmp.join("optimizer.safetensors");
     Tensor::write_safetensors(&named, &opt_file).map_err(|e| TrainError::Save {

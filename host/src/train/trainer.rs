@@ -14,9 +14,10 @@ use tch::{Device, Kind, Reduction, Tensor};
 use super::TrainError;
 use super::checkpoint;
 use super::data::{CaptionSample, DataStats, Role, ShardReader, Turn};
-use super::loader::Loader;
+use super::loader::{Loader, default_workers};
 use super::optim::{AdamW, AdamWConfig, CosineSchedule, clip_grad_norm};
 use super::params::{Group, Params, Stage};
+use super::precision::{Autocast, Precision};
 use super::resume;
 use crate::vlm::chat_template::ChatTemplate;
 use crate::vlm::config::LlavaConfig;
@@ -64,6 +65,12 @@ pub struct TrainConfig {
     pub save_every: usize,
     /// Continue from the latest resumable checkpoint in `OUT/checkpoints` if there is one.
     pub resume: bool,
+    /// Where the model trains (weights, gradients and optimizer state live there).
+    pub device: Device,
+    /// fp32, or bf16 autocast (by default on CUDA).
+    pub precision: Precision,
+    /// Threads decoding and preprocessing samples (0: [`default_workers`] for the device).
+    pub loader_workers: usize,
 }
 
 impl TrainConfig {
@@ -86,6 +93,9 @@ impl TrainConfig {
             shuffle_buffer: 1000,
             save_every: 0,
             resume: false,
+            device: Device::cuda_if_available(),
+            precision: Precision::Auto,
+            loader_workers: 0,
         }
     }
 
@@ -102,6 +112,14 @@ impl TrainConfig {
         }
         if !(0.0..1.0).contains(&self.warmup_ratio) {
             return bad("the warmup ratio must be in [0, 1)");
+        }
+        if let Device::Cuda(i) = self.device
+            && i >= tch::Cuda::device_count().max(0) as usize
+        {
+            return bad(&format!(
+                "training on cuda:{i} was requested but libtorch sees {} GPU(s)",
+                tch::Cuda::device_count()
+            ));
         }
         Ok(())
     }
@@ -164,7 +182,7 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    /// Loads the HF LLaVA folder `init` in fp32 on the CPU and prepares `cfg.stage`.
+    /// Loads the HF LLaVA folder `init` in fp32 on `cfg.device` and prepares `cfg.stage`.
     pub fn new(init: &Path, mut cfg: TrainConfig) -> Result<Self, TrainError> {
         cfg.validate()?;
         if let Some(n) = max_positions(init).filter(|&n| n < cfg.max_len) {
@@ -181,7 +199,7 @@ impl Trainer {
             )));
         }
         tch::manual_seed(cfg.seed);
-        let (device, kind) = (Device::Cpu, Kind::Float);
+        let (device, kind) = (cfg.device, Kind::Float);
         let config = LlavaConfig::from_file(&init.join("config.json"))?;
         let w = Weights::load(init, weight_files(init)?, kind, device, canonical_key)?;
         let params = Params::select(&w, cfg.stage, cfg.train.as_deref(), &cfg.frozen)?;
@@ -204,6 +222,8 @@ impl Trainer {
             init = %init.display(),
             stage = %cfg.stage,
             trainable = params.trainable_count(),
+            ?device,
+            autocast_bf16 = cfg.precision.autocast_on(device),
             peak_lr = schedule.peak,
             warmup = schedule.warmup,
             "trainer ready"
@@ -396,6 +416,7 @@ impl Trainer {
             );
         }
         let b = seqs.len() as i64;
+        let dev = self.cfg.device;
         // Position j of row r predicts label j + 1.
         let (mut rows, mut targets) = (Vec::new(), Vec::new());
         for (r, row) in labels.chunks(t.max(1)).enumerate() {
@@ -407,13 +428,13 @@ impl Trainer {
             }
         }
         Ok(Batch {
-            ids: Tensor::from_slice(&ids).view([b, t as i64]),
-            labels: Tensor::from_slice(&labels).view([b, t as i64]),
-            pixels: Tensor::stack(pixels, 0),
+            ids: Tensor::from_slice(&ids).view([b, t as i64]).to_device(dev),
+            labels: Tensor::from_slice(&labels).view([b, t as i64]).to_device(dev),
+            pixels: Tensor::stack(pixels, 0).to_device(dev),
             label_tokens: rows.len() as i64,
             tokens,
-            loss_rows: Tensor::from_slice(&rows),
-            loss_targets: Tensor::from_slice(&targets),
+            loss_rows: Tensor::from_slice(&rows).to_device(dev),
+            loss_targets: Tensor::from_slice(&targets).to_device(dev),
         })
     }
 
@@ -421,7 +442,14 @@ impl Trainer {
     /// padding needs no attention mask: causal attention never looks past a real token.
     /// The output head runs only on the positions that carry a label (the others' logits
     /// would not reach the loss), which for caption samples skips the image positions.
+    /// Under bf16 autocast the forward pass computes in bf16 and the loss in fp32.
     pub fn loss_sum(&self, batch: &Batch) -> Result<Tensor, TrainError> {
+        let device = self.cfg.device;
+        let _autocast = self
+            .cfg
+            .precision
+            .autocast_on(device)
+            .then(|| Autocast::bf16(device));
         let h = self.model.forward_hidden(&batch.ids, Some(&batch.pixels))?;
         let d = h.size3()?.2;
         let h = h.reshape([-1, d]).index_select(0, &batch.loss_rows);
@@ -644,7 +672,16 @@ pub fn run(
     let log_path = out.join("metrics.jsonl");
     let mut log = open_log(&log_path, from.as_ref().map(|_| resumed_from))?;
     let per_step = cfg.batch_size * cfg.grad_accum;
-    let loader = Loader::spawn(reader, trainer.processor.clone(), 2 * per_step);
+    let workers = match cfg.loader_workers {
+        0 => default_workers(cfg.device),
+        n => n,
+    };
+    let mut loader = Loader::spawn(
+        reader,
+        trainer.processor.clone(),
+        2 * per_step.max(workers),
+        workers,
+    );
     let (mut wait_total, mut time_total) = (0.0, 0.0);
     let mut last = None;
     while trainer.step < cfg.steps {
@@ -655,7 +692,7 @@ pub fn run(
             let (mut samples, mut pixels) = (Vec::new(), Vec::new());
             for _ in 0..cfg.batch_size {
                 let t0 = Instant::now();
-                let p = loader.next()?;
+                let p = loader.next_sample()?;
                 wait += t0.elapsed().as_secs_f64();
                 reader_state = p.state;
                 samples.push(p.sample);
