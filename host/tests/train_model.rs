@@ -165,6 +165,33 @@ fn bf16_autocast_case(case: &str) {
     assert!(m.iter().all(|m| m.kind() == Kind::Float));
 }
 
+#[test]
+fn the_model_computes_with_the_updated_parameters() {
+    // The optimizer packs the parameters into flat buffers at the first step; the model's
+    // layers must see the moved and updated tensors: the trained trainer's loss equals the
+    // loss of its saved checkpoint loaded afresh.
+    let init = common::fixture("clip_llama");
+    let data = shard_dir(2);
+    let s = samples(data.path(), 2);
+    let mut cfg = TrainConfig::new(Stage::Sft, 3);
+    cfg.device = Device::Cpu;
+    cfg.lr = Some(1e-3);
+    let mut t = Trainer::new(&init, cfg.clone()).unwrap();
+    let b = t.batch(&s).unwrap();
+    let before = t.eval_loss(&b).unwrap();
+    for _ in 0..2 {
+        let b = t.batch(&s).unwrap();
+        t.train_step(&[b]).unwrap();
+    }
+    let after = t.eval_loss(&b).unwrap();
+    assert!(after < before - 0.1, "{before} -> {after}");
+    let out = tempfile::tempdir().unwrap();
+    t.save(out.path()).unwrap();
+    let fresh = Trainer::new(out.path(), cfg).unwrap();
+    let reloaded = fresh.eval_loss(&b).unwrap();
+    assert!((after - reloaded).abs() < 1e-5, "{after} vs {reloaded}");
+}
+
 /// Gradients (`None` where undefined) of the trainable tensors after backpropagating the
 /// micro-batches as `train_step` does: each summed loss over the step's label-token count.
 fn accumulated_grads(t: &mut Trainer, micro: &[&[CaptionSample]]) -> Vec<Option<Tensor>> {

@@ -1,5 +1,10 @@
 //! AdamW over the trainable tensors (as `torch.optim.AdamW`), the cosine learning-rate
 //! schedule with linear warmup, and gradient clipping by global norm.
+//!
+//! [`AdamW::step_clipped`] packs the trainable tensors into one flat buffer per
+//! weight-decay group on its first call (each parameter, and its moments, becomes a view of
+//! its group's buffer), so clipping and the update take a handful of kernels per group
+//! instead of several per tensor — what `torch.optim.AdamW`'s multi-tensor path buys on a GPU.
 
 use std::f64::consts::PI;
 
@@ -40,7 +45,67 @@ pub struct AdamW {
     pub t: u64,
     m: Vec<Tensor>,
     v: Vec<Tensor>,
+    /// Per-tensor scratch (undefined once the tensor is packed into a [`Flat`] group).
     scratch: Vec<Tensor>,
+    /// The packed groups, from the first [`AdamW::step_clipped`] on.
+    flat: Option<Vec<Flat>>,
+}
+
+/// Trainable tensors of one weight-decay group packed into contiguous buffers: the
+/// parameters and their moments are views of `w`, `m` and `v`.
+#[derive(Debug)]
+struct Flat {
+    /// Indices of the packed tensors among the trainable ones, in order.
+    members: Vec<usize>,
+    decay: bool,
+    w: Tensor,
+    m: Tensor,
+    v: Tensor,
+    scratch: Tensor,
+}
+
+/// The step's coefficients: `m / (√v/√bc2 + ε) = √bc2 · m / (√v + ε√bc2)`.
+#[derive(Debug, Clone, Copy)]
+struct Coeffs {
+    beta1: f64,
+    beta2: f64,
+    step_size: f64,
+    eps: f64,
+    decay_factor: f64,
+}
+
+/// One in-place AdamW update of `w` from `g` with moments `m`, `v` and scratch `buf`.
+fn update(w: &Tensor, g: &Tensor, m: &mut Tensor, v: &mut Tensor, buf: &mut Tensor, decay: bool, k: Coeffs) {
+    let mut w = w.shallow_clone();
+    if decay && k.decay_factor != 1.0 {
+        let _ = w.g_mul_scalar_(k.decay_factor);
+    }
+    let _ = m.lerp_(g, 1.0 - k.beta1);
+    let _ = g.mul_out(buf, g);
+    let _ = v.lerp_(buf, 1.0 - k.beta2);
+    let _ = v.sqrt_out(buf);
+    let _ = buf.g_add_scalar_(k.eps);
+    let _ = m.div_out(buf, buf);
+    let _ = buf.g_mul_scalar_(-k.step_size);
+    let _ = w.g_add_(buf);
+}
+
+/// Packs `tensors` into one new contiguous buffer and points each at its slice (the
+/// autograd identity of a parameter is kept: `set_data`, as `p.data = …`).
+fn pack(tensors: &mut [Tensor]) -> Tensor {
+    let _guard = tch::no_grad_guard();
+    let flat = Tensor::cat(
+        &tensors.iter().map(|t| t.reshape([-1])).collect::<Vec<_>>(),
+        0,
+    );
+    let mut offset = 0;
+    for t in tensors.iter_mut() {
+        let n = t.numel() as i64;
+        let view = flat.narrow(0, offset, n).view(t.size().as_slice());
+        t.set_data(&view);
+        offset += n;
+    }
+    flat
 }
 
 impl AdamW {
@@ -53,6 +118,7 @@ impl AdamW {
             m: zeros(),
             v: zeros(),
             scratch: zeros(),
+            flat: None,
         }
     }
 
@@ -85,37 +151,144 @@ impl AdamW {
         Ok(())
     }
 
-    /// One update with learning rate `lr` from `grads` (one per tensor of `params`, in the
-    /// same order; undefined ones leave their tensor alone), as `torch.optim.AdamW`:
-    /// `w ← w(1 − lr·λ) − lr/(1−β₁ᵗ) · m / (√(v/(1−β₂ᵗ)) + ε)`. Every operation is in
-    /// place on the parameters, moments and scratch tensors.
-    pub fn step(&mut self, params: &[&Param], grads: &[Tensor], lr: f64) {
-        let _guard = tch::no_grad_guard();
-        self.t += 1;
+    fn coeffs(&self, lr: f64) -> Coeffs {
         let c = self.cfg;
         let bc1 = 1.0 - c.beta1.powi(self.t as i32);
         let bc2_sqrt = (1.0 - c.beta2.powi(self.t as i32)).sqrt();
-        // m / (√v/√bc2 + ε) = √bc2 · m / (√v + ε√bc2)
-        let step_size = lr / bc1 * bc2_sqrt;
-        let eps = c.eps * bc2_sqrt;
+        Coeffs {
+            beta1: c.beta1,
+            beta2: c.beta2,
+            step_size: lr / bc1 * bc2_sqrt,
+            eps: c.eps * bc2_sqrt,
+            decay_factor: 1.0 - lr * c.weight_decay,
+        }
+    }
+
+    /// One update with learning rate `lr` from `grads` (one per tensor of `params`, in the
+    /// same order; undefined ones leave their tensor alone), as `torch.optim.AdamW`:
+    /// `w ← w(1 − lr·λ) − lr/(1−β₁ᵗ) · m / (√(v/(1−β₂ᵗ)) + ε)`, tensor by tensor. Every
+    /// operation is in place on the parameters, moments and scratch tensors.
+    pub fn step(&mut self, params: &[&Param], grads: &[Tensor], lr: f64) {
+        let _guard = tch::no_grad_guard();
+        self.t += 1;
+        let k = self.coeffs(lr);
         let state = self.m.iter_mut().zip(&mut self.v).zip(&mut self.scratch);
         for ((p, g), ((m, v), buf)) in params.iter().zip(grads).zip(state) {
-            if !g.defined() {
+            if g.defined() {
+                update(&p.tensor, g, m, v, buf, p.decay, k);
+            }
+        }
+    }
+
+    /// Clips `grads` to the global norm `max_norm` (0: no clipping) and takes one update,
+    /// as [`clip_grad_norm`] then [`AdamW::step`] do, on flat buffers: on the first call the
+    /// tensors with a gradient are packed per weight-decay group (those without one stay
+    /// apart and are skipped, as `torch.optim.AdamW` skips them). A packed tensor without a
+    /// gradient in a later step counts as a zero gradient. Returns the norm before clipping;
+    /// the parameters are untouched when it is not finite.
+    pub fn step_clipped(
+        &mut self,
+        params: &[&Param],
+        grads: Vec<Tensor>,
+        lr: f64,
+        max_norm: f64,
+    ) -> f64 {
+        let _guard = tch::no_grad_guard();
+        if self.flat.is_none() {
+            self.flat = Some(self.pack(params, &grads));
+        }
+        let groups = self.flat.as_mut().expect("packed above");
+        let mut packed = vec![false; grads.len()];
+        let mut flat_grads: Vec<Tensor> = Vec::with_capacity(groups.len());
+        for g in groups.iter() {
+            let parts: Vec<Tensor> = g
+                .members
+                .iter()
+                .map(|&i| {
+                    packed[i] = true;
+                    if grads[i].defined() {
+                        grads[i].reshape([-1])
+                    } else {
+                        params[i].tensor.zeros_like().reshape([-1])
+                    }
+                })
+                .collect();
+            flat_grads.push(Tensor::cat(&parts, 0));
+        }
+        let mut rest: Vec<(usize, Tensor)> = grads
+            .into_iter()
+            .enumerate()
+            .filter(|(i, g)| !packed[*i] && g.defined())
+            .collect();
+        let sq: Vec<Tensor> = flat_grads
+            .iter()
+            .chain(rest.iter().map(|(_, g)| g))
+            .map(|g| g.square().sum(tch::Kind::Float))
+            .collect();
+        if sq.is_empty() {
+            return 0.0;
+        }
+        let norm = Tensor::stack(&sq, 0).sum(tch::Kind::Float).sqrt().double_value(&[]);
+        if !norm.is_finite() {
+            return norm;
+        }
+        if max_norm > 0.0 && norm > max_norm {
+            let scale = max_norm / (norm + 1e-6);
+            for g in flat_grads.iter_mut().chain(rest.iter_mut().map(|(_, g)| g)) {
+                let _ = g.g_mul_scalar_(scale);
+            }
+        }
+        self.t += 1;
+        let k = self.coeffs(lr);
+        for (g, grad) in self.flat.as_mut().expect("packed above").iter_mut().zip(&flat_grads) {
+            update(&g.w, grad, &mut g.m, &mut g.v, &mut g.scratch, g.decay, k);
+        }
+        for (i, grad) in &rest {
+            let (m, v, buf) = (&mut self.m[*i], &mut self.v[*i], &mut self.scratch[*i]);
+            update(&params[*i].tensor, grad, m, v, buf, params[*i].decay, k);
+        }
+        norm
+    }
+
+    /// Packs the tensors that have a gradient into one [`Flat`] group per weight-decay
+    /// setting (the moments move along, so [`AdamW::moments`] and [`AdamW::restore`] keep
+    /// working on their views); their per-tensor scratch is freed.
+    fn pack(&mut self, params: &[&Param], grads: &[Tensor]) -> Vec<Flat> {
+        let mut groups = Vec::new();
+        for decay in [true, false] {
+            let members: Vec<usize> = (0..params.len())
+                .filter(|&i| grads[i].defined() && params[i].decay == decay)
+                .collect();
+            if members.is_empty() {
                 continue;
             }
-            let mut w = p.tensor.shallow_clone();
-            if p.decay && c.weight_decay > 0.0 {
-                let _ = w.g_mul_scalar_(1.0 - lr * c.weight_decay);
+            // Shallow clones share the tensor object with the model's layers and the moment
+            // lists, so pointing them at the buffer moves every holder.
+            let take = |all: &[Tensor]| {
+                pack(&mut members.iter().map(|&i| all[i].shallow_clone()).collect::<Vec<_>>())
+            };
+            let w = pack(
+                &mut members
+                    .iter()
+                    .map(|&i| params[i].tensor.shallow_clone())
+                    .collect::<Vec<_>>(),
+            );
+            let m = take(&self.m);
+            let v = take(&self.v);
+            for &i in &members {
+                self.scratch[i] = Tensor::new();
             }
-            let _ = m.lerp_(g, 1.0 - c.beta1);
-            let _ = g.mul_out(buf, g);
-            let _ = v.lerp_(buf, 1.0 - c.beta2);
-            let _ = v.sqrt_out(buf);
-            let _ = buf.g_add_scalar_(eps);
-            let _ = m.div_out(buf, buf);
-            let _ = buf.g_mul_scalar_(-step_size);
-            let _ = w.g_add_(buf);
+            let scratch = w.zeros_like();
+            groups.push(Flat {
+                members,
+                decay,
+                w,
+                m,
+                v,
+                scratch,
+            });
         }
+        groups
     }
 }
 
@@ -266,6 +439,71 @@ mod tests {
         for (a, b) in floats(&v_t[1]).iter().zip(&v[1]) {
             assert!((a - b).abs() < 1e-6);
         }
+    }
+
+    /// The flat path takes the same steps as clipping then stepping tensor by tensor, keeps
+    /// a tensor without a gradient at its first step apart (and untouched until it gets
+    /// one), and leaves the parameters and moments as views the holders still see.
+    #[test]
+    fn the_flat_step_equals_the_per_tensor_step() {
+        let shapes: [&[i64]; 4] = [&[3, 2], &[2], &[4], &[2, 2]];
+        let decays = [true, false, true, false];
+        let make = || -> Vec<Param> {
+            shapes
+                .iter()
+                .zip(decays)
+                .enumerate()
+                .map(|(i, (s, d))| {
+                    let n: i64 = s.iter().product();
+                    let vals: Vec<f32> = (0..n).map(|j| ((i as i64 * 7 + j) % 5) as f32 - 1.5).collect();
+                    param(&format!("p{i}"), &vals, s, d)
+                })
+                .collect()
+        };
+        let (a, b) = (make(), make());
+        let (ra, rb): (Vec<&Param>, Vec<&Param>) = (a.iter().collect(), b.iter().collect());
+        let cfg = AdamWConfig {
+            weight_decay: 0.05,
+            ..Default::default()
+        };
+        let (mut per, mut flat) = (AdamW::new(cfg, &ra), AdamW::new(cfg, &rb));
+        let holder = b[0].tensor.shallow_clone(); // as a model layer holds it
+        for step in 0..4 {
+            let grads = |ps: &[Param]| -> Vec<Tensor> {
+                ps.iter()
+                    .enumerate()
+                    .map(|(i, p)| {
+                        if step == 0 && i == 2 {
+                            Tensor::new()
+                        } else {
+                            p.tensor.ones_like() * (3.0 - i as f64 + step as f64)
+                        }
+                    })
+                    .collect()
+            };
+            let mut ga = grads(&a);
+            let na = clip_grad_norm(&mut ga, 2.0);
+            per.step(&ra, &ga, 0.1);
+            let nb = flat.step_clipped(&rb, grads(&b), 0.1, 2.0);
+            assert!((na - nb).abs() < 1e-5, "step {step}: norm {na} vs {nb}");
+            for (x, y) in a.iter().zip(&b) {
+                let d = (&x.tensor - &y.tensor).abs().max().double_value(&[]);
+                assert!(d < 1e-6, "step {step}, {}: differs by {d}", x.key);
+            }
+        }
+        assert_eq!(flat.t, 4);
+        assert!(holder.equal(&b[0].tensor), "a holder of the tensor sees the update");
+        let (ma, va) = per.moments();
+        let (mb, vb) = flat.moments();
+        for (x, y) in ma.iter().chain(va).zip(mb.iter().chain(vb)) {
+            assert!((x - y).abs().max().double_value(&[]) < 1e-6);
+        }
+        // p0 and p3 (decay / no decay) are packed; p2 had no gradient at the first step.
+        let groups = flat.flat.as_ref().unwrap();
+        assert_eq!(groups.len(), 2);
+        assert_eq!(groups[0].members, [0]);
+        assert_eq!(groups[1].members, [1, 3]);
+        assert_eq!(groups[1].w.numel(), 2 + 4);
     }
 
     #[test]

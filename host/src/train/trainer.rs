@@ -15,7 +15,7 @@ use super::TrainError;
 use super::checkpoint;
 use super::data::{CaptionSample, DataStats, Role, ShardReader, Turn};
 use super::loader::{Loader, default_workers};
-use super::optim::{AdamW, AdamWConfig, CosineSchedule, clip_grad_norm};
+use super::optim::{AdamW, AdamWConfig, CosineSchedule};
 use super::params::{Group, Params, Stage};
 use super::precision::{Autocast, Precision};
 use super::resume;
@@ -513,12 +513,13 @@ impl Trainer {
             }
             loss += v;
         }
-        let grad_norm = clip_grad_norm(&mut grads, self.cfg.max_grad_norm);
+        let lr = self.schedule.lr(self.step);
+        let grad_norm = self
+            .opt
+            .step_clipped(&trainable, grads, lr, self.cfg.max_grad_norm);
         if !grad_norm.is_finite() {
             return Err(non_finite(self.step + 1, grad_norm));
         }
-        let lr = self.schedule.lr(self.step);
-        self.opt.step(&trainable, &grads, lr);
         self.step += 1;
         Ok(StepStats {
             step: self.step,
