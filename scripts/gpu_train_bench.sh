@@ -50,6 +50,7 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 
 # The obvious alternative for the data path: one decoding thread (the loader before workers).
+if [ "${COMPARE_WORKERS:-1}" = 1 ]; then
 rm -rf "$W/run-vila2"
 m=$(sample_mem "$RES/mem-vila2-w1.txt")
 "$BIN" train --stage sft --data "$W/data" --init "$W/model" --out "$W/run-vila2" \
@@ -57,6 +58,7 @@ m=$(sample_mem "$RES/mem-vila2-w1.txt")
   --device cuda --precision bf16 --loader-workers 1 > "$RES/vila2-summary-w1.json"
 kill "$m"
 cp "$W/run-vila2/metrics.jsonl" "$RES/vila2-w1.jsonl"
+fi
 
 W=$W RES=$RES ROUNDS=$ROUNDS WARMUP=$WARMUP BATCH=$BATCH "$PY" - <<'PYEOF' | tee "$RES/train_summary.txt"
 import json, os
@@ -107,9 +109,10 @@ for r in range(1, rounds + 1):
           f"{100 * mfu(len(ts), t_secs):>11.1f}% {100 * wait:>15.2f}% "
           f"{mem(os.path.join(res, f'mem-vila2-{r}.txt')):>12.1f} / {mem(os.path.join(res, f'mem-torch-{r}.txt')):<11.1f} "
           f"{vr[0]['loss']:>12.4f} / {tr[0]['loss']:.4f}")
-w1 = rows(os.path.join(res, "vila2-w1.jsonl"))[warm:]
-secs = sum(x["tokens"] / x["tokens_per_s"] for x in w1)
-print(f"vila2 with one loader thread: {sum(x['tokens'] for x in w1) / secs:.0f} tok/s, "
-      f"data wait {100 * sum(x['data_wait_s'] for x in w1) / secs:.2f}% of step time")
+if os.path.exists(os.path.join(res, "vila2-w1.jsonl")):
+    w1 = rows(os.path.join(res, "vila2-w1.jsonl"))[warm:]
+    secs = sum(x["tokens"] / x["tokens_per_s"] for x in w1)
+    print(f"vila2 with one loader thread: {sum(x['tokens'] for x in w1) / secs:.0f} tok/s, "
+          f"data wait {100 * sum(x['data_wait_s'] for x in w1) / secs:.2f}% of step time")
 print(f"peak bf16 dense FLOP/s taken as {peak:.4g} for {name.strip()}" if peak else "unknown GPU: no MFU")
 PYEOF
