@@ -163,7 +163,10 @@ fn mixed_shards(dir: &std::path::Path) {
             match i % 4 {
                 1 => members.push((format!("{k}.jpg"), b"not a jpeg".to_vec())),
                 3 if i == 3 => {}
-                _ => members.push((format!("{k}.png"), common::png_bytes(12, 10, i + 10 * s as u32))),
+                _ => members.push((
+                    format!("{k}.png"),
+                    common::png_bytes(12, 10, i + 10 * s as u32),
+                )),
             }
             if i != 6 {
                 members.push((format!("{k}.txt"), format!("caption {k}").into_bytes()));

@@ -199,4 +199,3 @@ mod tests {
         assert!(!out.join("stale").exists());
     }
 }
-

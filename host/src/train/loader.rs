@@ -130,9 +130,7 @@ impl Loader {
             let done = item?;
             let used = self.tally.record(
                 &done.drawn.key(),
-                done.outcome
-                    .as_ref()
-                    .map(|(s, _)| s.conversation.is_some()),
+                done.outcome.as_ref().map(|(s, _)| s.conversation.is_some()),
                 done.drawn.pass_len,
                 &self.dir,
             )?;

@@ -43,6 +43,8 @@ pub struct AdamW {
     cfg: AdamWConfig,
     /// Updates taken so far.
     pub t: u64,
+    /// The trainable tensors (shallow clones), for allocating their state.
+    like: Vec<Tensor>,
     m: Vec<Tensor>,
     v: Vec<Tensor>,
     /// Per-tensor scratch (undefined once the tensor is packed into a [`Flat`] group).
@@ -75,7 +77,15 @@ struct Coeffs {
 }
 
 /// One in-place AdamW update of `w` from `g` with moments `m`, `v` and scratch `buf`.
-fn update(w: &Tensor, g: &Tensor, m: &mut Tensor, v: &mut Tensor, buf: &mut Tensor, decay: bool, k: Coeffs) {
+fn update(
+    w: &Tensor,
+    g: &Tensor,
+    m: &mut Tensor,
+    v: &mut Tensor,
+    buf: &mut Tensor,
+    decay: bool,
+    k: Coeffs,
+) {
     let mut w = w.shallow_clone();
     if decay && k.decay_factor != 1.0 {
         let _ = w.g_mul_scalar_(k.decay_factor);
@@ -109,20 +119,33 @@ fn pack(tensors: &mut [Tensor]) -> Tensor {
 }
 
 impl AdamW {
-    /// Zero moments for `params` (the trainable tensors, in a fixed order).
+    /// Zero moments for `params` (the trainable tensors, in a fixed order). The state is
+    /// allocated when first needed: flat at the first [`AdamW::step_clipped`], per tensor
+    /// by [`AdamW::step`] or [`AdamW::restore`].
     pub fn new(cfg: AdamWConfig, params: &[&Param]) -> Self {
-        let zeros = || params.iter().map(|p| p.tensor.zeros_like()).collect();
+        let undefined = || params.iter().map(|_| Tensor::new()).collect();
         Self {
             cfg,
             t: 0,
-            m: zeros(),
-            v: zeros(),
-            scratch: zeros(),
+            like: params.iter().map(|p| p.tensor.shallow_clone()).collect(),
+            m: undefined(),
+            v: undefined(),
+            scratch: undefined(),
             flat: None,
         }
     }
 
-    /// First and second moments, in the order of the trainable tensors.
+    /// Allocates the zero state of tensor `i` that is not allocated yet.
+    fn ensure(&mut self, i: usize) {
+        for t in [&mut self.m[i], &mut self.v[i], &mut self.scratch[i]] {
+            if !t.defined() {
+                *t = self.like[i].zeros_like();
+            }
+        }
+    }
+
+    /// First and second moments, in the order of the trainable tensors (all allocated after
+    /// a step or a restore).
     pub fn moments(&self) -> (&[Tensor], &[Tensor]) {
         (&self.m, &self.v)
     }
@@ -137,6 +160,9 @@ impl AdamW {
             ));
         }
         let _guard = tch::no_grad_guard();
+        for i in 0..self.like.len() {
+            self.ensure(i);
+        }
         for (dst, src) in self.m.iter_mut().chain(&mut self.v).zip(m.iter().chain(v)) {
             if dst.size() != src.size() {
                 return Err(format!(
@@ -172,9 +198,10 @@ impl AdamW {
         let _guard = tch::no_grad_guard();
         self.t += 1;
         let k = self.coeffs(lr);
-        let state = self.m.iter_mut().zip(&mut self.v).zip(&mut self.scratch);
-        for ((p, g), ((m, v), buf)) in params.iter().zip(grads).zip(state) {
+        for (i, (p, g)) in params.iter().zip(grads).enumerate() {
             if g.defined() {
+                self.ensure(i);
+                let (m, v, buf) = (&mut self.m[i], &mut self.v[i], &mut self.scratch[i]);
                 update(&p.tensor, g, m, v, buf, p.decay, k);
             }
         }
@@ -228,7 +255,10 @@ impl AdamW {
         if sq.is_empty() {
             return 0.0;
         }
-        let norm = Tensor::stack(&sq, 0).sum(tch::Kind::Float).sqrt().double_value(&[]);
+        let norm = Tensor::stack(&sq, 0)
+            .sum(tch::Kind::Float)
+            .sqrt()
+            .double_value(&[]);
         if !norm.is_finite() {
             return norm;
         }
@@ -240,10 +270,17 @@ impl AdamW {
         }
         self.t += 1;
         let k = self.coeffs(lr);
-        for (g, grad) in self.flat.as_mut().expect("packed above").iter_mut().zip(&flat_grads) {
+        for (g, grad) in self
+            .flat
+            .as_mut()
+            .expect("packed above")
+            .iter_mut()
+            .zip(&flat_grads)
+        {
             update(&g.w, grad, &mut g.m, &mut g.v, &mut g.scratch, g.decay, k);
         }
         for (i, grad) in &rest {
+            self.ensure(*i);
             let (m, v, buf) = (&mut self.m[*i], &mut self.v[*i], &mut self.scratch[*i]);
             update(&params[*i].tensor, grad, m, v, buf, params[*i].decay, k);
         }
@@ -255,6 +292,15 @@ impl AdamW {
     /// working on their views); their per-tensor scratch is freed.
     fn pack(&mut self, params: &[&Param], grads: &[Tensor]) -> Vec<Flat> {
         let mut groups = Vec::new();
+        // Tensors left apart keep per-tensor moments (saved with checkpoints even when
+        // they never get a gradient).
+        for i in (0..params.len()).filter(|&i| !grads[i].defined()) {
+            for t in [&mut self.m[i], &mut self.v[i]] {
+                if !t.defined() {
+                    *t = self.like[i].zeros_like();
+                }
+            }
+        }
         for decay in [true, false] {
             let members: Vec<usize> = (0..params.len())
                 .filter(|&i| grads[i].defined() && params[i].decay == decay)
@@ -262,19 +308,35 @@ impl AdamW {
             if members.is_empty() {
                 continue;
             }
-            // Shallow clones share the tensor object with the model's layers and the moment
-            // lists, so pointing them at the buffer moves every holder.
-            let take = |all: &[Tensor]| {
-                pack(&mut members.iter().map(|&i| all[i].shallow_clone()).collect::<Vec<_>>())
-            };
+            // Shallow clones share the tensor object with the model's layers, so pointing
+            // them at the buffer moves every holder.
             let w = pack(
                 &mut members
                     .iter()
                     .map(|&i| params[i].tensor.shallow_clone())
                     .collect::<Vec<_>>(),
             );
-            let m = take(&self.m);
-            let v = take(&self.v);
+            let restored = members.iter().any(|&i| self.m[i].defined());
+            let state = |all: &mut [Tensor]| {
+                if restored {
+                    let mut ts: Vec<Tensor> =
+                        members.iter().map(|&i| all[i].shallow_clone()).collect();
+                    pack(&mut ts)
+                } else {
+                    let flat = w.zeros_like();
+                    let mut offset = 0;
+                    for &i in &members {
+                        let n = params[i].tensor.numel() as i64;
+                        all[i] = flat
+                            .narrow(0, offset, n)
+                            .view(params[i].tensor.size().as_slice());
+                        offset += n;
+                    }
+                    flat
+                }
+            };
+            let m = state(&mut self.m);
+            let v = state(&mut self.v);
             for &i in &members {
                 self.scratch[i] = Tensor::new();
             }
@@ -455,7 +517,9 @@ mod tests {
                 .enumerate()
                 .map(|(i, (s, d))| {
                     let n: i64 = s.iter().product();
-                    let vals: Vec<f32> = (0..n).map(|j| ((i as i64 * 7 + j) % 5) as f32 - 1.5).collect();
+                    let vals: Vec<f32> = (0..n)
+                        .map(|j| ((i as i64 * 7 + j) % 5) as f32 - 1.5)
+                        .collect();
                     param(&format!("p{i}"), &vals, s, d)
                 })
                 .collect()
@@ -492,7 +556,10 @@ mod tests {
             }
         }
         assert_eq!(flat.t, 4);
-        assert!(holder.equal(&b[0].tensor), "a holder of the tensor sees the update");
+        assert!(
+            holder.equal(&b[0].tensor),
+            "a holder of the tensor sees the update"
+        );
         let (ma, va) = per.moments();
         let (mb, vb) = flat.moments();
         for (x, y) in ma.iter().chain(va).zip(mb.iter().chain(vb)) {

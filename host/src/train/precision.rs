@@ -175,7 +175,10 @@ mod tests {
                 let _inner = Autocast::bf16(cpu);
                 assert_eq!(a.matmul(&b).kind(), Kind::BFloat16);
             }
-            assert!(Autocast::enabled(cpu), "an inner region must not end the outer one");
+            assert!(
+                Autocast::enabled(cpu),
+                "an inner region must not end the outer one"
+            );
         }
         assert_eq!(Autocast::enabled(cpu), before_on);
         assert_eq!(Autocast::dtype(cpu), before_dtype);

@@ -429,7 +429,9 @@ impl Trainer {
         }
         Ok(Batch {
             ids: Tensor::from_slice(&ids).view([b, t as i64]).to_device(dev),
-            labels: Tensor::from_slice(&labels).view([b, t as i64]).to_device(dev),
+            labels: Tensor::from_slice(&labels)
+                .view([b, t as i64])
+                .to_device(dev),
             pixels: Tensor::stack(pixels, 0).to_device(dev),
             label_tokens: rows.len() as i64,
             tokens,
