@@ -176,6 +176,7 @@ fn the_model_computes_with_the_updated_parameters() {
     let mut cfg = TrainConfig::new(Stage::Sft, 3);
     cfg.device = Device::Cpu;
     cfg.lr = Some(1e-3);
+    cfg.flat_optimizer = Some(true); // the default on CUDA
     let mut t = Trainer::new(&init, cfg.clone()).unwrap();
     let b = t.batch(&s).unwrap();
     let before = t.eval_loss(&b).unwrap();

@@ -85,6 +85,10 @@ pub struct TrainArgs {
     /// Threads decoding and preprocessing images (0: 1 on the CPU, up to 8 on CUDA).
     #[arg(long, default_value_t = 0)]
     loader_workers: usize,
+    /// Clip and update through flat per-group buffers (true) or tensor by tensor (false);
+    /// default: flat on CUDA only.
+    #[arg(long)]
+    flat_optimizer: Option<bool>,
 }
 
 /// The folder to train from: `--init`, or the model composed from `--init-llm` and
@@ -144,6 +148,7 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     cfg.device = parse_device(&a.device)?;
     cfg.precision = a.precision;
     cfg.loader_workers = a.loader_workers;
+    cfg.flat_optimizer = a.flat_optimizer;
     let bar = ProgressBar::new(steps as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} {msg} ETA {eta}")

@@ -135,12 +135,20 @@ impl AdamW {
         }
     }
 
-    /// Allocates the zero state of tensor `i` that is not allocated yet.
-    fn ensure(&mut self, i: usize) {
-        for t in [&mut self.m[i], &mut self.v[i], &mut self.scratch[i]] {
+    /// Allocates the zero moments of tensor `i` that are not allocated yet.
+    fn ensure_moments(&mut self, i: usize) {
+        for t in [&mut self.m[i], &mut self.v[i]] {
             if !t.defined() {
                 *t = self.like[i].zeros_like();
             }
+        }
+    }
+
+    /// Allocates the zero moments and scratch of tensor `i` that are not allocated yet.
+    fn ensure(&mut self, i: usize) {
+        self.ensure_moments(i);
+        if !self.scratch[i].defined() {
+            self.scratch[i] = self.like[i].zeros_like();
         }
     }
 
@@ -196,6 +204,12 @@ impl AdamW {
     /// operation is in place on the parameters, moments and scratch tensors.
     pub fn step(&mut self, params: &[&Param], grads: &[Tensor], lr: f64) {
         let _guard = tch::no_grad_guard();
+        if self.t == 0 {
+            // Every tensor has moments to save from the first step on, gradient or not.
+            for i in 0..self.like.len() {
+                self.ensure_moments(i);
+            }
+        }
         self.t += 1;
         let k = self.coeffs(lr);
         for (i, (p, g)) in params.iter().zip(grads).enumerate() {
@@ -295,11 +309,7 @@ impl AdamW {
         // Tensors left apart keep per-tensor moments (saved with checkpoints even when
         // they never get a gradient).
         for i in (0..params.len()).filter(|&i| !grads[i].defined()) {
-            for t in [&mut self.m[i], &mut self.v[i]] {
-                if !t.defined() {
-                    *t = self.like[i].zeros_like();
-                }
-            }
+            self.ensure_moments(i);
         }
         for decay in [true, false] {
             let members: Vec<usize> = (0..params.len())

@@ -15,7 +15,7 @@ use super::TrainError;
 use super::checkpoint;
 use super::data::{CaptionSample, DataStats, Role, ShardReader, Turn};
 use super::loader::{Loader, default_workers};
-use super::optim::{AdamW, AdamWConfig, CosineSchedule};
+use super::optim::{AdamW, AdamWConfig, CosineSchedule, clip_grad_norm};
 use super::params::{Group, Params, Stage};
 use super::precision::{Autocast, Precision};
 use super::resume;
@@ -71,6 +71,11 @@ pub struct TrainConfig {
     pub precision: Precision,
     /// Threads decoding and preprocessing samples (0: [`default_workers`] for the device).
     pub loader_workers: usize,
+    /// Clip and update through flat per-group buffers ([`AdamW::step_clipped`]) instead of
+    /// tensor by tensor; `None`: on CUDA, where the per-tensor kernels' launches dominate
+    /// (1.20–1.27× the per-tensor step on an H200), not on the CPU, where the per-tensor
+    /// path keeps each tensor's update in cache (~6 % faster on the demo's tiny model).
+    pub flat_optimizer: Option<bool>,
 }
 
 impl TrainConfig {
@@ -96,6 +101,7 @@ impl TrainConfig {
             device: Device::cuda_if_available(),
             precision: Precision::Auto,
             loader_workers: 0,
+            flat_optimizer: None,
         }
     }
 
@@ -516,9 +522,20 @@ impl Trainer {
             loss += v;
         }
         let lr = self.schedule.lr(self.step);
-        let grad_norm = self
-            .opt
-            .step_clipped(&trainable, grads, lr, self.cfg.max_grad_norm);
+        let flat = self
+            .cfg
+            .flat_optimizer
+            .unwrap_or_else(|| self.cfg.device.is_cuda());
+        let grad_norm = if flat {
+            self.opt
+                .step_clipped(&trainable, grads, lr, self.cfg.max_grad_norm)
+        } else {
+            let norm = clip_grad_norm(&mut grads, self.cfg.max_grad_norm);
+            if norm.is_finite() {
+                self.opt.step(&trainable, &grads, lr);
+            }
+            norm
+        };
         if !grad_norm.is_finite() {
             return Err(non_finite(self.step + 1, grad_norm));
         }
