@@ -85,6 +85,7 @@ align = {{ steps = 2, batch_size = 4 }}
 pretrain = {{ steps = 3, batch_size = 4 }}
 sft = {{ steps = 3, batch_size = 4 }}
 specialist = {{ steps = 2, batch_size = 4 }}
+vision = {{ steps = 3, batch_size = 4 }}
 max_len = 256
 [recaption]
 template = {{ plugin = "vila2_recaption" }}
@@ -178,6 +179,14 @@ fn loop_end_to_end_then_killed_and_resumed() {
         .map(|r| r["label"].as_str().unwrap())
         .collect();
     assert_eq!(labels, ["round 0", "round 1", "round 2", "+ specialists"]);
+    // The vision tower was pretrained once, and every round started from that model.
+    assert_eq!(rep["vision"]["steps"], 3, "{}", rep["vision"]);
+    assert_eq!(rep["vision"]["held_out"]["scenes"], 512);
+    assert!(reference.join("init-vision/model.safetensors").exists());
+    assert!(
+        stdout.contains("Vision tower pretrained 3 steps"),
+        "{stdout}"
+    );
     for r in rep["rounds"].as_array().unwrap() {
         assert!(
             r["eval"]["vqa_overall"]["total"].as_u64().unwrap() > 0,

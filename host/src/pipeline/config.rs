@@ -130,6 +130,28 @@ fn default_batch() -> usize {
     8
 }
 
+/// Settings of the vision pretraining stage ([`crate::train::vision_pretrain`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VisionStageConfig {
+    /// Optimizer steps (0 skips the stage).
+    pub steps: usize,
+    /// Peak learning rate.
+    #[serde(default = "default_vision_lr")]
+    pub lr: f64,
+    /// Scenes per step.
+    #[serde(default = "default_vision_batch")]
+    pub batch_size: usize,
+}
+
+fn default_vision_lr() -> f64 {
+    1e-3
+}
+
+fn default_vision_batch() -> usize {
+    32
+}
+
 /// The training recipe of every round.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -143,6 +165,11 @@ pub struct TrainRecipe {
     /// Specialist fine-tuning from the self-augmented model.
     #[serde(default)]
     pub specialist: Option<StageConfig>,
+    /// Vision-tower pretraining on rendered ShapesWorld scenes before round 0 (the
+    /// miniature's stand-in for a pretrained vision encoder); every round starts from the
+    /// model it leaves.
+    #[serde(default)]
+    pub vision: Option<VisionStageConfig>,
     /// Longest training sequence in tokens.
     #[serde(default = "default_max_len")]
     pub max_len: usize,
@@ -394,6 +421,17 @@ impl RunConfig {
         {
             return Err("train.specialist.batch_size: must be at least 1".into());
         }
+        if let Some(v) = &self.train.vision {
+            if v.batch_size == 0 {
+                return Err("train.vision.batch_size: must be at least 1".into());
+            }
+            if !(v.lr.is_finite() && v.lr > 0.0) {
+                return Err(format!(
+                    "train.vision.lr: {} is not a positive number",
+                    v.lr
+                ));
+            }
+        }
         let mut names = std::collections::BTreeSet::new();
         for s in &self.specialists {
             match (&s.train, &self.train.specialist) {
@@ -562,6 +600,39 @@ data = "shapes/specialist/spatial"
         let mut c = RunConfig::parse(DOC).unwrap();
         c.specialists.push(c.specialists[0].clone());
         assert!(c.check().unwrap_err().contains("twice"));
+    }
+
+    #[test]
+    fn the_vision_stage_takes_defaults_and_names_bad_values() {
+        let doc = DOC.replace(
+            "specialist = { steps = 1 }",
+            "specialist = { steps = 1 }\nvision = { steps = 5 }",
+        );
+        let c = RunConfig::parse(&doc).unwrap();
+        c.check().unwrap();
+        let v = c.train.vision.as_ref().unwrap();
+        assert_eq!((v.steps, v.batch_size, v.lr), (5, 32, 1e-3));
+        assert!(RunConfig::parse(DOC).unwrap().train.vision.is_none());
+        for (bad, field) in [
+            ("vision = { steps = 5, lr = -1.0 }", "train.vision.lr"),
+            (
+                "vision = { steps = 5, batch_size = 0 }",
+                "train.vision.batch_size",
+            ),
+        ] {
+            let doc = DOC.replace(
+                "specialist = { steps = 1 }",
+                &format!("specialist = {{ steps = 1 }}\n{bad}"),
+            );
+            let err = RunConfig::parse(&doc).unwrap().check().unwrap_err();
+            assert!(err.contains(field), "{err}");
+        }
+        let err = RunConfig::parse(&DOC.replace(
+            "specialist = { steps = 1 }",
+            "specialist = { steps = 1 }\nvision = { step = 5 }",
+        ))
+        .unwrap_err();
+        assert!(err.contains("step"), "{err}");
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::data::shapes::{
     CHECKED_TASKS, CaptionTally, FactScore, Scene, caption_metrics, task_facts,
 };
 use crate::data::webdataset::{list_shards, read_shard};
+use crate::train::vision_pretrain::VisionPretrainSummary;
 
 /// Caption statistics of one dataset version.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -224,6 +225,9 @@ pub struct RunReport {
     /// The specialists' answers against ground truth (when known), in run order.
     #[serde(default)]
     pub specialists: Vec<SpecialistCheck>,
+    /// The vision pretraining stage before round 0, if the run had one.
+    #[serde(default)]
+    pub vision: Option<VisionPretrainSummary>,
 }
 
 /// A specialist's answers checked against the ground truth of the images it answered on
@@ -292,9 +296,29 @@ impl RunReport {
             md.push_str(&format!(" Stopped early: {why}."));
         }
         md.push_str(&format!(
-            " Augmented data: `{}`.\n\n## Training data and held-out evaluation\n\n",
+            " Augmented data: `{}`.\n\n",
             self.final_data.display()
         ));
+        if let Some(v) = &self.vision {
+            let h = &v.held_out;
+            md.push_str(&format!(
+                "Vision tower pretrained {} steps on rendered scenes (loss {:.3} → {:.3}); on {} \
+                 held-out scenes its heads read object patches' colour {:.1} % and shape {:.1} % \
+                 right, background patches {:.1} %, text patches {:.1} %, the object count \
+                 {:.1} % and the exact colour–shape set {:.1} %.\n\n",
+                v.steps,
+                v.first_loss,
+                v.final_loss,
+                h.scenes,
+                h.object_patch_color,
+                h.object_patch_shape,
+                h.background_patch,
+                h.text_patch,
+                h.count,
+                h.pairs_exact,
+            ));
+        }
+        md.push_str("## Training data and held-out evaluation\n\n");
         md.push_str("| data | caption words | vocab | eval caption words | precision | recall | hallucination |");
         for k in &kinds {
             md.push_str(&format!(" VQA {k} |"));

@@ -26,6 +26,7 @@ use crate::data::webdataset::list_shards;
 use crate::plugin::{PluginRuntime, RuntimeConfig, World};
 use crate::train::init::{ModelSpec, init_model};
 use crate::train::trainer::TrainConfig;
+use crate::train::vision_pretrain::{self, VisionPretrainConfig, VisionPretrainSummary};
 use crate::train::{Stage, trainer};
 use crate::vlm::engine::{BusyClock, Engine, EngineConfig};
 use crate::vlm::generate::GenerationParams;
@@ -182,9 +183,10 @@ pub fn run_with_store(
         stop,
         busy,
     };
-    let init = r.init_model()?;
+    let (init, vision) = r.init_model()?;
     let mut report = RunReport {
         fusion: cfg.fusion.to_string(),
+        vision,
         ..Default::default()
     };
     let scenes = cfg
@@ -298,8 +300,50 @@ impl Runner<'_> {
         once(store, id, || (cell.take().expect("runs once"))(self))
     }
 
-    /// The initial model every round retrains from.
-    fn init_model(&mut self) -> Result<PathBuf, PipelineError> {
+    /// The initial model every round retrains from: the given or built one, with its
+    /// vision tower pretrained when `[train] vision` asks for it.
+    fn init_model(&mut self) -> Result<(PathBuf, Option<VisionPretrainSummary>), PipelineError> {
+        let base = self.base_model()?;
+        let Some(v) = self.cfg.train.vision.clone().filter(|v| v.steps > 0) else {
+            return Ok((base, None));
+        };
+        let dir = self.out.join("init-vision");
+        let mut vc = VisionPretrainConfig::new(v.steps, self.cfg.seed);
+        vc.batch_size = v.batch_size;
+        vc.lr = v.lr;
+        let id = "vision";
+        let rec = self.task(id, |r| {
+            let mut losses = Vec::new();
+            let busy = r.busy.clone();
+            let mut step_start = std::time::Instant::now();
+            let summary = build_dir(&dir, |tmp| {
+                vision_pretrain::run(&base, tmp, &vc, |step, loss| {
+                    busy.add(step_start.elapsed());
+                    losses.push(loss);
+                    (r.on_event)(Event::Step {
+                        task: id.to_string(),
+                        step,
+                        steps: v.steps,
+                        loss,
+                    });
+                    step_start = std::time::Instant::now();
+                })
+                .map_err(|e| PipelineError::Train {
+                    task: id.to_string(),
+                    error: e,
+                })
+            })?;
+            Ok(StageRecord {
+                summary: serde_json::to_value(&summary).unwrap_or_default(),
+                losses,
+            })
+        })?;
+        let summary = serde_json::from_value(rec.summary).ok();
+        Ok((dir, summary))
+    }
+
+    /// The given model, or a random one built from `[model] spec`.
+    fn base_model(&mut self) -> Result<PathBuf, PipelineError> {
         let cfg = self.cfg;
         if let Some(dir) = &cfg.model.init {
             return Ok(dir.clone());

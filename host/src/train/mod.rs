@@ -14,6 +14,7 @@
 //! - [`recipe`]: align → pretrain → sft from scratch (one round of the loop).
 //! - [`resume`]: resumable checkpoints (optimizer, step, reader position).
 //! - [`trainer`]: the loop (loss, gradient accumulation, metrics log).
+//! - [`vision_pretrain`]: the vision tower trained alone on labelled ShapesWorld scenes.
 
 pub mod checkpoint;
 pub mod compose;
@@ -26,6 +27,7 @@ pub mod precision;
 pub mod recipe;
 pub mod resume;
 pub mod trainer;
+pub mod vision_pretrain;
 
 use std::path::PathBuf;
 

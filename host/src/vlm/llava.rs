@@ -130,6 +130,12 @@ impl LlavaModel {
 
     /// Projected image features `[B, N, D]` of `[B, C, H, W]` pixel values.
     pub fn image_features(&self, pixels: &Tensor) -> Tensor {
+        self.projector.forward(&self.vision_features(pixels))
+    }
+
+    /// The vision tower's features `[B, N, D_vision]` that the projector reads: the
+    /// configured layer(s), minus the class token under the default select strategy.
+    pub fn vision_features(&self, pixels: &Tensor) -> Tensor {
         let pixels = pixels.to_device(self.device).to_kind(self.kind);
         let hs = self.vision.hidden_states(&pixels, &self.feature_layers);
         let hs: Vec<Tensor> = hs
@@ -139,12 +145,11 @@ impl LlavaModel {
                 SelectStrategy::Full => h,
             })
             .collect();
-        let feats = if hs.len() == 1 {
+        if hs.len() == 1 {
             hs.into_iter().next().expect("one hidden state")
         } else {
             Tensor::cat(&hs, -1)
-        };
-        self.projector.forward(&feats)
+        }
     }
 
     /// Token embeddings of `[B, T]` ids with every image-token position replaced, in order,

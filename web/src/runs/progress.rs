@@ -21,7 +21,7 @@ pub struct Plan {
     tasks: u64,
     samples_total: u64,
     per_shard: u64,
-    batch: [(String, u64); 4],
+    batch: [(String, u64); 5],
 }
 
 impl Plan {
@@ -35,7 +35,9 @@ impl Plan {
         let specs = cfg.specialists.len() as u64;
         let rounds = cfg.rounds as u64;
         let trainings = rounds + 1 + u64::from(specs > 0);
+        let vision = t.vision.as_ref().filter(|v| v.steps > 0);
         let tasks = u64::from(cfg.model.init.is_none())
+            + u64::from(vision.is_some())
             + trainings * (stages + 1)
             + rounds * shards
             + if specs > 0 {
@@ -53,6 +55,7 @@ impl Plan {
                 ("pretrain".into(), batch(&t.pretrain)),
                 ("sft".into(), batch(&t.sft)),
                 ("train".into(), t.specialist.as_ref().map_or(1, batch)),
+                ("vision".into(), vision.map_or(1, |v| v.batch_size as u64)),
             ],
         }
     }

@@ -28,6 +28,7 @@ pub mod captions;
 pub mod facts;
 pub mod files;
 pub mod generate;
+pub mod labels;
 pub mod metrics;
 pub mod questions;
 pub mod render;
@@ -39,6 +40,7 @@ pub use captions::{AltTextConfig, alt_text, detailed_caption};
 pub use facts::{CHECKED_TASKS, FactScore, task_facts};
 pub use files::{SceneRecord, VqaRecord, load_scenes, load_vqa};
 pub use generate::{Conversation, GenerateSummary, ShapesConfig, Turn, generate};
+pub use labels::{SceneLabels, scene_labels};
 pub use metrics::{
     CaptionScore, CaptionTally, VqaTally, caption_metrics, normalize_answer, score_answer,
 };

@@ -88,7 +88,7 @@ const FONT: [[u8; 7]; 26] = [
 ];
 
 /// Whether the point (`x`, `y`) (pixel units) lies inside `shape` drawn in `b`.
-fn inside(shape: Shape, b: &BBox, x: f64, y: f64) -> bool {
+pub(crate) fn inside(shape: Shape, b: &BBox, x: f64, y: f64) -> bool {
     let (cx, cy) = b.center();
     let hw = b.width() as f64 / 2.0;
     let hh = b.height() as f64 / 2.0;
