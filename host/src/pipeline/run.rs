@@ -24,6 +24,7 @@ use super::report::{self, DatasetStats, RoundReport, RunReport, SpecialistCheck}
 use super::state::{FileTaskStore, TaskStore, build_dir, create_dir, once, write_atomic};
 use crate::data::webdataset::list_shards;
 use crate::plugin::{PluginRuntime, RuntimeConfig, World};
+use crate::train::TrainError;
 use crate::train::init::{ModelSpec, init_model};
 use crate::train::trainer::TrainConfig;
 use crate::train::vision_pretrain::{self, VisionPretrainConfig, VisionPretrainSummary};
@@ -311,32 +312,8 @@ impl Runner<'_> {
         let mut vc = VisionPretrainConfig::new(v.steps, self.cfg.seed);
         vc.batch_size = v.batch_size;
         vc.lr = v.lr;
-        let id = "vision";
-        let rec = self.task(id, |r| {
-            let mut losses = Vec::new();
-            let busy = r.busy.clone();
-            let mut step_start = std::time::Instant::now();
-            let summary = build_dir(&dir, |tmp| {
-                vision_pretrain::run(&base, tmp, &vc, |step, loss| {
-                    busy.add(step_start.elapsed());
-                    losses.push(loss);
-                    (r.on_event)(Event::Step {
-                        task: id.to_string(),
-                        step,
-                        steps: v.steps,
-                        loss,
-                    });
-                    step_start = std::time::Instant::now();
-                })
-                .map_err(|e| PipelineError::Train {
-                    task: id.to_string(),
-                    error: e,
-                })
-            })?;
-            Ok(StageRecord {
-                summary: serde_json::to_value(&summary).unwrap_or_default(),
-                losses,
-            })
+        let rec = self.training_task("vision", v.steps, &dir, |tmp, on_step| {
+            vision_pretrain::run(&base, tmp, &vc, on_step)
         })?;
         let summary = serde_json::from_value(rec.summary).ok();
         Ok((dir, summary))
@@ -421,21 +398,35 @@ impl Runner<'_> {
         tc.max_len = self.cfg.train.max_len;
         tc.seed = self.cfg.seed as i64;
         tc.max_skip_fraction = self.cfg.max_failure_fraction;
-        let (data, init, out) = (data.to_path_buf(), init.to_path_buf(), out.to_path_buf());
+        self.training_task(id, st.steps, out, |tmp, on_step| {
+            trainer::run(data, init, tmp, tc, |s| on_step(s.step, s.loss))
+        })
+    }
+
+    /// Runs the training task `id` of `steps` steps that builds the model folder `out`:
+    /// `train(tmp, on_step)` trains into `tmp` and calls `on_step(step, loss)` after each
+    /// step, which meters the step's compute and reports it as an event.
+    fn training_task<S: Serialize>(
+        &mut self,
+        id: &str,
+        steps: usize,
+        out: &Path,
+        train: impl FnOnce(&Path, &mut dyn FnMut(usize, f64)) -> Result<S, TrainError>,
+    ) -> Result<StageRecord, PipelineError> {
         self.task(id, |r| {
             let mut losses = Vec::new();
             let busy = r.busy.clone();
             let mut step_start = std::time::Instant::now();
-            let summary = build_dir(&out, |tmp| {
-                trainer::run(&data, &init, tmp, tc, |s| {
+            let summary = build_dir(out, |tmp| {
+                train(tmp, &mut |step, loss| {
                     // Compute since the previous step (or the start), not the event handling.
                     busy.add(step_start.elapsed());
-                    losses.push(s.loss);
+                    losses.push(loss);
                     (r.on_event)(Event::Step {
                         task: id.to_string(),
-                        step: s.step,
-                        steps: st.steps,
-                        loss: s.loss,
+                        step,
+                        steps,
+                        loss,
                     });
                     step_start = std::time::Instant::now();
                 })
