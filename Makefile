@@ -30,7 +30,7 @@ run: build
 plugin-demo: build
 	@scripts/plugin-demo.sh "$(VILA2)" "$(VILA2_COMPONENTS)"
 
-# The miniature VILA² reproduction (~30 min on 2 cores, docs/RESULTS.md); `DEMO_ARGS=--preset full` on a GPU.
+# The miniature VILA² reproduction (~40 min of CPU time, docs/RESULTS.md); `DEMO_ARGS=--preset full` on a GPU.
 demo: build
 	$(VILA2) demo $(DEMO_ARGS)
 
