@@ -221,6 +221,28 @@ impl AdamW {
         }
     }
 
+    /// Clips `grads` to the global norm `max_norm` (0: no clipping) and takes one update:
+    /// on flat buffers ([`AdamW::step_clipped`]) when `flat`, else tensor by tensor
+    /// ([`clip_grad_norm`] then [`AdamW::step`], skipped when the norm is not finite).
+    /// Returns the norm before clipping.
+    pub fn clip_and_step(
+        &mut self,
+        params: &[&Param],
+        mut grads: Vec<Tensor>,
+        lr: f64,
+        max_norm: f64,
+        flat: bool,
+    ) -> f64 {
+        if flat {
+            return self.step_clipped(params, grads, lr, max_norm);
+        }
+        let norm = clip_grad_norm(&mut grads, max_norm);
+        if norm.is_finite() {
+            self.step(params, &grads, lr);
+        }
+        norm
+    }
+
     /// Clips `grads` to the global norm `max_norm` (0: no clipping) and takes one update,
     /// as [`clip_grad_norm`] then [`AdamW::step`] do, on flat buffers: on the first call the
     /// tensors with a gradient are packed per weight-decay group (those without one stay

@@ -15,7 +15,7 @@ use super::TrainError;
 use super::checkpoint;
 use super::data::{CaptionSample, DataStats, Role, ShardReader, Turn};
 use super::loader::{Loader, default_workers};
-use super::optim::{AdamW, AdamWConfig, CosineSchedule, clip_grad_norm};
+use super::optim::{AdamW, AdamWConfig, CosineSchedule};
 use super::params::{Group, Params, Stage};
 use super::precision::{Autocast, Precision};
 use super::resume;
@@ -526,16 +526,9 @@ impl Trainer {
             .cfg
             .flat_optimizer
             .unwrap_or_else(|| self.cfg.device.is_cuda());
-        let grad_norm = if flat {
-            self.opt
-                .step_clipped(&trainable, grads, lr, self.cfg.max_grad_norm)
-        } else {
-            let norm = clip_grad_norm(&mut grads, self.cfg.max_grad_norm);
-            if norm.is_finite() {
-                self.opt.step(&trainable, &grads, lr);
-            }
-            norm
-        };
+        let grad_norm = self
+            .opt
+            .clip_and_step(&trainable, grads, lr, self.cfg.max_grad_norm, flat);
         if !grad_norm.is_finite() {
             return Err(non_finite(self.step + 1, grad_norm));
         }

@@ -17,7 +17,7 @@ use tch::{Device, Kind, Reduction, Tensor};
 
 use super::TrainError;
 use super::checkpoint;
-use super::optim::{AdamW, AdamWConfig, CosineSchedule, clip_grad_norm};
+use super::optim::{AdamW, AdamWConfig, CosineSchedule};
 use super::params::{Group, Param, Params, Stage};
 use crate::data::shapes::generate::sample_rng;
 use crate::data::shapes::labels::{
@@ -290,11 +290,7 @@ pub fn run(
         device,
     };
     let patches = (grid * grid) as i64;
-    let probe = model.vision_features(&Tensor::zeros(
-        [1, 3, side as i64, side as i64],
-        (Kind::Float, device),
-    ));
-    let heads = Heads::new(probe.size()[2], device);
+    let heads = Heads::new(model.vision_feature_dim(), device);
     let head_params = heads.params();
     let trainable: Vec<&Param> = params.trainable().chain(&head_params).collect();
     let trained_params = params.trainable_count();
@@ -329,10 +325,8 @@ pub fn run(
                 checkpoint: None,
             });
         }
-        let mut grads = Tensor::f_run_backward(&[&l], &inputs, false, false)?;
-        if clip_grad_norm(&mut grads, 1.0).is_finite() {
-            opt.step(&trainable, &grads, schedule.lr(step));
-        }
+        let grads = Tensor::f_run_backward(&[&l], &inputs, false, false)?;
+        opt.clip_and_step(&trainable, grads, schedule.lr(step), 1.0, device.is_cuda());
         if step == 0 {
             first_loss = v;
         }

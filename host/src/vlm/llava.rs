@@ -133,6 +133,11 @@ impl LlavaModel {
         self.projector.forward(&self.vision_features(pixels))
     }
 
+    /// Width of [`LlavaModel::vision_features`]: the tower's width per selected layer.
+    pub fn vision_feature_dim(&self) -> i64 {
+        (self.config.vision.hidden_size * self.feature_layers.len()) as i64
+    }
+
     /// The vision tower's features `[B, N, D_vision]` that the projector reads: the
     /// configured layer(s), minus the class token under the default select strategy.
     pub fn vision_features(&self, pixels: &Tensor) -> Tensor {
