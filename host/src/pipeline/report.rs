@@ -303,17 +303,23 @@ impl RunReport {
             let h = &v.held_out;
             md.push_str(&format!(
                 "Vision tower pretrained {} steps on rendered scenes (loss {:.3} → {:.3}); on {} \
-                 held-out scenes its heads read object patches' colour {:.1} % and shape {:.1} % \
-                 right, background patches {:.1} %, text patches {:.1} %, the object count \
-                 {:.1} % and the exact colour–shape set {:.1} %.\n\n",
+                 held-out scenes its heads read object patches' colour {:.1} %, shape {:.1} %, \
+                 their object's horizontal third {:.1} % and vertical third {:.1} % right and \
+                 its centre within {:.1} % of the side, background patches {:.1} %, text \
+                 patches {:.1} % and their word {:.1} %, the object count {:.1} % and the \
+                 exact colour–shape set {:.1} %.\n\n",
                 v.steps,
                 v.first_loss,
                 v.final_loss,
                 h.scenes,
                 h.object_patch_color,
                 h.object_patch_shape,
+                h.object_patch_column,
+                h.object_patch_row,
+                h.object_patch_center_error,
                 h.background_patch,
                 h.text_patch,
+                h.text_patch_word,
                 h.count,
                 h.pairs_exact,
             ));

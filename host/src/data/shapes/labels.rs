@@ -1,10 +1,12 @@
 //! Dense labels of a scene for pretraining a vision tower: what covers each patch of the
-//! image (background or an object's colour and shape, text ink), plus the scene-level
-//! object count and the set of colour–shape pairs present. They cover what captions and
-//! questions talk about: colour, shape, position (through the patch grid), count, text.
+//! image (background or an object's colour, shape and where that object is; text ink and
+//! which word it spells), plus the scene-level object count and the set of colour–shape
+//! pairs present. They cover what captions and questions talk about: colour, shape,
+//! position, relations (through the objects' centres), count, text.
 
 use super::render::inside;
-use super::scene::{Color, Scene, Shape};
+use super::scene::{Color, Scene, Shape, WORDS};
+use super::spatial::{horizontal, vertical};
 
 /// Classes of [`SceneLabels::color`]: background, then [`Color::ALL`].
 pub const COLOR_CLASSES: usize = Color::ALL.len() + 1;
@@ -14,6 +16,13 @@ pub const SHAPE_CLASSES: usize = Shape::ALL.len() + 1;
 pub const COUNT_CLASSES: usize = super::scene::MAX_OBJECTS;
 /// Entries of [`SceneLabels::pairs`]: one per colour × shape.
 pub const PAIRS: usize = Color::ALL.len() * Shape::ALL.len();
+/// Classes of [`SceneLabels::column`] and [`SceneLabels::row`]: the image's thirds.
+pub const THIRDS: usize = 3;
+/// Classes of [`SceneLabels::word`]: the index in [`WORDS`].
+pub const WORD_CLASSES: usize = WORDS.len();
+/// A patch label that does not apply (background for an object's property, no text for
+/// the word); the value cross-entropy losses skip.
+pub const NO_LABEL: i64 = -100;
 
 /// Labels of one scene on a `grid × grid` patch grid, patches in row-major order.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,8 +32,20 @@ pub struct SceneLabels {
     pub color: Vec<i64>,
     /// Per patch: 0 for background, 1 + the index in [`Shape::ALL`] of that object.
     pub shape: Vec<i64>,
+    /// Per patch: the horizontal third (0 left, 1 center, 2 right) of the centre of the
+    /// object that covers it, as position questions use it; [`NO_LABEL`] on background.
+    pub column: Vec<i64>,
+    /// Per patch: the vertical third (0 top, 1 middle, 2 bottom) of that object's centre;
+    /// [`NO_LABEL`] on background.
+    pub row: Vec<i64>,
+    /// Per patch: that object's centre as fractions of the image's width and height
+    /// (relations compare centres); `[0, 0]` on background.
+    pub center: Vec<[f32; 2]>,
     /// Per patch: 1 when text ink covers part of it.
     pub text: Vec<i64>,
+    /// Per patch with text ink: the index of the word in [`WORDS`]; [`NO_LABEL`] elsewhere
+    /// and for a word outside the list.
+    pub word: Vec<i64>,
     /// Number of objects minus one.
     pub count: i64,
     /// 1.0 at `color_index · 5 + shape_index` for each object present.
@@ -70,10 +91,24 @@ pub fn scene_labels(scene: &Scene, grid: usize) -> SceneLabels {
         }
     }
     let patch_px = ((w * h) / (grid * grid)).max(1) as u32;
+    let word = scene
+        .text
+        .as_ref()
+        .and_then(|t| WORDS.iter().position(|&x| x == t.word))
+        .map_or(NO_LABEL, |i| i as i64);
+    let third = |v: &str| match v {
+        "left" | "top" => 0,
+        "center" | "middle" => 1,
+        _ => 2,
+    };
     let mut labels = SceneLabels {
         color: vec![0; grid * grid],
         shape: vec![0; grid * grid],
+        column: vec![NO_LABEL; grid * grid],
+        row: vec![NO_LABEL; grid * grid],
+        center: vec![[0.0; 2]; grid * grid],
         text: vec![0; grid * grid],
+        word: vec![NO_LABEL; grid * grid],
         count: n_obj.saturating_sub(1) as i64,
         pairs: vec![0.0; PAIRS],
     };
@@ -83,8 +118,15 @@ pub fn scene_labels(scene: &Scene, grid: usize) -> SceneLabels {
             let o = &scene.objects[i];
             labels.color[p] = 1 + color_index(o.color) as i64;
             labels.shape[p] = 1 + shape_index(o.shape) as i64;
+            labels.column[p] = third(horizontal(scene, &o.bbox));
+            labels.row[p] = third(vertical(scene, &o.bbox));
+            let (cx, cy) = o.bbox.center();
+            labels.center[p] = [(cx / w as f64) as f32, (cy / h as f64) as f32];
         }
         labels.text[p] = i64::from(c[n_obj] > 0);
+        if c[n_obj] > 0 {
+            labels.word[p] = word;
+        }
     }
     for o in &scene.objects {
         labels.pairs[color_index(o.color) * Shape::ALL.len() + shape_index(o.shape)] = 1.0;
@@ -125,13 +167,25 @@ mod tests {
         for p in [5 * 8 + 5, 5 * 8 + 6, 6 * 8 + 5, 6 * 8 + 6] {
             assert_eq!((l.color[p], l.shape[p]), (3, 1), "patch {p}");
         }
+        // The square's centre (8, 8) is in the top left third, the circle's in the bottom right.
+        for p in [0, 1, 8, 9] {
+            assert_eq!((l.column[p], l.row[p]), (0, 0), "patch {p}");
+            assert_eq!(l.center[p], [0.125, 0.125]);
+        }
+        assert_eq!((l.column[5 * 8 + 5], l.row[5 * 8 + 5]), (2, 2));
+        assert_eq!(l.center[6 * 8 + 6], [0.75, 0.75]);
         assert_eq!(l.color[3 * 8 + 3], 0, "background in between");
+        assert_eq!(
+            (l.column[3 * 8 + 3], l.row[3 * 8 + 3]),
+            (NO_LABEL, NO_LABEL)
+        );
         assert_eq!(l.color.iter().filter(|&&c| c != 0).count(), 8);
         assert_eq!(l.count, 1);
         assert_eq!(l.pairs.iter().sum::<f32>(), 2.0);
         assert_eq!(l.pairs[1], 1.0, "red square");
         assert_eq!(l.pairs[2 * 5], 1.0, "blue circle");
         assert!(l.text.iter().all(|&t| t == 0));
+        assert!(l.word.iter().all(|&t| t == NO_LABEL));
     }
 
     #[test]
@@ -164,5 +218,18 @@ mod tests {
             ]
         );
         assert_eq!(l.count, 0);
+        let cat = WORDS.iter().position(|&w| w == "CAT").unwrap() as i64;
+        for p in 0..64 {
+            let want = if marked.contains(&p) { cat } else { NO_LABEL };
+            assert_eq!(l.word[p], want, "patch {p}");
+        }
+        let mut unknown = s.clone();
+        unknown.text.as_mut().unwrap().word = "ZEBRA".into();
+        assert!(
+            scene_labels(&unknown, 8)
+                .word
+                .iter()
+                .all(|&t| t == NO_LABEL)
+        );
     }
 }
