@@ -35,8 +35,26 @@ use crate::vlm::weights::{Weights, weight_files};
 const TRAIN_SPLIT: u64 = 100;
 /// Seed stream of the held-out scenes of the final check.
 const HELD_OUT_SPLIT: u64 = 101;
-/// Columns of the per-patch head's output, in order: colour classes, shape classes, text
-/// yes/no, column thirds, row thirds, words, the centre's x and y.
+/// The parts of the per-patch head's output, in column order.
+#[derive(Clone, Copy)]
+enum Part {
+    /// Colour classes.
+    Color,
+    /// Shape classes.
+    Shape,
+    /// Text ink yes/no.
+    Text,
+    /// The object's horizontal third.
+    Column,
+    /// The object's vertical third.
+    Row,
+    /// The word.
+    Word,
+    /// The object's centre, x and y.
+    Center,
+}
+
+/// Width of each [`Part`], in order.
 const PATCH_LAYOUT: [usize; 7] = [
     COLOR_CLASSES,
     SHAPE_CLASSES,
@@ -46,24 +64,22 @@ const PATCH_LAYOUT: [usize; 7] = [
     WORD_CLASSES,
     2,
 ];
-/// Outputs of the per-patch head.
-const PATCH_OUT: i64 = {
-    let mut sum = 0;
-    let mut i = 0;
-    while i < PATCH_LAYOUT.len() {
-        sum += PATCH_LAYOUT[i];
-        i += 1;
-    }
-    sum as i64
-};
 /// Weight of the centre's L1 error (fractions of the image side) in the loss: a centre a
 /// fifth of the image off costs as much as one nat of a classification.
 const CENTER_WEIGHT: f64 = 5.0;
 
-/// The per-patch logits of part `i` of [`PATCH_LAYOUT`].
-fn patch_part(patch: &Tensor, i: usize) -> Tensor {
+/// The per-patch outputs of `part`.
+fn patch_part(patch: &Tensor, part: Part) -> Tensor {
+    let i = part as usize;
     let start: usize = PATCH_LAYOUT[..i].iter().sum();
     patch.narrow(-1, start as i64, PATCH_LAYOUT[i] as i64)
+}
+
+/// The L1 distance of the read centres from the objects' over the object patches `obj`,
+/// summed over axes and patches.
+fn center_error_sum(patch: &Tensor, b: &SceneBatch, obj: &Tensor) -> Tensor {
+    ((patch_part(patch, Part::Center) - &b.center).abs() * obj.unsqueeze(-1).to_kind(Kind::Float))
+        .sum(Kind::Float)
 }
 /// Outputs of the pooled head: count classes, then one logit per colour–shape pair.
 const POOLED_OUT: i64 = (COUNT_CLASSES + PAIRS) as i64;
@@ -174,13 +190,14 @@ struct Heads {
 impl Heads {
     fn new(dim: i64, device: Device) -> Self {
         let scale = 1.0 / (dim as f64).sqrt();
+        let patch_out = PATCH_LAYOUT.iter().sum::<usize>() as i64;
         let w = |out: i64| {
             (Tensor::randn([out, dim], (Kind::Float, device)) * scale).set_requires_grad(true)
         };
         let b = |out: i64| Tensor::zeros([out], (Kind::Float, device)).set_requires_grad(true);
         Self {
-            patch_w: w(PATCH_OUT),
-            patch_b: b(PATCH_OUT),
+            patch_w: w(patch_out),
+            patch_b: b(patch_out),
             pooled_w: w(POOLED_OUT),
             pooled_b: b(POOLED_OUT),
         }
@@ -204,7 +221,7 @@ impl Heads {
         .collect()
     }
 
-    /// Per-patch logits `[B, P, PATCH_OUT]` and pooled logits `[B, POOLED_OUT]` of the
+    /// Per-patch logits `[B, P, Σ PATCH_LAYOUT]` and pooled logits `[B, POOLED_OUT]` of the
     /// features `[B, N, D]` (the last `patches` tokens are the patch grid).
     fn forward(&self, feats: &Tensor, patches: i64) -> (Tensor, Tensor) {
         let n = feats.size()[1];
@@ -304,18 +321,14 @@ fn loss(patch: &Tensor, pooled: &Tensor, b: &SceneBatch) -> Tensor {
     // Shape is scored on object patches only: over every patch, the background majority
     // dilutes the signal of the one property the caption loss does not teach.
     let shape = b.shape.where_scalarother(&obj, NO_LABEL);
-    let center_err =
-        (patch_part(patch, 6) - &b.center)
-            .abs()
-            .sum_dim_intlist(-1, false, Kind::Float)
-            * obj.to_kind(Kind::Float);
-    let center = center_err.sum(Kind::Float) / obj.sum(Kind::Float).clamp_min(1.0) * CENTER_WEIGHT;
-    ce(&patch_part(patch, 0), &b.color)
-        + ce(&patch_part(patch, 1), &shape)
-        + ce(&patch_part(patch, 2), &b.text)
-        + ce(&patch_part(patch, 3), &b.column)
-        + ce(&patch_part(patch, 4), &b.row)
-        + word_loss(&ce, &patch_part(patch, 5), &b.word)
+    let center =
+        center_error_sum(patch, b, &obj) / obj.sum(Kind::Float).clamp_min(1.0) * CENTER_WEIGHT;
+    ce(&patch_part(patch, Part::Color), &b.color)
+        + ce(&patch_part(patch, Part::Shape), &shape)
+        + ce(&patch_part(patch, Part::Text), &b.text)
+        + ce(&patch_part(patch, Part::Column), &b.column)
+        + ce(&patch_part(patch, Part::Row), &b.row)
+        + word_loss(&ce, &patch_part(patch, Part::Word), &b.word)
         + center
         + ce(&pooled.narrow(-1, 0, count), &b.count)
         + pooled
@@ -439,8 +452,8 @@ fn score(model: &LlavaModel, heads: &Heads, source: &SceneSource, held_out: usiz
         let (p, q) = heads.forward(&model.vision_features(&b.pixels), patches);
         let obj = b.color.gt(0);
         let sum = |t: Tensor| t.sum(Kind::Int64).int64_value(&[]);
-        let read = |i: usize| patch_part(&p, i).argmax(-1, false);
-        let (color, shape, text) = (read(0), read(1), read(2));
+        let read = |part: Part| patch_part(&p, part).argmax(-1, false);
+        let (color, shape, text) = (read(Part::Color), read(Part::Shape), read(Part::Text));
         hits[0] += sum(color.eq_tensor(&b.color).logical_and(&obj));
         hits[1] += sum(shape.eq_tensor(&b.shape).logical_and(&obj));
         hits[2] += sum(color.eq(0).logical_and(&obj.logical_not()));
@@ -449,13 +462,12 @@ fn score(model: &LlavaModel, heads: &Heads, source: &SceneSource, held_out: usiz
         let pairs = q.narrow(-1, k, PAIRS as i64).gt(0.0);
         let exact = pairs.eq_tensor(&b.pairs.gt(0.5)).all_dim(-1, false);
         hits[5] += sum(exact);
-        hits[6] += sum(read(3).eq_tensor(&b.column).logical_and(&obj));
-        hits[7] += sum(read(4).eq_tensor(&b.row).logical_and(&obj));
+        hits[6] += sum(read(Part::Column).eq_tensor(&b.column).logical_and(&obj));
+        hits[7] += sum(read(Part::Row).eq_tensor(&b.row).logical_and(&obj));
         let has_word = b.word.ne(NO_LABEL);
-        hits[8] += sum(read(5).eq_tensor(&b.word).logical_and(&has_word));
+        hits[8] += sum(read(Part::Word).eq_tensor(&b.word).logical_and(&has_word));
         word_patches += sum(has_word);
-        let err = (patch_part(&p, 6) - &b.center).abs() * obj.unsqueeze(-1).to_kind(Kind::Float);
-        center_err += err.sum(Kind::Float).double_value(&[]);
+        center_err += center_error_sum(&p, &b, &obj).double_value(&[]);
         object_patches += sum(obj.shallow_clone());
         background += sum(obj.logical_not());
         all_patches += n as i64 * patches;

@@ -6,7 +6,7 @@
 
 use super::render::inside;
 use super::scene::{Color, Scene, Shape, WORDS};
-use super::spatial::{horizontal, vertical};
+use super::spatial::third;
 
 /// Classes of [`SceneLabels::color`]: background, then [`Color::ALL`].
 pub const COLOR_CLASSES: usize = Color::ALL.len() + 1;
@@ -96,11 +96,6 @@ pub fn scene_labels(scene: &Scene, grid: usize) -> SceneLabels {
         .as_ref()
         .and_then(|t| WORDS.iter().position(|&x| x == t.word))
         .map_or(NO_LABEL, |i| i as i64);
-    let third = |v: &str| match v {
-        "left" | "top" => 0,
-        "center" | "middle" => 1,
-        _ => 2,
-    };
     let mut labels = SceneLabels {
         color: vec![0; grid * grid],
         shape: vec![0; grid * grid],
@@ -118,9 +113,9 @@ pub fn scene_labels(scene: &Scene, grid: usize) -> SceneLabels {
             let o = &scene.objects[i];
             labels.color[p] = 1 + color_index(o.color) as i64;
             labels.shape[p] = 1 + shape_index(o.shape) as i64;
-            labels.column[p] = third(horizontal(scene, &o.bbox));
-            labels.row[p] = third(vertical(scene, &o.bbox));
             let (cx, cy) = o.bbox.center();
+            labels.column[p] = third(cx, w as f64) as i64;
+            labels.row[p] = third(cy, h as f64) as i64;
             labels.center[p] = [(cx / w as f64) as f32, (cy / h as f64) as f32];
         }
         labels.text[p] = i64::from(c[n_obj] > 0);

@@ -3,30 +3,25 @@
 
 use super::scene::{BBox, Object, Scene};
 
+/// Which third of a side of `side` pixels the coordinate `pos` is in: 0, 1 or 2.
+pub fn third(pos: f64, side: f64) -> usize {
+    if pos < side / 3.0 {
+        0
+    } else if pos > 2.0 * side / 3.0 {
+        2
+    } else {
+        1
+    }
+}
+
 /// Horizontal third of the image: `left`, `center` or `right`.
 pub fn horizontal(scene: &Scene, b: &BBox) -> &'static str {
-    let (cx, _) = b.center();
-    let w = scene.width as f64;
-    if cx < w / 3.0 {
-        "left"
-    } else if cx > 2.0 * w / 3.0 {
-        "right"
-    } else {
-        "center"
-    }
+    ["left", "center", "right"][third(b.center().0, scene.width as f64)]
 }
 
 /// Vertical third of the image: `top`, `middle` or `bottom`.
 pub fn vertical(scene: &Scene, b: &BBox) -> &'static str {
-    let (_, cy) = b.center();
-    let h = scene.height as f64;
-    if cy < h / 3.0 {
-        "top"
-    } else if cy > 2.0 * h / 3.0 {
-        "bottom"
-    } else {
-        "middle"
-    }
+    ["top", "middle", "bottom"][third(b.center().1, scene.height as f64)]
 }
 
 /// Where a box is, as a phrase: "in the top left", "at the top", "on the left", "in the
