@@ -352,6 +352,61 @@ fn loop_end_to_end_then_killed_and_resumed() {
         eval, want,
         "the resumed run's evaluation equals the reference's"
     );
+
+    // A copy of the finished run (without its run.toml) under a config with one setting
+    // changed redoes exactly the tasks downstream of that setting and reuses the rest.
+    let changed = root.join("changed");
+    let cp = Command::new("cp")
+        .arg("-a")
+        .arg(&reference)
+        .arg(&changed)
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    std::fs::remove_file(changed.join("run.toml")).unwrap();
+    let doc = std::fs::read_to_string(&cfg).unwrap();
+    let old_sft = "sft = { steps = 3, batch_size = 4 }";
+    assert!(doc.contains(old_sft), "{doc}");
+    let changed_cfg = root.join("changed.toml");
+    std::fs::write(
+        &changed_cfg,
+        doc.replace(old_sft, "sft = { steps = 4, batch_size = 4 }"),
+    )
+    .unwrap();
+    let contents = |dir: &Path| -> BTreeMap<String, Vec<u8>> {
+        std::fs::read_dir(dir.join("tasks"))
+            .unwrap()
+            .map(|e| {
+                let p = e.unwrap().path();
+                let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+                (name, std::fs::read(&p).unwrap())
+            })
+            .collect()
+    };
+    let before = contents(&changed);
+    ok(
+        augment(&changed_cfg, &changed),
+        "vila2 augment (changed sft)",
+    );
+    let after = contents(&changed);
+    assert_eq!(
+        after.keys().collect::<Vec<_>>(),
+        before.keys().collect::<Vec<_>>()
+    );
+    let kept: Vec<&str> = before
+        .iter()
+        .filter(|(k, v)| after[*k] == **v)
+        .map(|(k, _)| k.as_str())
+        .collect();
+    assert_eq!(
+        kept,
+        ["init", "round-0__align", "round-0__pretrain", "vision"],
+        "only the tasks upstream of SFT are reused"
+    );
+    let rounds = &report(&changed)["rounds"];
+    let steps = |r: &serde_json::Value| r["losses"].as_array().unwrap().len();
+    assert_eq!(steps(&rounds[0]), 2 + 3 + 4, "{}", rounds[0]["losses"]);
+    assert_eq!(steps(&rep["rounds"][0]), 2 + 3 + 3);
 }
 
 /// Copies the pretraining shards and adds one with an undecodable image and an empty caption.

@@ -3,6 +3,7 @@
 //!
 //! - [`config`]: the run document (TOML).
 //! - [`state`]: durable task records and atomic outputs (kill-and-resume safety).
+//! - [`fingerprint`]: what each task's record is keyed by, so a changed setting redoes it.
 //! - [`fuse`]: replace / concat / qa fusion and specialist QA turns.
 //! - [`provenance`]: per-sample history, `.json` members and Parquet tables.
 //! - [`judge`]: the engine as the plugins' judge.
@@ -13,6 +14,7 @@
 
 pub mod config;
 pub mod evaluate;
+pub mod fingerprint;
 pub mod fuse;
 pub mod judge;
 pub mod provenance;

@@ -5,6 +5,7 @@
 //! before a final retraining. Every step is a durable task (see [`super::state`]).
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -15,13 +16,16 @@ use tch::Device;
 use super::PipelineError;
 use super::config::{PluginRef, RunConfig, StageConfig};
 use super::evaluate::{EvalResult, evaluate, read_scenes};
+use super::fingerprint;
 use super::judge::EngineJudge;
 use super::recaption::{
     LoadedPlugin, ModelInfo, RoundContext, ShardSummary, fuse_specialists, read_specialist,
     recaption_shard, specialist_shard,
 };
 use super::report::{self, DatasetStats, RoundReport, RunReport, SpecialistCheck};
-use super::state::{FileTaskStore, TaskStore, build_dir, create_dir, once, write_atomic};
+use super::state::{
+    FileTaskStore, Recorded, TaskStore, build_dir, create_dir, once, recorded, write_atomic,
+};
 use crate::data::webdataset::list_shards;
 use crate::plugin::{PluginRuntime, RuntimeConfig, World};
 use crate::train::TrainError;
@@ -119,7 +123,9 @@ pub fn run_with_store(
             return Err(PipelineError::Config {
                 file: stored,
                 msg: "this folder holds a different run (its run.toml differs); \
-                      resume with the same config or choose another output folder"
+                      resume with the same config or choose another output folder \
+                      (a copy of this folder without its run.toml reuses the finished \
+                      tasks whose settings and inputs are unchanged)"
                     .into(),
             });
         }
@@ -134,7 +140,10 @@ pub fn run_with_store(
                 error: e,
             }
         })?;
-    let load = |what: &str, r: &PluginRef, world: World| -> Result<LoadedPlugin, PipelineError> {
+    let load = |what: &str,
+                r: &PluginRef,
+                world: World|
+     -> Result<(LoadedPlugin, String), PipelineError> {
         let err = |e| PipelineError::Plugin {
             what: format!("{what} ({})", r.plugin),
             error: e,
@@ -146,10 +155,13 @@ pub fn run_with_store(
             plugin.configure(&c.to_string()).map_err(err)?;
         }
         let d = plugin.describe().map_err(err)?;
-        Ok(LoadedPlugin {
-            plugin,
-            id: format!("{}@{}", d.name, d.version),
-        })
+        let id = format!("{}@{}", d.name, d.version);
+        let fp = fingerprint::of(&serde_json::json!({
+            "id": id,
+            "config": r.config,
+            "component": fingerprint::of_content(Path::new(&r.plugin))?,
+        }));
+        Ok((LoadedPlugin { plugin, id }, fp))
     };
     let template = load(
         "recaption.template",
@@ -185,6 +197,7 @@ pub fn run_with_store(
         busy,
     };
     let (init, vision) = r.init_model()?;
+    let pretrain = Data::given(&cfg.data.pretrain)?;
     let mut report = RunReport {
         fusion: cfg.fusion.to_string(),
         vision,
@@ -197,22 +210,22 @@ pub fn run_with_store(
         .map(read_scenes)
         .transpose()?;
     let original = DatasetStats::of_dir(&cfg.data.pretrain, scenes.as_ref())?;
-    let mut model = r.train_round("round-0", &init, &cfg.data.pretrain)?;
+    let mut model = r.train_round("round-0", &init, &pretrain)?;
     let eval = r.eval("round-0", &model)?;
     let row = RoundReport::new("round 0".into(), original, None, eval, model.losses.clone());
     (r.on_event)(Event::Round {
         report: Box::new(row.clone()),
     });
     report.rounds.push(row);
-    let mut data = cfg.data.pretrain.clone();
+    let mut data = pretrain;
     for k in 1..=cfg.rounds {
         let label = format!("round-{k}");
-        let (new_data, shards) = r.recaption_round(k, &model.info, &data, &template, &filters)?;
+        let (new_data, shards) = r.recaption_round(k, &model, &data, &template, &filters)?;
         let next = r.train_round(&label, &init, &new_data)?;
         let eval = r.eval(&label, &next)?;
         let row = RoundReport::new(
             format!("round {k}"),
-            DatasetStats::of_dir(&new_data, scenes.as_ref())?,
+            DatasetStats::of_dir(&new_data.dir, scenes.as_ref())?,
             Some(shards),
             eval,
             next.losses.clone(),
@@ -235,7 +248,7 @@ pub fn run_with_store(
         }
     }
     if !specialists.is_empty() {
-        let (spec_data, shards) = r.specialist_round(&model.info, &data, &specialists)?;
+        let (spec_data, shards) = r.specialist_round(&model, &data, &specialists)?;
         let spec_model = r.train_round("specialists", &init, &spec_data)?;
         let eval = r.eval("specialists", &spec_model)?;
         if let Some(scenes) = &scenes {
@@ -248,7 +261,7 @@ pub fn run_with_store(
         }
         let row = RoundReport::new(
             "+ specialists".into(),
-            DatasetStats::of_dir(&spec_data, scenes.as_ref())?,
+            DatasetStats::of_dir(&spec_data.dir, scenes.as_ref())?,
             Some(shards),
             eval,
             spec_model.losses.clone(),
@@ -259,7 +272,7 @@ pub fn run_with_store(
         report.rounds.push(row);
         data = spec_data;
     }
-    report.final_data = data;
+    report.final_data = data.dir;
     report.dollars_per_gpu_hour = cfg.dollars_per_gpu_hour;
     report::write(out, &report)?;
     Ok(report)
@@ -268,7 +281,52 @@ pub fn run_with_store(
 /// A trained model with its loss curve.
 struct Trained {
     info: ModelInfo,
+    /// The fingerprint of the task that made it.
+    fp: String,
     losses: Vec<f64>,
+}
+
+/// A model folder the rounds start from, with its fingerprint.
+struct Init {
+    dir: PathBuf,
+    fp: String,
+}
+
+/// A dataset folder of shards with the fingerprints of the dataset and of each shard.
+struct Data {
+    dir: PathBuf,
+    fp: String,
+    shards: Vec<(PathBuf, String)>,
+}
+
+impl Data {
+    /// A dataset the run did not make, keyed by its files.
+    fn given(dir: &Path) -> Result<Self, PipelineError> {
+        let shards = list_shards(dir)?
+            .into_iter()
+            .map(|s| fingerprint::of_path(&s).map(|fp| (s, fp)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            fp: fingerprint::of_path(dir)?,
+            shards,
+        })
+    }
+
+    /// A dataset the run made in `dir`, one task per shard.
+    fn made(dir: PathBuf, shards: Vec<(PathBuf, String)>) -> Self {
+        let fps: Vec<&String> = shards.iter().map(|(_, fp)| fp).collect();
+        Self {
+            fp: fingerprint::of(&fps),
+            dir,
+            shards,
+        }
+    }
+}
+
+/// The name of a shard file.
+fn shard_name(shard: &Path) -> OsString {
+    shard.file_name().expect("shards have names").to_owned()
 }
 
 struct Runner<'a> {
@@ -282,12 +340,14 @@ struct Runner<'a> {
 }
 
 impl Runner<'_> {
+    /// Runs task `id` unless it is done from inputs of fingerprint `fp`.
     fn task<T: Serialize + for<'de> Deserialize<'de>>(
         &mut self,
         id: &str,
+        fp: &str,
         work: impl FnOnce(&mut Self) -> Result<T, PipelineError>,
     ) -> Result<T, PipelineError> {
-        let cached = self.store.done(id)?.is_some();
+        let cached = self.is_done(id, fp)?;
         if !cached && (self.stop)() {
             tracing::info!(before = %id, "run cancelled");
             return Err(PipelineError::Cancelled);
@@ -298,12 +358,17 @@ impl Runner<'_> {
         });
         let store = self.store;
         let mut cell = Some(work);
-        once(store, id, || (cell.take().expect("runs once"))(self))
+        once(store, id, fp, || (cell.take().expect("runs once"))(self))
+    }
+
+    /// Whether task `id` is done from inputs of fingerprint `fp`.
+    fn is_done(&self, id: &str, fp: &str) -> Result<bool, PipelineError> {
+        Ok(matches!(recorded(self.store, id, fp)?, Recorded::Done(_)))
     }
 
     /// The initial model every round retrains from: the given or built one, with its
     /// vision tower pretrained when `[train] vision` asks for it.
-    fn init_model(&mut self) -> Result<(PathBuf, Option<VisionPretrainSummary>), PipelineError> {
+    fn init_model(&mut self) -> Result<(Init, Option<VisionPretrainSummary>), PipelineError> {
         let base = self.base_model()?;
         let Some(v) = self.cfg.train.vision.clone().filter(|v| v.steps > 0) else {
             return Ok((base, None));
@@ -312,25 +377,41 @@ impl Runner<'_> {
         let mut vc = VisionPretrainConfig::new(v.steps, self.cfg.seed);
         vc.batch_size = v.batch_size;
         vc.lr = v.lr;
-        let rec = self.training_task("vision", v.steps, &dir, |tmp, on_step| {
-            vision_pretrain::run(&base, tmp, &vc, on_step)
+        let fp = fingerprint::of(&serde_json::json!({
+            "from": base.fp,
+            "vision": v,
+            "seed": self.cfg.seed,
+        }));
+        let rec = self.training_task("vision", &fp, v.steps, &dir, |tmp, on_step| {
+            vision_pretrain::run(&base.dir, tmp, &vc, on_step)
         })?;
         let summary = serde_json::from_value(rec.summary).ok();
-        Ok((dir, summary))
+        Ok((Init { dir, fp }, summary))
     }
 
     /// The given model, or a random one built from `[model] spec`.
-    fn base_model(&mut self) -> Result<PathBuf, PipelineError> {
+    fn base_model(&mut self) -> Result<Init, PipelineError> {
         let cfg = self.cfg;
         if let Some(dir) = &cfg.model.init {
-            return Ok(dir.clone());
+            return Ok(Init {
+                dir: dir.clone(),
+                fp: fingerprint::of_path(dir)?,
+            });
         }
         let dir = self.out.join("init");
         let spec = cfg.model.spec.clone().expect("checked: spec or init");
         let corpus = cfg.model.corpus.clone().expect("checked: corpus with spec");
         let seed = cfg.seed;
         let vocab = cfg.model.vocab_size;
-        self.task("init", |_| {
+        let spec_file = Path::new(&spec);
+        let fp = fingerprint::of(&serde_json::json!({
+            "spec": spec,
+            "spec_file": if spec_file.is_file() { Some(fingerprint::of_path(spec_file)?) } else { None },
+            "corpus": fingerprint::of_path(&corpus)?,
+            "vocab_size": vocab,
+            "seed": seed,
+        }));
+        self.task("init", &fp, |_| {
             build_dir(&dir, |tmp| {
                 let mut model = if spec == "tiny" {
                     ModelSpec::tiny()
@@ -350,47 +431,64 @@ impl Runner<'_> {
             })?;
             Ok(())
         })?;
-        Ok(dir)
+        Ok(Init { dir, fp })
     }
 
     /// align → pretrain on `data`, then SFT, from `init`; stages with 0 steps are skipped.
     fn train_round(
         &mut self,
         label: &str,
-        init: &Path,
-        data: &Path,
+        init: &Init,
+        data: &Data,
     ) -> Result<Trained, PipelineError> {
         let cfg = self.cfg;
-        let mut from = init.to_path_buf();
+        let sft = Data::given(&cfg.data.sft)?;
+        let mut from = Init {
+            dir: init.dir.clone(),
+            fp: init.fp.clone(),
+        };
         let mut losses = Vec::new();
-        for (stage, st, dir) in [
+        for (stage, st, data) in [
             (Stage::Align, &cfg.train.align, data),
             (Stage::Pretrain, &cfg.train.pretrain, data),
-            (Stage::Sft, &cfg.train.sft, cfg.data.sft.as_path()),
+            (Stage::Sft, &cfg.train.sft, &sft),
         ] {
             if st.steps == 0 {
                 continue;
             }
             let out = self.out.join(label).join(stage.to_string());
-            let rec = self.train_stage(&format!("{label}/{stage}"), stage, st, dir, &from, &out)?;
+            let id = format!("{label}/{stage}");
+            let (rec, fp) = self.train_stage(&id, stage, st, data, &from, &out)?;
             losses.extend(rec.losses);
-            from = out;
+            from = Init { dir: out, fp };
         }
         Ok(Trained {
-            info: model_info(label, &from)?,
+            info: model_info(label, &from.dir)?,
+            fp: from.fp,
             losses,
         })
     }
 
+    /// Trains `stage` on `data` from `init` into `out` as task `id`; returns its record and
+    /// fingerprint.
     fn train_stage(
         &mut self,
         id: &str,
         stage: Stage,
         st: &StageConfig,
-        data: &Path,
-        init: &Path,
+        data: &Data,
+        init: &Init,
         out: &Path,
-    ) -> Result<StageRecord, PipelineError> {
+    ) -> Result<(StageRecord, String), PipelineError> {
+        let fp = fingerprint::of(&serde_json::json!({
+            "stage": stage.to_string(),
+            "settings": st,
+            "max_len": self.cfg.train.max_len,
+            "seed": self.cfg.seed,
+            "max_failure_fraction": self.cfg.max_failure_fraction,
+            "data": data.fp,
+            "from": init.fp,
+        }));
         let mut tc = TrainConfig::new(stage, st.steps);
         tc.lr = st.lr;
         tc.batch_size = st.batch_size;
@@ -398,9 +496,10 @@ impl Runner<'_> {
         tc.max_len = self.cfg.train.max_len;
         tc.seed = self.cfg.seed as i64;
         tc.max_skip_fraction = self.cfg.max_failure_fraction;
-        self.training_task(id, st.steps, out, |tmp, on_step| {
-            trainer::run(data, init, tmp, tc, |s| on_step(s.step, s.loss))
-        })
+        let rec = self.training_task(id, &fp, st.steps, out, |tmp, on_step| {
+            trainer::run(&data.dir, &init.dir, tmp, tc, |s| on_step(s.step, s.loss))
+        })?;
+        Ok((rec, fp))
     }
 
     /// Runs the training task `id` of `steps` steps that builds the model folder `out`:
@@ -409,11 +508,12 @@ impl Runner<'_> {
     fn training_task<S: Serialize>(
         &mut self,
         id: &str,
+        fp: &str,
         steps: usize,
         out: &Path,
         train: impl FnOnce(&Path, &mut dyn FnMut(usize, f64)) -> Result<S, TrainError>,
     ) -> Result<StageRecord, PipelineError> {
-        self.task(id, |r| {
+        self.task(id, fp, |r| {
             let mut losses = Vec::new();
             let busy = r.busy.clone();
             let mut step_start = std::time::Instant::now();
@@ -462,7 +562,19 @@ impl Runner<'_> {
 
     fn eval(&mut self, label: &str, model: &Trained) -> Result<EvalResult, PipelineError> {
         let info = model.info.clone();
-        self.task(&format!("{label}/eval"), |r| {
+        let e = &self.cfg.eval;
+        let inputs = [Some(&e.shards), Some(&e.vqa), e.scenes.as_ref()]
+            .into_iter()
+            .flatten()
+            .map(|p| fingerprint::of_path(p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let fp = fingerprint::of(&serde_json::json!({
+            "model": model.fp,
+            "eval": e,
+            "inputs": inputs,
+            "max_new_tokens": self.cfg.recaption.max_new_tokens,
+        }));
+        self.task(&format!("{label}/eval"), &fp, |r| {
             let engine = r.engine(&info)?;
             evaluate(
                 &engine.handle(),
@@ -483,83 +595,114 @@ impl Runner<'_> {
     fn recaption_round(
         &mut self,
         k: u32,
-        model: &ModelInfo,
-        data: &Path,
-        template: &LoadedPlugin,
-        filters: &[LoadedPlugin],
-    ) -> Result<(PathBuf, Vec<ShardSummary>), PipelineError> {
+        model: &Trained,
+        data: &Data,
+        template: &(LoadedPlugin, String),
+        filters: &[(LoadedPlugin, String)],
+    ) -> Result<(Data, Vec<ShardSummary>), PipelineError> {
+        let cfg = self.cfg;
         let out_dir = self.out.join(format!("round-{k}")).join("data");
-        let shards = list_shards(data)?;
+        let loaded: Vec<LoadedPlugin> = filters.iter().map(|(p, _)| p.clone()).collect();
+        let filter_fps: Vec<&String> = filters.iter().map(|(_, fp)| fp).collect();
         let mut engine: Option<Engine> = None;
         let mut summaries = Vec::new();
-        for shard in &shards {
-            let name = shard.file_name().expect("shards have names").to_owned();
+        let mut made = Vec::new();
+        for (shard, shard_fp) in &data.shards {
+            let name = shard_name(shard);
             let id = format!("round-{k}/recaption/{}", name.to_string_lossy());
             let output = out_dir.join(&name);
-            if self.store.done(&id)?.is_none() && engine.is_none() {
-                engine = Some(self.engine(model)?);
+            let fp = fingerprint::of(&serde_json::json!({
+                "round": k,
+                "seed": cfg.seed,
+                "model": model.fp,
+                "shard": shard_fp,
+                "template": template.1,
+                "filters": filter_fps,
+                "fusion": cfg.fusion,
+                "max_new_tokens": cfg.recaption.max_new_tokens,
+                "batch_size": cfg.recaption.batch_size,
+                "score": cfg.recaption.score,
+                "max_failure_fraction": cfg.max_failure_fraction,
+            }));
+            if !self.is_done(&id, &fp)? && engine.is_none() {
+                engine = Some(self.engine(&model.info)?);
             }
             let handle = engine.as_ref().map(|e| e.handle());
-            let s = self.task(&id, |r| {
+            let s = self.task(&id, &fp, |r| {
                 let handle = handle.expect("an engine runs for undone shards");
                 let cx = RoundContext {
                     round: k,
-                    seed: r.cfg.seed,
-                    model,
+                    seed: cfg.seed,
+                    model: &model.info,
                     engine: &handle,
                     judge: r.judge,
-                    template,
-                    filters,
-                    fusion: r.cfg.fusion,
+                    template: &template.0,
+                    filters: &loaded,
+                    fusion: cfg.fusion,
                     params: r.params(),
-                    batch_size: r.cfg.recaption.batch_size,
-                    score: r.cfg.recaption.score,
-                    max_failure_fraction: r.cfg.max_failure_fraction,
+                    batch_size: cfg.recaption.batch_size,
+                    score: cfg.recaption.score,
+                    max_failure_fraction: cfg.max_failure_fraction,
                 };
                 recaption_shard(&cx, &id, shard, &output)
             })?;
             summaries.push(s);
+            made.push((output, fp));
         }
-        Ok((out_dir, summaries))
+        Ok((Data::made(out_dir, made), summaries))
     }
 
     /// Fine-tunes each specialist from `model`, collects its answers on every shard of
     /// `data`, and appends them to the captions in `specialists/data`.
     fn specialist_round(
         &mut self,
-        model: &ModelInfo,
-        data: &Path,
-        plugins: &[LoadedPlugin],
-    ) -> Result<(PathBuf, Vec<ShardSummary>), PipelineError> {
+        model: &Trained,
+        data: &Data,
+        plugins: &[(LoadedPlugin, String)],
+    ) -> Result<(Data, Vec<ShardSummary>), PipelineError> {
         let cfg = self.cfg;
-        let shards = list_shards(data)?;
-        let mut answers: Vec<PathBuf> = Vec::new();
+        let from = Init {
+            dir: model.info.dir.clone(),
+            fp: model.fp.clone(),
+        };
+        // Per specialist: its answers folder and each shard's answers fingerprint.
+        let mut answers: Vec<(PathBuf, Vec<String>)> = Vec::new();
         let mut summaries = Vec::new();
-        for (spec, plugin) in cfg.specialists.iter().zip(plugins) {
+        for (spec, (plugin, plugin_fp)) in cfg.specialists.iter().zip(plugins) {
             let base = self.out.join("specialists").join(&spec.name);
             let model_dir = base.join("model");
-            self.train_stage(
+            let (_, model_fp) = self.train_stage(
                 &format!("specialists/{}/train", spec.name),
                 Stage::Specialist,
                 cfg.specialist_stage(spec),
-                &spec.data,
-                &model.dir,
+                &Data::given(&spec.data)?,
+                &from,
                 &model_dir,
             )?;
             let info = model_info(&format!("specialist-{}", spec.name), &model_dir)?;
             let mut engine: Option<Engine> = None;
-            for shard in &shards {
+            let mut fps = Vec::new();
+            for (shard, shard_fp) in &data.shards {
                 let stem = shard
                     .file_stem()
                     .expect("shards have names")
                     .to_string_lossy();
                 let id = format!("specialists/{}/answers/{stem}", spec.name);
                 let output = base.join("answers").join(format!("{stem}.jsonl"));
-                if self.store.done(&id)?.is_none() && engine.is_none() {
+                let fp = fingerprint::of(&serde_json::json!({
+                    "seed": cfg.seed,
+                    "model": model_fp,
+                    "shard": shard_fp,
+                    "plugin": plugin_fp,
+                    "max_new_tokens": cfg.recaption.max_new_tokens,
+                    "batch_size": cfg.recaption.batch_size,
+                    "max_failure_fraction": cfg.max_failure_fraction,
+                }));
+                if !self.is_done(&id, &fp)? && engine.is_none() {
                     engine = Some(self.engine(&info)?);
                 }
                 let handle = engine.as_ref().map(|e| e.handle());
-                let s = self.task(&id, |r| {
+                let s = self.task(&id, &fp, |r| {
                     let handle = handle.expect("an engine runs for undone shards");
                     let cx = RoundContext {
                         round: cfg.rounds + 1,
@@ -578,27 +721,36 @@ impl Runner<'_> {
                     specialist_shard(&cx, &spec.name, &id, shard, &output)
                 })?;
                 summaries.push(s);
+                fps.push(fp);
             }
-            answers.push(base.join("answers"));
+            answers.push((base.join("answers"), fps));
         }
         let out_dir = self.out.join("specialists").join("data");
-        for shard in &shards {
-            let name = shard.file_name().expect("shards have names").to_owned();
+        let mut made = Vec::new();
+        for (i, (shard, shard_fp)) in data.shards.iter().enumerate() {
+            let name = shard_name(shard);
             let stem = shard
                 .file_stem()
                 .expect("shards have names")
                 .to_string_lossy();
             let id = format!("specialists/fuse/{stem}");
             let output = out_dir.join(&name);
-            self.task(&id, |_| {
+            let answer_fps: Vec<&String> = answers.iter().map(|(_, fps)| &fps[i]).collect();
+            let fp = fingerprint::of(&serde_json::json!({
+                "seed": cfg.seed,
+                "shard": shard_fp,
+                "answers": answer_fps,
+            }));
+            self.task(&id, &fp, |_| {
                 let recs = answers
                     .iter()
-                    .map(|dir| read_specialist(&dir.join(format!("{stem}.jsonl"))))
+                    .map(|(dir, _)| read_specialist(&dir.join(format!("{stem}.jsonl"))))
                     .collect::<Result<Vec<HashMap<_, _>>, _>>()?;
                 fuse_specialists(shard, &recs, cfg.seed, &output)
             })?;
+            made.push((output, fp));
         }
-        Ok((out_dir, summaries))
+        Ok((Data::made(out_dir, made), summaries))
     }
 }
 

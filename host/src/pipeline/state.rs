@@ -8,8 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use super::PipelineError;
 
@@ -64,24 +64,74 @@ impl TaskStore for FileTaskStore {
     }
 }
 
-/// Runs task `id` unless it is done; returns its record either way.
-pub fn once<T, F>(store: &dyn TaskStore, id: &str, work: F) -> Result<T, PipelineError>
+/// A done record as stored: the task's output and the fingerprint of the inputs it was
+/// made from ([`super::fingerprint`]).
+#[derive(Serialize, Deserialize)]
+struct DoneRecord {
+    fingerprint: String,
+    output: serde_json::Value,
+}
+
+/// Whether a done record of a task counts for inputs of fingerprint `fingerprint`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recorded {
+    /// Not done.
+    No,
+    /// Done from these inputs, with this output.
+    Done(serde_json::Value),
+    /// Done from other inputs (or recorded before fingerprints): to redo.
+    Stale,
+}
+
+/// What `store` holds of task `id` for inputs of fingerprint `fingerprint`.
+pub fn recorded(
+    store: &dyn TaskStore,
+    id: &str,
+    fingerprint: &str,
+) -> Result<Recorded, PipelineError> {
+    let Some(v) = store.done(id)? else {
+        return Ok(Recorded::No);
+    };
+    Ok(match serde_json::from_value::<DoneRecord>(v) {
+        Ok(d) if d.fingerprint == fingerprint => Recorded::Done(d.output),
+        _ => Recorded::Stale,
+    })
+}
+
+/// Runs task `id` unless it is done from inputs of fingerprint `fingerprint`; returns its
+/// output either way. A record of other inputs is redone and replaced.
+pub fn once<T, F>(
+    store: &dyn TaskStore,
+    id: &str,
+    fingerprint: &str,
+    work: F,
+) -> Result<T, PipelineError>
 where
     T: Serialize + DeserializeOwned,
     F: FnOnce() -> Result<T, PipelineError>,
 {
-    if let Some(v) = store.done(id)? {
-        if let Ok(t) = serde_json::from_value(v) {
-            tracing::debug!(task = id, "already done");
-            return Ok(t);
+    match recorded(store, id, fingerprint)? {
+        Recorded::Done(v) => match serde_json::from_value(v) {
+            Ok(t) => {
+                tracing::debug!(task = id, "already done");
+                return Ok(t);
+            }
+            Err(_) => tracing::warn!(task = id, "task record unreadable by this version; redoing"),
+        },
+        Recorded::Stale => {
+            tracing::info!(task = id, "done from other settings or inputs; redoing")
         }
-        tracing::warn!(task = id, "task record unreadable by this version; redoing");
+        Recorded::No => {}
     }
     tracing::info!(task = id, "start");
     let t = work()?;
+    let record = DoneRecord {
+        fingerprint: fingerprint.to_string(),
+        output: serde_json::to_value(&t).expect("task records serialise"),
+    };
     store.mark_done(
         id,
-        serde_json::to_value(&t).expect("task records serialise"),
+        serde_json::to_value(&record).expect("task records serialise"),
     )?;
     Ok(t)
 }
@@ -170,7 +220,7 @@ mod tests {
         let store = FileTaskStore::new(dir.path()).unwrap();
         let mut calls = 0;
         for _ in 0..3 {
-            let v: u32 = once(&store, "round-1/shard-00000", || {
+            let v: u32 = once(&store, "round-1/shard-00000", "fp", || {
                 calls += 1;
                 Ok(7)
             })
@@ -178,10 +228,40 @@ mod tests {
             assert_eq!(v, 7);
         }
         assert_eq!(calls, 1);
-        let failed: Result<u32, _> =
-            once(&store, "t2", || Err(PipelineError::Failed("boom".into())));
+        let failed: Result<u32, _> = once(&store, "t2", "fp", || {
+            Err(PipelineError::Failed("boom".into()))
+        });
         assert!(failed.is_err());
         assert!(store.done("t2").unwrap().is_none());
+    }
+
+    #[test]
+    fn once_redoes_a_task_whose_inputs_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileTaskStore::new(dir.path()).unwrap();
+        let mut calls = 0;
+        for (fp, want) in [("a", 1), ("a", 1), ("b", 2), ("b", 2), ("a", 3)] {
+            let _: u32 = once(&store, "round-0/sft", fp, || {
+                calls += 1;
+                Ok(calls)
+            })
+            .unwrap();
+            assert_eq!(calls, want, "after fingerprint {fp}");
+        }
+        assert_eq!(
+            recorded(&store, "round-0/sft", "a").unwrap(),
+            Recorded::Done(serde_json::json!(3))
+        );
+        assert_eq!(
+            recorded(&store, "round-0/sft", "b").unwrap(),
+            Recorded::Stale
+        );
+        assert_eq!(recorded(&store, "round-0/eval", "a").unwrap(), Recorded::No);
+        // A record from before fingerprints is redone, not trusted.
+        store.mark_done("old", serde_json::json!(7)).unwrap();
+        assert_eq!(recorded(&store, "old", "a").unwrap(), Recorded::Stale);
+        let v: u32 = once(&store, "old", "a", || Ok(8)).unwrap();
+        assert_eq!(v, 8);
     }
 
     #[test]
