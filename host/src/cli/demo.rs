@@ -37,7 +37,9 @@ pub struct DemoArgs {
     rounds: u32,
 }
 
-const MINI: &str = include_str!("demo_mini.toml");
+/// The mini preset's run document, with `{seed}`, `{rounds}` and `{components}` to fill in
+/// (the portal's default preset is the same recipe on a team's dataset).
+pub const MINI_RECIPE: &str = include_str!("demo_mini.toml");
 const FULL: &str = include_str!("demo_full.toml");
 
 /// Runs `vila2 demo`.
@@ -73,7 +75,7 @@ pub fn run_demo(a: DemoArgs) -> anyhow::Result<()> {
         );
     }
     let doc = match a.preset {
-        Preset::Mini => MINI,
+        Preset::Mini => MINI_RECIPE,
         Preset::Full => FULL,
     }
     .replace("{seed}", &a.seed.to_string())

@@ -9,6 +9,8 @@ pub mod portal;
 mod shapes;
 mod train;
 
+pub use demo::MINI_RECIPE;
+
 use std::io::IsTerminal;
 
 use clap::{Parser, Subcommand};

@@ -14,6 +14,7 @@ use super::provenance::Provenance;
 use super::recaption::{ShardSummary, read_specialist};
 use super::state::write_atomic;
 use crate::data::shapes::facts::relation_facts;
+use crate::data::shapes::metrics::ratio;
 use crate::data::shapes::{
     CHECKED_TASKS, CaptionTally, FactScore, Scene, caption_metrics, task_facts,
 };
@@ -462,10 +463,6 @@ impl RunReport {
             md.push_str("\nFacts: spatial relations (as above), grounding boxes (correct at IoU ≥ 0.5 with the named object's box), text readings. \"Kept\": those in the turns the post-processor made, which the final retraining learns from. Percentages.\n");
         }
     }
-}
-
-fn ratio(a: usize, b: usize) -> f64 {
-    if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
 
 fn line_svg(title: &str, series: &[(String, Vec<f64>)], x_label: &str) -> Result<String, String> {

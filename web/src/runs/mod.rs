@@ -451,3 +451,38 @@ pub async fn recover(db: &DatabaseConnection) -> Result<u64, sea_orm::DbErr> {
 pub fn run_dir(settings: &RunSettings, id: i32) -> PathBuf {
     settings.runs_dir.join(id.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The portal's mini preset is the demo's recipe: only the run's own fields (seed,
+    /// rounds, where the pretraining data, its ground truth and the plugins are) differ.
+    #[test]
+    fn mini_preset_keeps_the_demo_recipe() {
+        let demo: toml::Table = vila2_host::cli::MINI_RECIPE
+            .replace("{seed}", "1")
+            .replace("{rounds}", "0")
+            .replace("{components}", "components")
+            .parse()
+            .unwrap();
+        let portal: toml::Table = MINI.parse().unwrap();
+        for key in [
+            "fusion",
+            "max_failure_fraction",
+            "eval",
+            "model",
+            "train",
+            "recaption",
+            "specialists",
+        ] {
+            assert!(demo.contains_key(key), "{key}");
+            assert_eq!(
+                portal.get(key),
+                demo.get(key),
+                "preset_mini.toml's `{key}` differs from host/src/cli/demo_mini.toml's"
+            );
+        }
+        assert_eq!(portal["data"]["sft"], demo["data"]["sft"]);
+    }
+}

@@ -7,7 +7,7 @@ use std::ops::AddAssign;
 
 use serde::{Deserialize, Serialize};
 
-use super::metrics::{mention_spans, tokens};
+use super::metrics::{mention_spans, ratio, tokens};
 use super::scene::{Color, Scene, Shape};
 use super::spatial::{Relation, closest, relation};
 use super::tasks::parse_boxes;
@@ -42,10 +42,6 @@ impl AddAssign for FactScore {
         self.grounded += o.grounded;
         self.correct += o.correct;
     }
-}
-
-fn ratio(a: usize, b: usize) -> f64 {
-    if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
 
 /// The specialist tasks [`task_facts`] checks.

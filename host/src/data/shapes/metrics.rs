@@ -106,7 +106,8 @@ pub struct CaptionTally {
     pub sum: CaptionScore,
 }
 
-fn ratio(a: usize, b: usize) -> f64 {
+/// `a / b`, or 0 when `b` is 0 (a share of nothing).
+pub fn ratio(a: usize, b: usize) -> f64 {
     if b == 0 { 0.0 } else { a as f64 / b as f64 }
 }
 
