@@ -6,7 +6,8 @@ use std::path::Path;
 use std::process::Command;
 
 use vila2::data::shapes::{
-    Conversation, QaKind, Scene, caption_metrics, detailed_caption, render, score_answer,
+    Conversation, LONG_PROMPTS, QaKind, Scene, Turn, caption_metrics, detailed_caption, render,
+    score_answer,
 };
 use vila2::data::{list_shards, read_shard};
 
@@ -93,7 +94,11 @@ fn shapes_writes_a_consistent_dataset() {
             assert_eq!(t.value.contains("<image>"), i == 0, "{split} turn {i}");
         }
         if split == "sft" {
-            let score = caption_metrics(&turns[1].value, &truth[0].1);
+            // The detailed caption answers the one long prompt, at whichever turn it is.
+            let asks = |t: &Turn| LONG_PROMPTS.contains(&t.value.trim_start_matches("<image>\n"));
+            let at = turns.iter().position(asks).expect("a caption turn");
+            assert_eq!(turns.iter().filter(|t| asks(t)).count(), 1);
+            let score = caption_metrics(&turns[at + 1].value, &truth[0].1);
             assert_eq!(score.correct, score.mentioned);
             assert_eq!(score.recalled, score.gt_objects);
         }

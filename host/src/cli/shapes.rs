@@ -22,6 +22,12 @@ pub struct ShapesArgs {
     /// SFT samples (detailed caption + VQA conversations).
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     sft: u64,
+    /// VQA turns per SFT conversation (up to this many of the scene's questions; 0: 2 or 3).
+    #[arg(long, default_value_t = 0)]
+    sft_questions: usize,
+    /// Always put the detailed caption first in SFT conversations (default: at a random turn).
+    #[arg(long)]
+    sft_caption_first: bool,
     /// Samples per specialist task (spatial, grounding, OCR).
     #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
     specialist: u64,
@@ -44,6 +50,8 @@ pub fn run_shapes(a: ShapesArgs) -> anyhow::Result<()> {
         image_size: a.image_size,
         pretrain: a.pretrain as usize,
         sft: a.sft as usize,
+        sft_questions: a.sft_questions,
+        sft_caption_first: a.sft_caption_first,
         specialist: a.specialist as usize,
         eval: a.eval as usize,
         shard_size: a.shard_size as usize,

@@ -31,6 +31,15 @@ pub struct ShapesConfig {
     pub pretrain: usize,
     /// SFT samples (detailed caption + VQA conversations).
     pub sft: usize,
+    /// VQA turns after the caption of each SFT conversation: up to this many of the scene's
+    /// questions, or 0 for 2 or 3 drawn per sample.
+    pub sft_questions: usize,
+    /// Put the detailed caption first in every SFT conversation. Off by default: the caption
+    /// turn takes a random place among the VQA turns, so the questions asked before it must
+    /// be answered from the image. Asked after the caption, every answer is already in the
+    /// text, and a model trained only on those learns to copy it instead of looking — and
+    /// the evaluation asks each question as the first turn (docs/RESULTS.md).
+    pub sft_caption_first: bool,
     /// Samples per specialist task.
     pub specialist: usize,
     /// Held-out evaluation images.
@@ -54,6 +63,8 @@ impl Default for ShapesConfig {
             image_size: 64,
             pretrain: 2000,
             sft: 300,
+            sft_questions: 0,
+            sft_caption_first: false,
             specialist: 300,
             eval: 200,
             shard_size: 500,
@@ -351,7 +362,8 @@ pub fn generate(out: &Path, cfg: &ShapesConfig) -> Result<GenerateSummary, DataE
     }
     record(&mut summary, "pretrain", w)?;
 
-    // Split 2: SFT, a long prompt → the detailed caption, then 2–3 VQA turns.
+    // Split 2: SFT, a long prompt → the detailed caption and 2–3 VQA turns, the caption at a
+    // random place among them (first when `sft_caption_first`).
     let mut w = SplitWriter::create(out.join("sft"), cfg.shard_size)?;
     for i in 0..cfg.sft {
         let key = format!("sft_{i:06}");
@@ -363,10 +375,10 @@ pub fn generate(out: &Path, cfg: &ShapesConfig) -> Result<GenerateSummary, DataE
             .expect("non-empty")
             .to_string();
         let mut pairs = vec![(prompt, detailed_caption(&scene))];
-        let turns = if rand::Rng::random_bool(&mut rng, 0.5) {
-            2
-        } else {
-            3
+        let turns = match cfg.sft_questions {
+            0 if rand::Rng::random_bool(&mut rng, 0.5) => 2,
+            0 => 3,
+            n => n,
         };
         for q in questions(&scene, &mut rng).into_iter().take(turns) {
             pairs.push((q.question, q.answer));
@@ -376,6 +388,11 @@ pub fn generate(out: &Path, cfg: &ShapesConfig) -> Result<GenerateSummary, DataE
             corpus.line(a)?;
         }
         corpus.line(&pairs[0].1)?;
+        if !cfg.sft_caption_first {
+            let at = rand::Rng::random_range(&mut rng, 0..pairs.len());
+            let caption = pairs.remove(0);
+            pairs.insert(at, caption);
+        }
         let img = png(&key, &scene)?;
         let json = conversation_json(&key, &pairs)?;
         w.add(&key, &scene, &[("png", &img), ("json", &json)])?;
@@ -537,6 +554,69 @@ mod tests {
         );
         let e = generate(a.path(), &small()).unwrap_err();
         assert!(matches!(e, DataError::OutputNotEmpty(_)), "{e}");
+    }
+
+    #[test]
+    fn sft_questions_sets_the_vqa_turns_per_conversation() {
+        let turns = |sft_questions: usize| -> Vec<usize> {
+            let d = tempfile::tempdir().unwrap();
+            let cfg = ShapesConfig {
+                sft_questions,
+                ..small()
+            };
+            generate(d.path(), &cfg).unwrap();
+            let sft = read_shard(&list_shards(&d.path().join("sft")).unwrap()[0]).unwrap();
+            sft.iter()
+                .map(|s| {
+                    let c: Conversation = serde_json::from_slice(&s.members["json"]).unwrap();
+                    c.conversations.len() / 2 - 1
+                })
+                .collect()
+        };
+        let drawn = turns(0);
+        assert_eq!(drawn.len(), 7);
+        assert!(drawn.iter().all(|&n| n <= 3), "{drawn:?}");
+        let many = turns(6);
+        assert!(many.iter().all(|&n| n <= 6), "{many:?}");
+        assert!(
+            many.iter().sum::<usize>() > drawn.iter().sum::<usize>() + drawn.len(),
+            "{many:?} vs {drawn:?}"
+        );
+    }
+
+    #[test]
+    fn the_sft_caption_takes_a_random_turn_unless_asked_first() {
+        let first_is_caption = |caption_first: bool| -> Vec<bool> {
+            let d = tempfile::tempdir().unwrap();
+            let cfg = ShapesConfig {
+                sft: 40,
+                shard_size: 40,
+                sft_caption_first: caption_first,
+                ..small()
+            };
+            generate(d.path(), &cfg).unwrap();
+            let sft = read_shard(&list_shards(&d.path().join("sft")).unwrap()[0]).unwrap();
+            sft.iter()
+                .map(|s| {
+                    let c: Conversation = serde_json::from_slice(&s.members["json"]).unwrap();
+                    let first = c.conversations[0].value.trim_start_matches("<image>\n");
+                    let captions = c
+                        .conversations
+                        .iter()
+                        .filter(|t| LONG_PROMPTS.contains(&t.value.trim_start_matches("<image>\n")))
+                        .count();
+                    assert_eq!(captions, 1, "one caption turn per conversation");
+                    LONG_PROMPTS.contains(&first)
+                })
+                .collect()
+        };
+        assert!(first_is_caption(true).iter().all(|&f| f));
+        let shuffled = first_is_caption(false);
+        let firsts = shuffled.iter().filter(|&&f| f).count();
+        assert!(
+            (3..=25).contains(&firsts),
+            "{firsts} of 40 start with the caption"
+        );
     }
 
     #[test]
