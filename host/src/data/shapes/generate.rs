@@ -556,21 +556,26 @@ mod tests {
         assert!(matches!(e, DataError::OutputNotEmpty(_)), "{e}");
     }
 
+    /// The SFT conversations `cfg` generates (its first shard).
+    fn sft_conversations(cfg: &ShapesConfig) -> Vec<Conversation> {
+        let d = tempfile::tempdir().unwrap();
+        generate(d.path(), cfg).unwrap();
+        let sft = read_shard(&list_shards(&d.path().join("sft")).unwrap()[0]).unwrap();
+        sft.iter()
+            .map(|s| serde_json::from_slice(&s.members["json"]).unwrap())
+            .collect()
+    }
+
     #[test]
     fn sft_questions_sets_the_vqa_turns_per_conversation() {
         let turns = |sft_questions: usize| -> Vec<usize> {
-            let d = tempfile::tempdir().unwrap();
             let cfg = ShapesConfig {
                 sft_questions,
                 ..small()
             };
-            generate(d.path(), &cfg).unwrap();
-            let sft = read_shard(&list_shards(&d.path().join("sft")).unwrap()[0]).unwrap();
-            sft.iter()
-                .map(|s| {
-                    let c: Conversation = serde_json::from_slice(&s.members["json"]).unwrap();
-                    c.conversations.len() / 2 - 1
-                })
+            sft_conversations(&cfg)
+                .iter()
+                .map(|c| c.conversations.len() / 2 - 1)
                 .collect()
         };
         let drawn = turns(0);
@@ -587,18 +592,15 @@ mod tests {
     #[test]
     fn the_sft_caption_takes_a_random_turn_unless_asked_first() {
         let first_is_caption = |caption_first: bool| -> Vec<bool> {
-            let d = tempfile::tempdir().unwrap();
             let cfg = ShapesConfig {
                 sft: 40,
                 shard_size: 40,
                 sft_caption_first: caption_first,
                 ..small()
             };
-            generate(d.path(), &cfg).unwrap();
-            let sft = read_shard(&list_shards(&d.path().join("sft")).unwrap()[0]).unwrap();
-            sft.iter()
-                .map(|s| {
-                    let c: Conversation = serde_json::from_slice(&s.members["json"]).unwrap();
+            sft_conversations(&cfg)
+                .iter()
+                .map(|c| {
                     let first = c.conversations[0].value.trim_start_matches("<image>\n");
                     let captions = c
                         .conversations
