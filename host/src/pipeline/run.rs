@@ -187,6 +187,7 @@ pub fn run_with_store(
         })
         .collect::<Result<Vec<_>, _>>()?;
 
+    let sft = Data::given(&cfg.data.sft)?;
     let mut r = Runner {
         cfg,
         out,
@@ -195,6 +196,7 @@ pub fn run_with_store(
         on_event,
         stop,
         busy,
+        sft: &sft,
     };
     let (init, vision) = r.init_model()?;
     let pretrain = Data::given(&cfg.data.pretrain)?;
@@ -286,8 +288,9 @@ struct Trained {
     losses: Vec<f64>,
 }
 
-/// A model folder the rounds start from, with its fingerprint.
-struct Init {
+/// A model folder with the fingerprint of what made it (or of its files, when given).
+#[derive(Clone)]
+struct ModelDir {
     dir: PathBuf,
     fp: String,
 }
@@ -337,6 +340,8 @@ struct Runner<'a> {
     on_event: &'a mut dyn FnMut(Event),
     stop: &'a mut dyn FnMut() -> bool,
     busy: &'a BusyClock,
+    /// The SFT set, fingerprinted once for every round's SFT stage.
+    sft: &'a Data,
 }
 
 impl Runner<'_> {
@@ -368,7 +373,7 @@ impl Runner<'_> {
 
     /// The initial model every round retrains from: the given or built one, with its
     /// vision tower pretrained when `[train] vision` asks for it.
-    fn init_model(&mut self) -> Result<(Init, Option<VisionPretrainSummary>), PipelineError> {
+    fn init_model(&mut self) -> Result<(ModelDir, Option<VisionPretrainSummary>), PipelineError> {
         let base = self.base_model()?;
         let Some(v) = self.cfg.train.vision.clone().filter(|v| v.steps > 0) else {
             return Ok((base, None));
@@ -386,14 +391,14 @@ impl Runner<'_> {
             vision_pretrain::run(&base.dir, tmp, &vc, on_step)
         })?;
         let summary = serde_json::from_value(rec.summary).ok();
-        Ok((Init { dir, fp }, summary))
+        Ok((ModelDir { dir, fp }, summary))
     }
 
     /// The given model, or a random one built from `[model] spec`.
-    fn base_model(&mut self) -> Result<Init, PipelineError> {
+    fn base_model(&mut self) -> Result<ModelDir, PipelineError> {
         let cfg = self.cfg;
         if let Some(dir) = &cfg.model.init {
-            return Ok(Init {
+            return Ok(ModelDir {
                 dir: dir.clone(),
                 fp: fingerprint::of_path(dir)?,
             });
@@ -431,27 +436,24 @@ impl Runner<'_> {
             })?;
             Ok(())
         })?;
-        Ok(Init { dir, fp })
+        Ok(ModelDir { dir, fp })
     }
 
     /// align → pretrain on `data`, then SFT, from `init`; stages with 0 steps are skipped.
     fn train_round(
         &mut self,
         label: &str,
-        init: &Init,
+        init: &ModelDir,
         data: &Data,
     ) -> Result<Trained, PipelineError> {
         let cfg = self.cfg;
-        let sft = Data::given(&cfg.data.sft)?;
-        let mut from = Init {
-            dir: init.dir.clone(),
-            fp: init.fp.clone(),
-        };
+        let sft = self.sft;
+        let mut from = init.clone();
         let mut losses = Vec::new();
         for (stage, st, data) in [
             (Stage::Align, &cfg.train.align, data),
             (Stage::Pretrain, &cfg.train.pretrain, data),
-            (Stage::Sft, &cfg.train.sft, &sft),
+            (Stage::Sft, &cfg.train.sft, sft),
         ] {
             if st.steps == 0 {
                 continue;
@@ -460,7 +462,7 @@ impl Runner<'_> {
             let id = format!("{label}/{stage}");
             let (rec, fp) = self.train_stage(&id, stage, st, data, &from, &out)?;
             losses.extend(rec.losses);
-            from = Init { dir: out, fp };
+            from = ModelDir { dir: out, fp };
         }
         Ok(Trained {
             info: model_info(label, &from.dir)?,
@@ -477,7 +479,7 @@ impl Runner<'_> {
         stage: Stage,
         st: &StageConfig,
         data: &Data,
-        init: &Init,
+        init: &ModelDir,
         out: &Path,
     ) -> Result<(StageRecord, String), PipelineError> {
         let fp = fingerprint::of(&serde_json::json!({
@@ -661,7 +663,7 @@ impl Runner<'_> {
         plugins: &[(LoadedPlugin, String)],
     ) -> Result<(Data, Vec<ShardSummary>), PipelineError> {
         let cfg = self.cfg;
-        let from = Init {
+        let from = ModelDir {
             dir: model.info.dir.clone(),
             fp: model.fp.clone(),
         };
