@@ -25,7 +25,8 @@ pub struct ShapesArgs {
     /// VQA turns per SFT conversation (up to this many of the scene's questions; 0: 2 or 3).
     #[arg(long, default_value_t = 0)]
     sft_questions: usize,
-    /// Always put the detailed caption first in SFT conversations (default: at a random turn).
+    /// Always put the detailed caption first in SFT conversations, and the full answer first in
+    /// specialist ones (default: at a random turn).
     #[arg(long)]
     sft_caption_first: bool,
     /// Samples per specialist task (spatial, grounding, OCR).

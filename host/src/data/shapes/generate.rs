@@ -34,9 +34,10 @@ pub struct ShapesConfig {
     /// VQA turns after the caption of each SFT conversation: up to this many of the scene's
     /// questions, or 0 for 2 or 3 drawn per sample.
     pub sft_questions: usize,
-    /// Put the detailed caption first in every SFT conversation. Off by default: the caption
-    /// turn takes a random place among the VQA turns, so the questions asked before it must
-    /// be answered from the image. Asked after the caption, every answer is already in the
+    /// Put the detailed caption first in every SFT conversation (and each specialist task's
+    /// full answer first in its conversations). Off by default: the caption turn takes a
+    /// random place among the VQA turns, so the questions asked before it must be answered
+    /// from the image. Asked after the caption, every answer is already in the
     /// text, and a model trained only on those learns to copy it instead of looking — and
     /// the evaluation asks each question as the first turn (docs/RESULTS.md).
     pub sft_caption_first: bool,
@@ -433,6 +434,13 @@ pub fn generate(out: &Path, cfg: &ShapesConfig) -> Result<GenerateSummary, DataE
                 pairs.push((q.question, q.answer));
             }
             corpus.line(&pairs[0].1)?;
+            if !cfg.sft_caption_first {
+                // As in SFT: questions asked after the full answer could be answered by
+                // copying from it.
+                let at = rand::Rng::random_range(&mut rng, 0..pairs.len());
+                let answer = pairs.remove(0);
+                pairs.insert(at, answer);
+            }
             let img = png(&key, &scene)?;
             let json = conversation_json(&key, &pairs)?;
             w.add(&key, &scene, &[("png", &img), ("json", &json)])?;
@@ -557,11 +565,13 @@ mod tests {
     }
 
     /// The SFT conversations `cfg` generates (its first shard).
-    fn sft_conversations(cfg: &ShapesConfig) -> Vec<Conversation> {
+    /// The conversations of the first shard of `split` (a folder under the dataset).
+    fn conversations(cfg: &ShapesConfig, split: &str) -> Vec<Conversation> {
         let d = tempfile::tempdir().unwrap();
         generate(d.path(), cfg).unwrap();
-        let sft = read_shard(&list_shards(&d.path().join("sft")).unwrap()[0]).unwrap();
-        sft.iter()
+        let shard = read_shard(&list_shards(&d.path().join(split)).unwrap()[0]).unwrap();
+        shard
+            .iter()
             .map(|s| serde_json::from_slice(&s.members["json"]).unwrap())
             .collect()
     }
@@ -573,7 +583,7 @@ mod tests {
                 sft_questions,
                 ..small()
             };
-            sft_conversations(&cfg)
+            conversations(&cfg, "sft")
                 .iter()
                 .map(|c| c.conversations.len() / 2 - 1)
                 .collect()
@@ -598,7 +608,7 @@ mod tests {
                 sft_caption_first: caption_first,
                 ..small()
             };
-            sft_conversations(&cfg)
+            conversations(&cfg, "sft")
                 .iter()
                 .map(|c| {
                     let first = c.conversations[0].value.trim_start_matches("<image>\n");
@@ -618,6 +628,41 @@ mod tests {
         assert!(
             (3..=25).contains(&firsts),
             "{firsts} of 40 start with the caption"
+        );
+    }
+
+    #[test]
+    fn the_spatial_answer_takes_a_random_turn_unless_asked_first() {
+        let firsts = |caption_first: bool| -> usize {
+            let cfg = ShapesConfig {
+                specialist: 40,
+                shard_size: 40,
+                sft_caption_first: caption_first,
+                ..small()
+            };
+            let convs = conversations(&cfg, "specialist/spatial");
+            assert_eq!(convs.len(), 40);
+            convs
+                .iter()
+                .filter(|c| {
+                    let prompts = c
+                        .conversations
+                        .iter()
+                        .filter(|t| {
+                            t.value.trim_start_matches("<image>\n") == Specialist::Spatial.prompt()
+                        })
+                        .count();
+                    assert_eq!(prompts, 1, "one spatial prompt per conversation");
+                    c.conversations[0].value.trim_start_matches("<image>\n")
+                        == Specialist::Spatial.prompt()
+                })
+                .count()
+        };
+        assert_eq!(firsts(true), 40);
+        let shuffled = firsts(false);
+        assert!(
+            (3..=25).contains(&shuffled),
+            "{shuffled} of 40 start with the prompt"
         );
     }
 
