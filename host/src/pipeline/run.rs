@@ -363,12 +363,7 @@ impl Runner<'_> {
         });
         let store = self.store;
         let mut cell = Some(work);
-        let start = std::time::Instant::now();
-        let out = once(store, id, fp, || (cell.take().expect("runs once"))(self))?;
-        if !cached {
-            tracing::info!(task = %id, seconds = start.elapsed().as_secs_f64(), "task done");
-        }
-        Ok(out)
+        once(store, id, fp, || (cell.take().expect("runs once"))(self))
     }
 
     /// Whether task `id` is done from inputs of fingerprint `fp`.

@@ -124,6 +124,7 @@ where
         Recorded::No => {}
     }
     tracing::info!(task = id, "start");
+    let start = std::time::Instant::now();
     let t = work()?;
     let record = DoneRecord {
         fingerprint: fingerprint.to_string(),
@@ -133,6 +134,11 @@ where
         id,
         serde_json::to_value(&record).expect("task records serialise"),
     )?;
+    tracing::info!(
+        task = id,
+        seconds = start.elapsed().as_secs_f64(),
+        "task done"
+    );
     Ok(t)
 }
 

@@ -390,9 +390,7 @@ pub fn generate(out: &Path, cfg: &ShapesConfig) -> Result<GenerateSummary, DataE
         }
         corpus.line(&pairs[0].1)?;
         if !cfg.sft_caption_first {
-            let at = rand::Rng::random_range(&mut rng, 0..pairs.len());
-            let caption = pairs.remove(0);
-            pairs.insert(at, caption);
+            move_first_to_random_turn(&mut pairs, &mut rng);
         }
         let img = png(&key, &scene)?;
         let json = conversation_json(&key, &pairs)?;
@@ -437,9 +435,7 @@ pub fn generate(out: &Path, cfg: &ShapesConfig) -> Result<GenerateSummary, DataE
             if !cfg.sft_caption_first {
                 // As in SFT: questions asked after the full answer could be answered by
                 // copying from it.
-                let at = rand::Rng::random_range(&mut rng, 0..pairs.len());
-                let answer = pairs.remove(0);
-                pairs.insert(at, answer);
+                move_first_to_random_turn(&mut pairs, &mut rng);
             }
             let img = png(&key, &scene)?;
             let json = conversation_json(&key, &pairs)?;
@@ -494,6 +490,13 @@ pub fn generate(out: &Path, cfg: &ShapesConfig) -> Result<GenerateSummary, DataE
     meta.line(&json)?;
     meta.finish()?;
     Ok(summary)
+}
+
+/// Moves the first (prompt, answer) turn to a random place among the turns.
+fn move_first_to_random_turn<T>(pairs: &mut Vec<T>, rng: &mut impl rand::Rng) {
+    let at = rng.random_range(0..pairs.len());
+    let first = pairs.remove(0);
+    pairs.insert(at, first);
 }
 
 #[cfg(test)]
@@ -564,7 +567,6 @@ mod tests {
         assert!(matches!(e, DataError::OutputNotEmpty(_)), "{e}");
     }
 
-    /// The SFT conversations `cfg` generates (its first shard).
     /// The conversations of the first shard of `split` (a folder under the dataset).
     fn conversations(cfg: &ShapesConfig, split: &str) -> Vec<Conversation> {
         let d = tempfile::tempdir().unwrap();
