@@ -498,6 +498,49 @@ fn a_filter_trapping_on_some_items_leaves_their_caption_and_records_the_error() 
 }
 
 #[test]
+fn pruning_drops_unlikely_sentences_and_a_caption_with_none_left_keeps_its_previous_one() {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pipeline-prune");
+    let _ = std::fs::remove_dir_all(&root);
+    let pretrain = shapes().join("pretrain");
+    let cfg = config(&root, 1, LENIENT, false, &pretrain);
+    // A barely trained model is sure of no token: a bar just under certainty prunes every
+    // sentence it writes.
+    let doc = std::fs::read_to_string(&cfg).unwrap().replacen(
+        "max_new_tokens = 12\n",
+        "max_new_tokens = 12\nmin_sentence_logprob = -0.001\n",
+        1,
+    );
+    std::fs::write(&cfg, doc).unwrap();
+    ok(augment(&cfg, &root.join("run")), "vila2 augment");
+    let got = samples(&root.join("run/round-1/data"));
+    let orig = originals(&pretrain);
+    assert_eq!(got.len(), orig.len());
+    let mut pruned = 0;
+    for (key, (txt, prov, _)) in &got {
+        let r = &prov.rounds[0];
+        assert!(!r.kept && r.recaption.is_none(), "{key}: {r:?}");
+        assert!(!r.pruned.is_empty(), "{key}: nothing recorded as pruned");
+        for (i, s) in r.pruned.iter().enumerate() {
+            assert_eq!(s.index, i);
+            assert!(!s.text.trim().is_empty());
+            assert!(s.min_logprob < -0.001, "{key}: {s:?}");
+        }
+        pruned += r.pruned.len();
+        assert_eq!(txt, &orig[key].0, "{key} keeps its caption");
+    }
+    let rep = report(&root.join("run"));
+    let rc = &rep["rounds"][1]["recaption"];
+    assert_eq!(rc["pruned_sentences"], pruned);
+    assert_eq!(rc["reasons"]["pruned-empty"], got.len());
+    assert_eq!(rc["recaptioned"], 0);
+    let md = std::fs::read_to_string(root.join("run/report.md")).unwrap();
+    assert!(
+        md.contains("sentences pruned for a low-probability token"),
+        "{md}"
+    );
+}
+
+#[test]
 fn a_filter_failing_everything_stops_the_run_clearly() {
     let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pipeline-fail-all");
     let _ = std::fs::remove_dir_all(&root);

@@ -130,3 +130,57 @@ fn load_errors_come_back_from_spawn() {
     .expect("an empty folder must not load");
     assert!(e.to_string().contains("config.json"), "{e}");
 }
+
+/// A chat reply is scored as the model generates it: after the template's separator (the
+/// space after `ASSISTANT:`), so its first word is the token the model writes there, and the
+/// token ends count from the reply's start.
+#[test]
+fn a_chat_reply_is_scored_after_the_templates_separator() {
+    let dir = common::fixture("clip_llama");
+    let vlm = Vlm::load(&dir, Device::Cpu).unwrap();
+    let lead = vlm.reply_lead();
+    assert_eq!(
+        lead, " ",
+        "the fixture's template writes `ASSISTANT: ` + reply"
+    );
+    let reply = "A red square. It is small.";
+    let (want_ids, _) = vlm
+        .tokenizer
+        .encode_with_ends(&format!("{lead}{reply}"))
+        .unwrap();
+    let (bare_ids, _) = vlm.tokenizer.encode_with_ends(reply).unwrap();
+    assert_ne!(want_ids, bare_ids, "the separator changes the first token");
+    let img = load_image(&dir.join("image_a.png")).unwrap();
+    let chat_prompt = vlm.chat_prompt("What is shown?", 1).unwrap();
+    drop(vlm);
+    let engine = Engine::spawn(dir, Device::Cpu, EngineConfig::default()).unwrap();
+    let chat = engine
+        .handle()
+        .score(
+            PromptInput {
+                text: "What is shown?".into(),
+                images: vec![img.clone()],
+                chat: true,
+            },
+            reply.into(),
+        )
+        .unwrap();
+    assert_eq!(chat.token_ids, want_ids);
+    assert_eq!(chat.token_ends.last().copied(), Some(reply.len()));
+    // The same as scoring the rendered prompt raw with the separator written out.
+    let raw = engine
+        .handle()
+        .score(
+            PromptInput {
+                text: chat_prompt,
+                images: vec![img],
+                chat: false,
+            },
+            format!("{lead}{reply}"),
+        )
+        .unwrap();
+    assert_eq!(raw.token_ids, chat.token_ids);
+    for (a, b) in raw.token_logprobs.iter().zip(&chat.token_logprobs) {
+        assert!((a - b).abs() < 1e-4, "{raw:?} vs {chat:?}");
+    }
+}

@@ -18,10 +18,20 @@ fn check_ids(case: &str) {
         .encode_prompt(prompt, cfg.image_feature_count(), true)
         .unwrap();
     assert_eq!(ids, common::ints(&exp["input_ids"]), "{case}");
-    let cont = tok
-        .encode(exp["score"]["text"].as_str().unwrap(), false)
-        .unwrap();
+    let text = exp["score"]["text"].as_str().unwrap();
+    let cont = tok.encode(text, false).unwrap();
     assert_eq!(cont, common::ints(&exp["score"]["token_ids"]));
+    // The same ids with where each token ends: non-decreasing, within the text, the last at
+    // its end.
+    let (ids, ends) = tok.encode_with_ends(text).unwrap();
+    assert_eq!(ids, cont, "{case}");
+    assert_eq!(ends.len(), ids.len());
+    assert!(ends.windows(2).all(|w| w[0] <= w[1]), "{ends:?}");
+    assert_eq!(
+        ends.last().copied(),
+        Some(text.trim_end().len()),
+        "{case}: {ends:?}"
+    );
 }
 
 #[test]

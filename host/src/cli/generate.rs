@@ -77,7 +77,8 @@ pub struct ScoreArgs {
     /// Raw prompt with `<image>` (or the user message with --chat).
     #[arg(long)]
     prompt: String,
-    /// Continuation to score; tokenized without special tokens and appended to the prompt.
+    /// Continuation to score; tokenized without special tokens and appended to the prompt
+    /// (with --chat, after the template's separator, as the assistant's reply is generated).
     #[arg(long)]
     text: String,
     /// Apply the checkpoint's chat template to --prompt.

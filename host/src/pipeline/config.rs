@@ -210,6 +210,11 @@ pub struct RecaptionConfig {
     /// Score every recaption with the model that wrote it (mean log-probability).
     #[serde(default = "yes")]
     pub score: bool,
+    /// Drop each recaption sentence in which the model gave some token a log-probability
+    /// under this (it was guessing), before the filters; a recaption left with no sentence
+    /// keeps the previous caption. Needs `score`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_sentence_logprob: Option<f64>,
 }
 
 fn default_caption_tokens() -> usize {
@@ -407,6 +412,20 @@ impl RunConfig {
         if self.recaption.batch_size == 0 {
             return Err("recaption.batch_size: must be at least 1".into());
         }
+        if let Some(min) = self.recaption.min_sentence_logprob {
+            if !(min.is_finite() && min < 0.0) {
+                return Err(format!(
+                    "recaption.min_sentence_logprob: {min} is not a negative log-probability"
+                ));
+            }
+            if !self.recaption.score {
+                return Err(
+                    "recaption.min_sentence_logprob: pruning needs the recaptions scored \
+                     (`score = true`)"
+                        .into(),
+                );
+            }
+        }
         for (name, st) in [
             ("train.align", &self.train.align),
             ("train.pretrain", &self.train.pretrain),
@@ -600,6 +619,16 @@ data = "shapes/specialist/spatial"
         let mut c = RunConfig::parse(DOC).unwrap();
         c.specialists.push(c.specialists[0].clone());
         assert!(c.check().unwrap_err().contains("twice"));
+        for (min, score) in [(0.5, true), (f64::NAN, true), (-1.0, false)] {
+            let mut c = RunConfig::parse(DOC).unwrap();
+            c.recaption.min_sentence_logprob = Some(min);
+            c.recaption.score = score;
+            let err = c.check().unwrap_err();
+            assert!(err.contains("recaption.min_sentence_logprob"), "{err}");
+        }
+        let mut c = RunConfig::parse(DOC).unwrap();
+        c.recaption.min_sentence_logprob = Some(-1.0);
+        c.check().unwrap();
     }
 
     #[test]

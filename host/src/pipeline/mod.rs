@@ -7,6 +7,7 @@
 //! - [`fuse`]: replace / concat / qa fusion and specialist QA turns.
 //! - [`provenance`]: per-sample history, `.json` members and Parquet tables.
 //! - [`judge`]: the engine as the plugins' judge.
+//! - [`prune`]: confidence pruning of recaption sentences.
 //! - [`recaption`]: one shard through template, engine, filters and fusion.
 //! - [`evaluate`]: held-out VQA accuracy and caption precision / recall / hallucination.
 //! - [`report`]: the per-round quality report (JSON, Markdown, SVG plots).
@@ -18,6 +19,7 @@ pub mod fingerprint;
 pub mod fuse;
 pub mod judge;
 pub mod provenance;
+pub mod prune;
 pub mod recaption;
 pub mod report;
 pub mod run;

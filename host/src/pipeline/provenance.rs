@@ -13,6 +13,7 @@ use parquet::schema::types::Type;
 use serde::{Deserialize, Serialize};
 
 use super::PipelineError;
+use super::prune::PrunedSentence;
 use super::state::temp_path;
 use crate::plugin::records::QaTurn;
 
@@ -48,8 +49,11 @@ pub struct RoundRecord {
     pub prompt: String,
     /// The template's variant name.
     pub variant: String,
-    /// The model's caption, when it wrote one.
+    /// The model's caption, when it wrote one (less its pruned sentences).
     pub recaption: Option<String>,
+    /// Sentences taken out of it for a low-probability token (`min_sentence_logprob`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pruned: Vec<PrunedSentence>,
     /// Its mean token log-probability under the model.
     pub mean_logprob: Option<f32>,
     /// Each filter's verdict, in order.

@@ -20,6 +20,7 @@ use super::config::Fusion;
 use super::fuse::{append_turns, fuse, strip_image_token};
 use super::judge::EngineJudge;
 use super::provenance::{FilterRecord, Provenance, RoundRecord, SpecialistRecord, write_parquet};
+use super::prune::prune;
 use crate::data::webdataset::{RawSample, ShardWriter, read_shard};
 use crate::plugin::records::{Candidate, Prompt, PromptRequest, Sample, SpecialistOutput};
 use crate::plugin::{ItemError, Plugin};
@@ -75,6 +76,8 @@ pub struct RoundContext<'a> {
     pub batch_size: usize,
     /// Score each recaption with the model.
     pub score: bool,
+    /// Prune recaption sentences holding a token under this log-probability (needs `score`).
+    pub min_sentence_logprob: Option<f64>,
     /// Failure limit per shard.
     pub max_failure_fraction: f64,
 }
@@ -92,6 +95,9 @@ pub struct ShardSummary {
     pub rejected: usize,
     /// Samples where a plugin or the model failed.
     pub failed: usize,
+    /// Recaption sentences pruned for a low-probability token.
+    #[serde(default)]
+    pub pruned_sentences: usize,
     /// Rejection and failure reasons with their counts.
     pub reasons: BTreeMap<String, usize>,
     /// Samples left out: (key, why) for undecodable images, missing or empty captions.
@@ -355,12 +361,25 @@ pub fn recaption_shard(
                 .map(|job| job.map(|(input, text)| cx.engine.submit_score(input, text)))
                 .collect();
             for (rec, rx) in records.iter_mut().zip(replies) {
-                if let Some(rx) = rx {
-                    rec.mean_logprob = rx
-                        .recv()
-                        .ok()
-                        .and_then(|r| r.ok())
-                        .map(|s| s.mean_logprob as f32);
+                let Some(score) = rx.and_then(|rx| rx.recv().ok()).and_then(|r| r.ok()) else {
+                    continue;
+                };
+                rec.mean_logprob = Some(score.mean_logprob as f32);
+                let (Some(min), Some(text)) = (cx.min_sentence_logprob, &rec.recaption) else {
+                    continue;
+                };
+                let pruned = prune(text, &score.token_ends, &score.token_logprobs, min);
+                if pruned.dropped.is_empty() {
+                    continue;
+                }
+                s.pruned_sentences += pruned.dropped.len();
+                rec.pruned = pruned.dropped;
+                if pruned.text.is_empty() {
+                    rec.recaption = None;
+                    *s.reasons.entry("pruned-empty".into()).or_default() += 1;
+                    s.rejected += 1;
+                } else {
+                    rec.recaption = Some(pruned.text);
                 }
             }
         }

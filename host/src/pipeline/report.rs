@@ -129,6 +129,9 @@ pub struct RecaptionStats {
     pub rejected: usize,
     /// Samples a plugin or the model failed on.
     pub failed: usize,
+    /// Recaption sentences pruned for a low-probability token.
+    #[serde(default)]
+    pub pruned_sentences: usize,
     /// Samples left out (undecodable image, no caption), with the reason.
     pub skipped: Vec<(String, String)>,
     /// Reasons with counts.
@@ -146,6 +149,7 @@ impl RecaptionStats {
             s.recaptioned += x.recaptioned;
             s.rejected += x.rejected;
             s.failed += x.failed;
+            s.pruned_sentences += x.pruned_sentences;
             s.skipped.extend(x.skipped.iter().cloned());
             for (k, v) in &x.reasons {
                 *s.reasons.entry(k.clone()).or_default() += v;
@@ -384,6 +388,12 @@ impl RunReport {
         let mut reasons = String::new();
         for r in &self.rounds {
             let Some(s) = &r.recaption else { continue };
+            if s.pruned_sentences > 0 {
+                reasons.push_str(&format!(
+                    "- {}: sentences pruned for a low-probability token × {}\n",
+                    r.label, s.pruned_sentences
+                ));
+            }
             for (why, n) in &s.reasons {
                 reasons.push_str(&format!("- {}: {why} × {n}\n", r.label));
             }

@@ -223,11 +223,23 @@ pub fn run_with_store(
     for k in 1..=cfg.rounds {
         let label = format!("round-{k}");
         let (new_data, shards) = r.recaption_round(k, &model, &data, &template, &filters)?;
+        let data_stats = DatasetStats::of_dir(&new_data.dir, scenes.as_ref())?;
+        if let Some(t) = &data_stats.truth {
+            tracing::info!(
+                round = k,
+                precision = t.precision,
+                recall = t.recall,
+                hallucination = t.hallucination,
+                relations = t.relations.stated,
+                relations_correct = t.relations.correct,
+                "training captions against the ground truth"
+            );
+        }
         let next = r.train_round(&label, &init, &new_data)?;
         let eval = r.eval(&label, &next)?;
         let row = RoundReport::new(
             format!("round {k}"),
-            DatasetStats::of_dir(&new_data.dir, scenes.as_ref())?,
+            data_stats,
             Some(shards),
             eval,
             next.losses.clone(),
@@ -613,7 +625,7 @@ impl Runner<'_> {
             let name = shard_name(shard);
             let id = format!("round-{k}/recaption/{}", name.to_string_lossy());
             let output = out_dir.join(&name);
-            let fp = fingerprint::of(&serde_json::json!({
+            let mut settings = serde_json::json!({
                 "round": k,
                 "seed": cfg.seed,
                 "model": model.fp,
@@ -625,7 +637,12 @@ impl Runner<'_> {
                 "batch_size": cfg.recaption.batch_size,
                 "score": cfg.recaption.score,
                 "max_failure_fraction": cfg.max_failure_fraction,
-            }));
+            });
+            // Only when set, so runs without pruning keep their finished tasks.
+            if let Some(min) = cfg.recaption.min_sentence_logprob {
+                settings["min_sentence_logprob"] = min.into();
+            }
+            let fp = fingerprint::of(&settings);
             if !self.is_done(&id, &fp)? && engine.is_none() {
                 engine = Some(self.engine(&model.info)?);
             }
@@ -644,6 +661,7 @@ impl Runner<'_> {
                     params: r.params(),
                     batch_size: cfg.recaption.batch_size,
                     score: cfg.recaption.score,
+                    min_sentence_logprob: cfg.recaption.min_sentence_logprob,
                     max_failure_fraction: cfg.max_failure_fraction,
                 };
                 recaption_shard(&cx, &id, shard, &output)
@@ -718,6 +736,7 @@ impl Runner<'_> {
                         params: r.params(),
                         batch_size: cfg.recaption.batch_size,
                         score: false,
+                        min_sentence_logprob: None,
                         max_failure_fraction: cfg.max_failure_fraction,
                     };
                     specialist_shard(&cx, &spec.name, &id, shard, &output)

@@ -217,6 +217,15 @@ impl VilaConversation {
 
     /// One user turn (`<image>\n` per image, then the text) and the assistant prompt, as
     /// VILA's `Conversation.get_prompt` renders them.
+    /// What separates the generation prompt from the reply in VILA's training conversations
+    /// (`"ASSISTANT: "` + reply for vicuna).
+    pub fn reply_lead(self) -> &'static str {
+        match self {
+            Self::VicunaV1 => " ",
+            Self::Llama3 | Self::Hermes2 => "",
+        }
+    }
+
     pub fn render_user(self, text: &str, n_images: usize) -> String {
         let msg = format!("{}{text}", "<image>\n".repeat(n_images));
         match self {

@@ -348,9 +348,14 @@ type ScoreReply = Sender<Result<Score, VlmError>>;
 
 fn run_score_batch(vlm: &Vlm, batch: Vec<(PromptInput, String, ScoreReply)>) {
     let mut ready = Vec::with_capacity(batch.len());
+    let lead = vlm.reply_lead();
     for (input, text, reply) in batch {
         match prepare(vlm, &input) {
-            Ok(p) => ready.push((p, text, reply)),
+            // A chat reply follows the template's separator, as when it was generated.
+            Ok(p) if input.chat && !lead.is_empty() => {
+                ready.push((p, format!("{lead}{text}"), lead.len(), reply))
+            }
+            Ok(p) => ready.push((p, text, 0, reply)),
             Err(e) => {
                 let _ = reply.send(Err(e));
             }
@@ -359,26 +364,46 @@ fn run_score_batch(vlm: &Vlm, batch: Vec<(PromptInput, String, ScoreReply)>) {
     if ready.is_empty() {
         return;
     }
-    let items: Vec<(&Prompt, &str)> = ready.iter().map(|(p, t, _)| (p, t.as_str())).collect();
-    match vlm.score_batch(&items) {
-        Ok(results) => {
-            for ((_, _, reply), r) in ready.iter().zip(results) {
-                let _ = reply.send(r);
-            }
-        }
+    let items: Vec<(&Prompt, &str)> = ready.iter().map(|(p, t, ..)| (p, t.as_str())).collect();
+    let results = match vlm.score_batch(&items) {
+        Ok(results) => results,
         Err(e) => {
             // A batch-level failure: retry each alone so one bad request fails alone.
             let msg = e.to_string();
-            for (p, text, reply) in &ready {
-                let r = if ready.len() > 1 {
-                    vlm.score(p, text)
-                } else {
-                    Err(VlmError::Request(msg.clone()))
-                };
-                let _ = reply.send(r);
-            }
+            ready
+                .iter()
+                .map(|(p, text, ..)| {
+                    if ready.len() > 1 {
+                        vlm.score(p, text)
+                    } else {
+                        Err(VlmError::Request(msg.clone()))
+                    }
+                })
+                .collect()
         }
+    };
+    for ((_, _, lead, reply), r) in ready.iter().zip(results) {
+        let _ = reply.send(r.map(|s| without_lead(s, *lead)));
     }
+}
+
+/// The score of the reply alone: tokens made only of the `lead` bytes in front of it are
+/// left out and the token ends count from the reply's start.
+fn without_lead(mut s: Score, lead: usize) -> Score {
+    if lead == 0 {
+        return s;
+    }
+    let skip = s.token_ends.iter().take_while(|&&e| e <= lead).count();
+    if skip < s.token_ids.len() {
+        s.token_ids.drain(..skip);
+        s.token_logprobs.drain(..skip);
+        s.token_ends.drain(..skip);
+        s.mean_logprob = s.token_logprobs.iter().sum::<f64>() / s.token_logprobs.len() as f64;
+    }
+    for e in &mut s.token_ends {
+        *e = e.saturating_sub(lead);
+    }
+    s
 }
 
 type Reply = Sender<Result<Generated, VlmError>>;

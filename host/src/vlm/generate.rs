@@ -114,9 +114,14 @@ pub struct Score {
     pub token_ids: Vec<i64>,
     /// log p(token | prompt, previous tokens) for each.
     pub token_logprobs: Vec<f64>,
+    /// Byte offset in the continuation where each token ends.
+    pub token_ends: Vec<usize>,
     /// Their mean.
     pub mean_logprob: f64,
 }
+
+/// One pair to score: its index in the request, prompt, continuation ids and their ends.
+type ScoreRow<'a> = (usize, &'a Prompt, Vec<i64>, Vec<usize>);
 
 /// A checkpoint ready to serve: model, tokenizer, image processor, chat template.
 pub struct Vlm {
@@ -282,6 +287,30 @@ impl Vlm {
             .map(|im| self.processor.preprocess(im))
             .collect();
         Ok(Prompt { ids, pixels })
+    }
+
+    /// What the chat template writes between its generation prompt and the assistant's reply
+    /// (the space after `ASSISTANT:`), so a reply is scored as the model generates it: the
+    /// model writes `" The"`, and `"The"` alone is another token it never produced there.
+    pub fn reply_lead(&self) -> String {
+        const MARK: &str = "\u{1}reply\u{1}";
+        if let Some(conv) = self.vila_conversation {
+            return conv.reply_lead().to_string();
+        }
+        let Some(t) = &self.chat_template else {
+            return String::new();
+        };
+        let user = serde_json::json!({"role": "user", "content": "x"});
+        let reply = serde_json::json!({"role": "assistant", "content": MARK});
+        let (Ok(prompt), Ok(full)) = (
+            t.render(&serde_json::json!([user])),
+            t.render_with(&serde_json::json!([user, reply]), false),
+        ) else {
+            return String::new();
+        };
+        full.strip_prefix(&prompt)
+            .and_then(|rest| rest.find(MARK).map(|i| rest[..i].to_string()))
+            .unwrap_or_default()
     }
 
     /// Renders `user_message` with the checkpoint's chat template (one user turn, one image
@@ -525,19 +554,19 @@ impl Vlm {
         let mut out: Vec<Option<Result<Score, VlmError>>> = Vec::with_capacity(items.len());
         let mut rows = Vec::new();
         for (i, (prompt, text)) in items.iter().enumerate() {
-            let cont = self.tokenizer.encode(text, false)?;
+            let (cont, ends) = self.tokenizer.encode_with_ends(text)?;
             if cont.is_empty() {
                 out.push(Some(Err(VlmError::Request(
                     "the continuation to score is empty".into(),
                 ))));
             } else {
                 out.push(None);
-                rows.push((i, *prompt, cont));
+                rows.push((i, *prompt, cont, ends));
             }
         }
         if !rows.is_empty() {
             let scores = tch::no_grad(|| self.score_rows(&rows))?;
-            for ((i, _, _), s) in rows.iter().zip(scores) {
+            for ((i, ..), s) in rows.iter().zip(scores) {
                 out[*i] = Some(Ok(s));
             }
         }
@@ -547,29 +576,32 @@ impl Vlm {
             .collect())
     }
 
-    fn score_rows(&self, rows: &[(usize, &Prompt, Vec<i64>)]) -> Result<Vec<Score>, VlmError> {
+    fn score_rows(&self, rows: &[ScoreRow<'_>]) -> Result<Vec<Score>, VlmError> {
         let dev = self.model.device;
         let b = rows.len() as i64;
-        let lens: Vec<usize> = rows.iter().map(|(_, p, c)| p.ids.len() + c.len()).collect();
+        let lens: Vec<usize> = rows
+            .iter()
+            .map(|(_, p, c, _)| p.ids.len() + c.len())
+            .collect();
         let t = *lens.iter().max().expect("at least one row");
         let pad = self.tokenizer.pad_token_id;
         let mut ids = Vec::with_capacity(rows.len() * t);
         let mut mask = Vec::with_capacity(rows.len() * t);
-        for ((_, p, c), &len) in rows.iter().zip(&lens) {
+        for ((_, p, c, _), &len) in rows.iter().zip(&lens) {
             ids.extend(std::iter::repeat_n(pad, t - len));
             ids.extend(p.ids.iter().chain(c.iter()).copied());
             mask.extend(std::iter::repeat_n(0i64, t - len).chain(std::iter::repeat_n(1, len)));
         }
         let ids = Tensor::from_slice(&ids).view([b, t as i64]).to_device(dev);
         let mask = Tensor::from_slice(&mask).view([b, t as i64]).to_device(dev);
-        let prompts: Vec<&Prompt> = rows.iter().map(|(_, p, _)| *p).collect();
+        let prompts: Vec<&Prompt> = rows.iter().map(|(_, p, ..)| *p).collect();
         let feats = self.features(&prompts)?;
         let emb = self.model.embed_with_images(&ids, feats.as_ref())?;
         let positions = (mask.cumsum(1, Kind::Int64) - 1).clamp_min(0);
         let mut cache = KvCache::new();
         let h = self.model.llm.forward(&emb, &positions, &mask, &mut cache);
         let mut scores = Vec::with_capacity(rows.len());
-        for (r, ((_, p, cont), &len)) in rows.iter().zip(&lens).enumerate() {
+        for (r, ((_, p, cont, ends), &len)) in rows.iter().zip(&lens).enumerate() {
             // Hidden states that predict the continuation's tokens.
             let start = (t - len + p.ids.len() - 1) as i64;
             let hr = h.get(r as i64).narrow(0, start, cont.len() as i64);
@@ -590,6 +622,7 @@ impl Vlm {
             scores.push(Score {
                 token_ids: cont.clone(),
                 token_logprobs,
+                token_ends: ends.clone(),
                 mean_logprob,
             });
         }

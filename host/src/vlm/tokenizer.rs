@@ -212,6 +212,31 @@ impl VlmTokenizer {
         Ok(enc.get_ids().iter().map(|&i| i64::from(i)).collect())
     }
 
+    /// Encodes text without special tokens, with the byte offset in `text` where each token
+    /// ends (what a caller needs to map token scores back onto words and sentences).
+    pub fn encode_with_ends(&self, text: &str) -> Result<(Vec<i64>, Vec<usize>), VlmError> {
+        let enc = self
+            .tok
+            .encode(text, false)
+            .map_err(|e| VlmError::Tokenizer {
+                file: self.file.clone(),
+                msg: format!("cannot encode {text:?}: {e}"),
+            })?;
+        let ids = enc.get_ids().iter().map(|&i| i64::from(i)).collect();
+        // Offsets are byte ranges; keep the ends non-decreasing for tokens a normalizer
+        // merged or that carry no text of their own.
+        let mut last = 0;
+        let ends = enc
+            .get_offsets()
+            .iter()
+            .map(|&(_, end)| {
+                last = last.max(end.min(text.len()));
+                last
+            })
+            .collect();
+        Ok((ids, ends))
+    }
+
     /// Decodes ids to text, skipping special tokens.
     pub fn decode(&self, ids: &[i64]) -> Result<String, VlmError> {
         let ids: Vec<u32> = ids.iter().map(|&i| i as u32).collect();

@@ -1,0 +1,135 @@
+//! Confidence pruning of recaptions: a sentence in which the model gave some token a low
+//! probability is one where it was guessing (which object, which relation, which colour), and
+//! a round that trains on it learns the guess. Pruning drops those sentences and keeps the
+//! ones the model wrote with confidence.
+
+use std::ops::Range;
+
+use serde::{Deserialize, Serialize};
+
+/// A sentence taken out of a recaption.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrunedSentence {
+    /// Its place among the recaption's sentences (0-based).
+    pub index: usize,
+    /// The sentence as the model wrote it.
+    pub text: String,
+    /// The log-probability of its least likely token.
+    pub min_logprob: f32,
+}
+
+/// A recaption after pruning.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pruned {
+    /// The sentences kept, joined by single spaces (empty when none was).
+    pub text: String,
+    /// The sentences dropped, in order.
+    pub dropped: Vec<PrunedSentence>,
+}
+
+/// Byte ranges of the sentences of `text`: a sentence ends after `.`, `!` or `?` followed by
+/// whitespace or the end of the text (so `3.5` does not split); surrounding whitespace is
+/// left out and empty sentences are skipped.
+pub fn sentences(text: &str) -> Vec<Range<usize>> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut push = |a: usize, b: usize| {
+        let s = &text[a..b];
+        let lead = s.len() - s.trim_start().len();
+        let trimmed = s.trim();
+        if !trimmed.is_empty() {
+            out.push(a + lead..a + lead + trimmed.len());
+        }
+    };
+    for (i, &c) in bytes.iter().enumerate() {
+        let ends = matches!(c, b'.' | b'!' | b'?')
+            && bytes.get(i + 1).is_none_or(|n| n.is_ascii_whitespace());
+        if ends {
+            push(start, i + 1);
+            start = i + 1;
+        }
+    }
+    push(start, text.len());
+    out
+}
+
+/// Drops every sentence of `text` containing a token whose log-probability is under
+/// `min_logprob`. `token_ends[i]` is the byte offset in `text` where token `i` ends and
+/// `token_logprobs[i]` its log-probability (as [`crate::vlm::generate::Score`] gives them); a
+/// token spanning two sentences counts for both.
+pub fn prune(text: &str, token_ends: &[usize], token_logprobs: &[f64], min_logprob: f64) -> Pruned {
+    let mut kept = Vec::new();
+    let mut dropped = Vec::new();
+    for (index, range) in sentences(text).into_iter().enumerate() {
+        let mut start = 0;
+        let mut least = f64::INFINITY;
+        for (&end, &lp) in token_ends.iter().zip(token_logprobs) {
+            if end > range.start && start < range.end {
+                least = least.min(lp);
+            }
+            start = end;
+        }
+        let sentence = &text[range];
+        if least < min_logprob {
+            dropped.push(PrunedSentence {
+                index,
+                text: sentence.to_string(),
+                min_logprob: least as f32,
+            });
+        } else {
+            kept.push(sentence);
+        }
+    }
+    Pruned {
+        text: kept.join(" "),
+        dropped,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn texts(text: &str) -> Vec<&str> {
+        sentences(text).into_iter().map(|r| &text[r]).collect()
+    }
+
+    #[test]
+    fn sentences_split_at_end_marks_followed_by_space() {
+        assert_eq!(
+            texts("A red circle.  It is 3.5 cm wide! Is it?\nYes"),
+            ["A red circle.", "It is 3.5 cm wide!", "Is it?", "Yes"]
+        );
+        assert_eq!(texts("  "), Vec::<&str>::new());
+        assert_eq!(texts("One. "), ["One."]);
+    }
+
+    #[test]
+    fn a_sentence_with_an_unlikely_token_is_dropped() {
+        // Tokens: "A", " red", " circle", ".", " A", " blue", " square", "."
+        let text = "A red circle. A blue square.";
+        let ends = [1, 5, 12, 13, 15, 20, 27, 28];
+        let lps = [-0.1, -0.2, -0.1, -0.01, -0.3, -2.5, -0.4, -0.01];
+        let p = prune(text, &ends, &lps, -1.0);
+        assert_eq!(p.text, "A red circle.");
+        assert_eq!(p.dropped.len(), 1);
+        assert_eq!(p.dropped[0].index, 1);
+        assert_eq!(p.dropped[0].text, "A blue square.");
+        assert!((p.dropped[0].min_logprob + 2.5).abs() < 1e-6);
+        // A lower bar keeps both; a higher one drops both.
+        assert_eq!(prune(text, &ends, &lps, -3.0).text, text);
+        let none = prune(text, &ends, &lps, -0.05);
+        assert_eq!(none.text, "");
+        assert_eq!(none.dropped.len(), 2);
+    }
+
+    #[test]
+    fn a_token_across_a_boundary_counts_for_both_sentences() {
+        // One token ". A" (bytes 12..15) is unlikely: both sentences hold part of it.
+        let text = "A red circle. A blue square.";
+        let ends = [1, 5, 12, 15, 20, 27, 28];
+        let lps = [-0.1, -0.1, -0.1, -3.0, -0.1, -0.1, -0.1];
+        assert_eq!(prune(text, &ends, &lps, -1.0).dropped.len(), 2);
+    }
+}
