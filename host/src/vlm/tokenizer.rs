@@ -202,26 +202,14 @@ impl VlmTokenizer {
 
     /// Encodes text, with or without the tokenizer's special tokens.
     pub fn encode(&self, text: &str, special: bool) -> Result<Vec<i64>, VlmError> {
-        let enc = self
-            .tok
-            .encode(text, special)
-            .map_err(|e| VlmError::Tokenizer {
-                file: self.file.clone(),
-                msg: format!("cannot encode {text:?}: {e}"),
-            })?;
+        let enc = self.encoding(text, special)?;
         Ok(enc.get_ids().iter().map(|&i| i64::from(i)).collect())
     }
 
     /// Encodes text without special tokens, with the byte offset in `text` where each token
     /// ends (what a caller needs to map token scores back onto words and sentences).
     pub fn encode_with_ends(&self, text: &str) -> Result<(Vec<i64>, Vec<usize>), VlmError> {
-        let enc = self
-            .tok
-            .encode(text, false)
-            .map_err(|e| VlmError::Tokenizer {
-                file: self.file.clone(),
-                msg: format!("cannot encode {text:?}: {e}"),
-            })?;
+        let enc = self.encoding(text, false)?;
         let ids = enc.get_ids().iter().map(|&i| i64::from(i)).collect();
         // Offsets are byte ranges; keep the ends non-decreasing for tokens a normalizer
         // merged or that carry no text of their own.
@@ -235,6 +223,15 @@ impl VlmTokenizer {
             })
             .collect();
         Ok((ids, ends))
+    }
+
+    fn encoding(&self, text: &str, special: bool) -> Result<tokenizers::Encoding, VlmError> {
+        self.tok
+            .encode(text, special)
+            .map_err(|e| VlmError::Tokenizer {
+                file: self.file.clone(),
+                msg: format!("cannot encode {text:?}: {e}"),
+            })
     }
 
     /// Decodes ids to text, skipping special tokens.
