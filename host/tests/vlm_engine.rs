@@ -138,7 +138,7 @@ fn load_errors_come_back_from_spawn() {
 fn a_chat_reply_is_scored_after_the_templates_separator() {
     let dir = common::fixture("clip_llama");
     let vlm = Vlm::load(&dir, Device::Cpu).unwrap();
-    let lead = vlm.reply_lead();
+    let lead = vlm.reply_lead().to_string();
     assert_eq!(
         lead, " ",
         "the fixture's template writes `ASSISTANT: ` + reply"

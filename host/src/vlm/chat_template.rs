@@ -215,8 +215,6 @@ impl VilaConversation {
         .map(|(_, v)| v)
     }
 
-    /// One user turn (`<image>\n` per image, then the text) and the assistant prompt, as
-    /// VILA's `Conversation.get_prompt` renders them.
     /// What separates the generation prompt from the reply in VILA's training conversations
     /// (`"ASSISTANT: "` + reply for vicuna).
     pub fn reply_lead(self) -> &'static str {
@@ -226,6 +224,8 @@ impl VilaConversation {
         }
     }
 
+    /// One user turn (`<image>\n` per image, then the text) and the assistant prompt, as
+    /// VILA's `Conversation.get_prompt` renders them.
     pub fn render_user(self, text: &str, n_images: usize) -> String {
         let msg = format!("{}{text}", "<image>\n".repeat(n_images));
         match self {

@@ -136,6 +136,31 @@ pub struct Vlm {
     /// For VILA checkpoints: the conversation template `--chat` uses (VILA's choice by
     /// model path, else `vicuna_v1`), unless the tokenizer has a chat template.
     pub vila_conversation: Option<VilaConversation>,
+    /// See [`Vlm::reply_lead`]; found once at load.
+    reply_lead: String,
+}
+
+/// Renders a one-turn conversation with and without the assistant's reply and returns what
+/// the template writes between its generation prompt and the reply (empty when unknown).
+fn find_reply_lead(template: Option<&ChatTemplate>, conv: Option<VilaConversation>) -> String {
+    const MARK: &str = "\u{1}reply\u{1}";
+    if let Some(conv) = conv {
+        return conv.reply_lead().to_string();
+    }
+    let Some(t) = template else {
+        return String::new();
+    };
+    let user = serde_json::json!({"role": "user", "content": "x"});
+    let reply = serde_json::json!({"role": "assistant", "content": MARK});
+    let (Ok(prompt), Ok(full)) = (
+        t.render(&serde_json::json!([user])),
+        t.render_with(&serde_json::json!([user, reply]), false),
+    ) else {
+        return String::new();
+    };
+    full.strip_prefix(&prompt)
+        .and_then(|rest| rest.find(MARK).map(|i| rest[..i].to_string()))
+        .unwrap_or_default()
 }
 
 /// Where the weights come from.
@@ -231,12 +256,14 @@ impl Vlm {
         tracing::info!(dir = %dir.display(), ?device, ?kind, "loaded model");
         let vila_conversation = (is_vila && chat_template.is_none())
             .then(|| VilaConversation::for_model_path(dir).unwrap_or(VilaConversation::VicunaV1));
+        let reply_lead = find_reply_lead(chat_template.as_ref(), vila_conversation);
         Ok(Self {
             model,
             tokenizer,
             processor,
             chat_template,
             vila_conversation,
+            reply_lead,
         })
     }
 
@@ -292,25 +319,8 @@ impl Vlm {
     /// What the chat template writes between its generation prompt and the assistant's reply
     /// (the space after `ASSISTANT:`), so a reply is scored as the model generates it: the
     /// model writes `" The"`, and `"The"` alone is another token it never produced there.
-    pub fn reply_lead(&self) -> String {
-        const MARK: &str = "\u{1}reply\u{1}";
-        if let Some(conv) = self.vila_conversation {
-            return conv.reply_lead().to_string();
-        }
-        let Some(t) = &self.chat_template else {
-            return String::new();
-        };
-        let user = serde_json::json!({"role": "user", "content": "x"});
-        let reply = serde_json::json!({"role": "assistant", "content": MARK});
-        let (Ok(prompt), Ok(full)) = (
-            t.render(&serde_json::json!([user])),
-            t.render_with(&serde_json::json!([user, reply]), false),
-        ) else {
-            return String::new();
-        };
-        full.strip_prefix(&prompt)
-            .and_then(|rest| rest.find(MARK).map(|i| rest[..i].to_string()))
-            .unwrap_or_default()
+    pub fn reply_lead(&self) -> &str {
+        &self.reply_lead
     }
 
     /// Renders `user_message` with the checkpoint's chat template (one user turn, one image
