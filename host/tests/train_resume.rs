@@ -214,3 +214,87 @@ fn a_non_finite_loss_stops_and_names_the_last_good_checkpoint() {
         assert!(t.isfinite().all().int64_value(&[]) == 1, "{k}");
     }
 }
+
+fn pad_fractions(out: &Path) -> Vec<f64> {
+    std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["pad_fraction"].as_f64().unwrap()
+        })
+        .collect()
+}
+
+fn grouped_cfg(steps: usize, length_group: usize) -> TrainConfig {
+    let mut cfg = TrainConfig::new(Stage::Sft, steps);
+    cfg.batch_size = 2;
+    cfg.shuffle_buffer = 5;
+    cfg.lr = Some(1e-3);
+    cfg.device = tch::Device::Cpu;
+    cfg.length_group = length_group;
+    cfg
+}
+
+#[test]
+fn length_groups_pad_less_and_a_run_stopped_inside_one_resumes_to_the_same_parameters() {
+    let tmp = tempfile::tempdir().unwrap();
+    let init = tiny_model(tmp.path());
+    let d = data(tmp.path());
+
+    let plain = tmp.path().join("plain");
+    run(&d, &init, &plain, grouped_cfg(14, 1), |_| {}).unwrap();
+    let full = tmp.path().join("full");
+    let summary = run(&d, &init, &full, grouped_cfg(14, 4), |_| {}).unwrap();
+    assert_eq!(summary.steps, 14);
+    // Same samples (14 steps of 2 from the same seeded stream), less padding.
+    let mean = |v: Vec<f64>| v.iter().sum::<f64>() / v.len() as f64;
+    let (p, g) = (mean(pad_fractions(&plain)), mean(pad_fractions(&full)));
+    assert!(g < p, "padding grouped {g:.4}, in drawn order {p:.4}");
+
+    // Stopped at step 7, after the checkpoint of step 6: inside the group of steps 5-8,
+    // two of whose steps were taken.
+    let stopped = tmp.path().join("stopped");
+    let mut cfg = grouped_cfg(14, 4);
+    cfg.save_every = 3;
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run(&d, &init, &stopped, cfg.clone(), |s| {
+            assert!(s.step < 7, "stopped at step 7");
+        })
+    }));
+    assert!(r.is_err());
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(stopped.join("checkpoints/step-00000006/state.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(state["group_done"], 2, "{state}");
+    assert_eq!(state["key"]["length_group"], 4);
+
+    cfg.resume = true;
+    let resumed = run(&d, &init, &stopped, cfg.clone(), |_| {}).unwrap();
+    assert_eq!(resumed.resumed_from, 6);
+    assert_eq!(resumed.truncated, summary.truncated);
+    assert_eq!(resumed.data, summary.data);
+    let (a, b) = (
+        tensors(&full.join("model.safetensors")),
+        tensors(&stopped.join("model.safetensors")),
+    );
+    for ((ka, ta), (_, tb)) in a.iter().zip(&b) {
+        let d = (ta - tb).abs().max().double_value(&[]);
+        assert!(d < 1e-5, "{ka} differs by {d}");
+    }
+    let (la, lb) = (losses(&full), losses(&stopped));
+    assert_eq!(lb.len(), 14, "the log holds each step once");
+    for ((sa, xa), (sb, xb)) in la.iter().zip(&lb) {
+        assert_eq!(sa, sb);
+        assert!((xa - xb).abs() < 1e-5, "step {sa}: {xa} vs {xb}");
+    }
+
+    // Resuming with another grouping is refused, naming the settings.
+    let mut other = cfg;
+    other.length_group = 2;
+    let err = run(&d, &init, &stopped, other, |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("length_group"), "{err}");
+}

@@ -69,6 +69,10 @@ pub struct TrainArgs {
     /// Shuffle buffer in samples (1: archive order).
     #[arg(long, default_value_t = 1000)]
     shuffle_buffer: usize,
+    /// Draw the samples of N steps together and batch them by token length, so a batch pads
+    /// only to samples of similar length (1: each step in drawn order).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    length_group: u64,
     /// Save a resumable checkpoint to OUT/checkpoints every N steps (0: never).
     #[arg(long, default_value_t = 0)]
     save_every: usize,
@@ -143,6 +147,7 @@ pub fn run_train(a: TrainArgs) -> anyhow::Result<()> {
     cfg.train = a.train_groups;
     cfg.frozen = a.freeze;
     cfg.shuffle_buffer = a.shuffle_buffer;
+    cfg.length_group = a.length_group as usize;
     cfg.save_every = a.save_every;
     cfg.resume = a.resume;
     cfg.device = parse_device(&a.device)?;

@@ -124,10 +124,30 @@ pub struct StageConfig {
     /// built from scratch has no pretrained vision tower to keep frozen in `pretrain`.
     #[serde(default)]
     pub train: Option<Vec<Group>>,
+    /// Steps whose samples are drawn together and batched by token length, so a batch pads
+    /// only to samples of similar length (1 or absent: each step takes its samples in drawn
+    /// order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub length_group: Option<usize>,
 }
 
 fn default_batch() -> usize {
     8
+}
+
+impl StageConfig {
+    /// Checks the settings of the stage called `name` in messages.
+    fn check(&self, name: &str) -> Result<(), String> {
+        if self.batch_size == 0 {
+            return Err(format!("{name}.batch_size: must be at least 1"));
+        }
+        if self.length_group == Some(0) {
+            return Err(format!(
+                "{name}.length_group: must be at least 1 (steps batched by length together)"
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Settings of the vision pretraining stage ([`crate::train::vision_pretrain`]).
@@ -431,14 +451,10 @@ impl RunConfig {
             ("train.pretrain", &self.train.pretrain),
             ("train.sft", &self.train.sft),
         ] {
-            if st.batch_size == 0 {
-                return Err(format!("{name}.batch_size: must be at least 1"));
-            }
+            st.check(name)?;
         }
-        if let Some(st) = &self.train.specialist
-            && st.batch_size == 0
-        {
-            return Err("train.specialist.batch_size: must be at least 1".into());
+        if let Some(st) = &self.train.specialist {
+            st.check("train.specialist")?;
         }
         if let Some(v) = &self.train.vision {
             if v.batch_size == 0 {
@@ -461,12 +477,7 @@ impl RunConfig {
                         s.name
                     ));
                 }
-                (Some(st), _) if st.batch_size == 0 => {
-                    return Err(format!(
-                        "specialists.{}.train.batch_size: must be at least 1",
-                        s.name
-                    ));
-                }
+                (Some(st), _) => st.check(&format!("specialists.{}.train", s.name))?,
                 _ => {}
             }
             if s.name.is_empty()
@@ -628,6 +639,16 @@ data = "shapes/specialist/spatial"
         }
         let mut c = RunConfig::parse(DOC).unwrap();
         c.recaption.min_sentence_logprob = Some(-1.0);
+        c.check().unwrap();
+        let mut c = RunConfig::parse(DOC).unwrap();
+        c.train.sft.length_group = Some(0);
+        assert!(c.check().unwrap_err().contains("train.sft.length_group"));
+        let mut c = RunConfig::parse(DOC).unwrap();
+        c.specialists[0].train = Some(c.train.sft.clone());
+        c.specialists[0].train.as_mut().unwrap().length_group = Some(0);
+        let err = c.check().unwrap_err();
+        assert!(err.contains("specialists.") && err.contains("length_group"), "{err}");
+        c.specialists[0].train.as_mut().unwrap().length_group = Some(16);
         c.check().unwrap();
     }
 

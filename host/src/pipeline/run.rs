@@ -506,6 +506,7 @@ impl Runner<'_> {
         let mut tc = TrainConfig::new(stage, st.steps);
         tc.lr = st.lr;
         tc.batch_size = st.batch_size;
+        tc.length_group = st.length_group.unwrap_or(1);
         tc.train = st.train.clone();
         tc.max_len = self.cfg.train.max_len;
         tc.seed = self.cfg.seed as i64;

@@ -10,6 +10,7 @@
 //! - [`checkpoint`]: saving in the HF LLaVA layout.
 //! - [`compose`]: VILA's init, a pretrained LLM and vision tower with a new projector.
 //! - [`init`]: a random model (and its tokenizer) from a [`init::ModelSpec`].
+//! - [`length_group`]: batching the samples of several steps by token length.
 //! - [`loader`]: decoding and preprocessing on a worker thread.
 //! - [`recipe`]: align → pretrain → sft from scratch (one round of the loop).
 //! - [`resume`]: resumable checkpoints (optimizer, step, reader position).
@@ -20,6 +21,7 @@ pub mod checkpoint;
 pub mod compose;
 pub mod data;
 pub mod init;
+pub mod length_group;
 pub mod loader;
 pub mod optim;
 pub mod params;

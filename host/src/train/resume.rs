@@ -29,6 +29,13 @@ pub struct RunKey {
     pub seed: i64,
     /// Shuffle buffer size.
     pub shuffle_buffer: usize,
+    /// Steps batched by length together (1: none).
+    #[serde(default = "one")]
+    pub length_group: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl RunKey {
@@ -41,6 +48,7 @@ impl RunKey {
             grad_accum: cfg.grad_accum,
             seed: cfg.seed,
             shuffle_buffer: cfg.shuffle_buffer,
+            length_group: cfg.length_group.max(1),
         }
     }
 }
@@ -54,8 +62,12 @@ pub struct RunState {
     pub adam_t: u64,
     /// Samples truncated so far.
     pub truncated: usize,
-    /// Where the data reader stands.
+    /// Where the data reader stands (before the current length group when `group_done`
+    /// is not 0).
     pub reader: ReaderState,
+    /// Steps of the current length group already taken.
+    #[serde(default)]
+    pub group_done: usize,
     /// Settings the run must keep.
     pub key: RunKey,
 }
@@ -93,8 +105,14 @@ pub fn load_state(ckpt: &Path) -> Result<RunState, TrainError> {
 }
 
 /// Saves a resumable checkpoint of `trainer` at its current step into `dir`, makes it the
-/// latest and removes older ones. Returns its folder.
-pub fn save(dir: &Path, trainer: &Trainer, reader: ReaderState) -> Result<PathBuf, TrainError> {
+/// latest and removes older ones; `reader` is where the data stands, `group_done` the steps
+/// taken past it (inside a length group). Returns its folder.
+pub fn save(
+    dir: &Path,
+    trainer: &Trainer,
+    reader: ReaderState,
+    group_done: usize,
+) -> Result<PathBuf, TrainError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let name = format!("step-{:08}", trainer.step);
     let tmp = dir.join(format!("{name}.tmp"));
@@ -119,6 +137,7 @@ pub fn save(dir: &Path, trainer: &Trainer, reader: ReaderState) -> Result<PathBu
         adam_t: trainer.optimizer().t,
         truncated: trainer.truncated,
         reader,
+        group_done,
         key: RunKey::of(trainer.config()),
     };
     let state_file = tmp.join("state.json");

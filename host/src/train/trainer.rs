@@ -13,7 +13,8 @@ use tch::{Device, Kind, Reduction, Tensor};
 
 use super::TrainError;
 use super::checkpoint;
-use super::data::{CaptionSample, DataStats, Role, ShardReader, Turn};
+use super::data::{CaptionSample, DataStats, ReaderState, Role, ShardReader, Turn};
+use super::length_group;
 use super::loader::{Loader, default_workers};
 use super::optim::{AdamW, AdamWConfig, CosineSchedule};
 use super::params::{Group, Params, Stage};
@@ -76,6 +77,10 @@ pub struct TrainConfig {
     /// (1.20–1.27× the per-tensor step on an H200), not on the CPU, where the per-tensor
     /// path keeps each tensor's update in cache (~6 % faster on the demo's tiny model).
     pub flat_optimizer: Option<bool>,
+    /// Steps whose samples are drawn together and batched by token length
+    /// ([`length_group`](super::length_group); 0 or 1: each step takes its samples in
+    /// drawn order).
+    pub length_group: usize,
 }
 
 impl TrainConfig {
@@ -102,6 +107,7 @@ impl TrainConfig {
             precision: Precision::Auto,
             loader_workers: 0,
             flat_optimizer: None,
+            length_group: 1,
         }
     }
 
@@ -144,6 +150,8 @@ pub struct Batch {
     pub label_tokens: i64,
     /// Non-padding tokens.
     pub tokens: i64,
+    /// Token slots, padding included (`B·T`).
+    pub slots: i64,
     /// Rows of the flattened `[B·T]` positions whose next-token prediction carries a label.
     pub loss_rows: Tensor,
     /// Their target ids.
@@ -163,6 +171,8 @@ pub struct StepStats {
     pub grad_norm: f64,
     /// Non-padding tokens processed.
     pub tokens: i64,
+    /// Token slots processed, padding included.
+    pub slots: i64,
 }
 
 /// A model being trained, with its tokenizer, image processor and optimizer.
@@ -404,11 +414,17 @@ impl Trainer {
             .iter()
             .map(|s| self.encode_sample(s))
             .collect::<Result<Vec<_>, _>>()?;
+        Ok(self.batch_of(&seqs, pixels))
+    }
+
+    /// A right-padded micro-batch of encoded samples (ids and labels, as
+    /// [`Trainer::encode_sample`] makes them) and their preprocessed images.
+    pub fn batch_of(&self, seqs: &[(Vec<i64>, Vec<i64>)], pixels: &[Tensor]) -> Batch {
         let t = seqs.iter().map(|(i, _)| i.len()).max().unwrap_or(0);
         let pad = self.tokenizer.pad_token_id;
         let (mut ids, mut labels) = (Vec::new(), Vec::new());
         let mut tokens = 0;
-        for (i, l) in &seqs {
+        for (i, l) in seqs {
             tokens += i.len() as i64;
             ids.extend(
                 i.iter()
@@ -433,7 +449,7 @@ impl Trainer {
                 }
             }
         }
-        Ok(Batch {
+        Batch {
             ids: Tensor::from_slice(&ids).view([b, t as i64]).to_device(dev),
             labels: Tensor::from_slice(&labels)
                 .view([b, t as i64])
@@ -441,9 +457,10 @@ impl Trainer {
             pixels: Tensor::stack(pixels, 0).to_device(dev),
             label_tokens: rows.len() as i64,
             tokens,
+            slots: b * t as i64,
             loss_rows: Tensor::from_slice(&rows).to_device(dev),
             loss_targets: Tensor::from_slice(&targets).to_device(dev),
-        })
+        }
     }
 
     /// Summed cross-entropy of the batch's label tokens (next-token prediction). Right
@@ -539,6 +556,7 @@ impl Trainer {
             lr,
             grad_norm,
             tokens: micro.iter().map(|b| b.tokens).sum(),
+            slots: micro.iter().map(|b| b.slots).sum(),
         })
     }
 
@@ -610,6 +628,7 @@ struct MetricsLine {
     grad_norm: f64,
     tokens: i64,
     tokens_per_s: f64,
+    pad_fraction: f64,
     epoch: usize,
     data_wait_s: f64,
     data_wait_fraction: f64,
@@ -642,6 +661,90 @@ fn open_log(path: &Path, keep: Option<usize>) -> Result<std::fs::File, TrainErro
         .append(true)
         .open(path)
         .map_err(io_err(path))
+}
+
+/// The samples of a group of steps, encoded and planned into micro-batches
+/// ([`length_group`](super::length_group)), and how many of its steps were taken.
+struct StepGroup {
+    /// Reader position before the group's first sample.
+    start: ReaderState,
+    /// Reader position after its last sample.
+    end: ReaderState,
+    seqs: Vec<(Vec<i64>, Vec<i64>)>,
+    pixels: Vec<Tensor>,
+    /// Sample indices of each step's micro-batches.
+    plan: Vec<Vec<Vec<usize>>>,
+    /// Steps taken.
+    done: usize,
+}
+
+impl StepGroup {
+    /// Draws and encodes the samples of `steps` steps, the first of which is step
+    /// `first + 1`: in drawn order for one step, grouped by length for more. Also returns
+    /// the seconds spent waiting for the loader.
+    fn draw(
+        loader: &mut Loader,
+        trainer: &mut Trainer,
+        start: ReaderState,
+        steps: usize,
+        first: usize,
+    ) -> Result<(Self, f64), TrainError> {
+        let cfg = trainer.config().clone();
+        let n = steps * cfg.batch_size * cfg.grad_accum;
+        let (mut seqs, mut pixels) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut end, mut wait) = (start, 0.0);
+        for _ in 0..n {
+            let t0 = Instant::now();
+            let p = loader.next_sample()?;
+            wait += t0.elapsed().as_secs_f64();
+            end = p.state;
+            seqs.push(trainer.encode_sample(&p.sample)?);
+            pixels.push(p.pixels);
+        }
+        let plan = if steps > 1 {
+            let lengths: Vec<usize> = seqs.iter().map(|(i, _)| i.len()).collect();
+            let seed = (cfg.seed as u64) ^ (first as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            length_group::plan(&lengths, cfg.batch_size, cfg.grad_accum, seed)
+        } else {
+            length_group::in_order(n, cfg.batch_size, cfg.grad_accum)
+        };
+        let group = Self {
+            start,
+            end,
+            seqs,
+            pixels,
+            plan,
+            done: 0,
+        };
+        Ok((group, wait))
+    }
+
+    fn finished(&self) -> bool {
+        self.done >= self.plan.len()
+    }
+
+    /// The micro-batches of the next step.
+    fn next_step(&mut self, trainer: &Trainer) -> Vec<Batch> {
+        let step = &self.plan[self.done];
+        self.done += 1;
+        step.iter()
+            .map(|mb| {
+                let seqs: Vec<_> = mb.iter().map(|&i| self.seqs[i].clone()).collect();
+                let pixels: Vec<_> = mb.iter().map(|&i| self.pixels[i].shallow_clone()).collect();
+                trainer.batch_of(&seqs, &pixels)
+            })
+            .collect()
+    }
+
+    /// What a checkpoint taken now saves: the reader after the group and 0 once all its
+    /// steps are taken, else the reader before it and the steps taken.
+    fn resume_point(&self) -> (ReaderState, usize) {
+        if self.finished() {
+            (self.end, 0)
+        } else {
+            (self.start, self.done)
+        }
+    }
 }
 
 /// Trains on the shards of `data` from `init`, logging every step to `out/metrics.jsonl`
@@ -681,10 +784,20 @@ pub fn run(
     };
     let resumed_from = trainer.step;
     let mut last_good = from.clone();
+    // A checkpoint saved inside a length group holds the reader where the group began and
+    // how many of its steps were taken: the group is drawn again and those steps skipped.
+    let (mut resume_in_group, mut resumed_truncated) = match &from {
+        Some(dir) => {
+            let state = resume::load_state(dir)?;
+            (state.group_done, Some(state.truncated))
+        }
+        None => (0, None),
+    };
     let mut reader_state = reader.state();
     let log_path = out.join("metrics.jsonl");
     let mut log = open_log(&log_path, from.as_ref().map(|_| resumed_from))?;
     let per_step = cfg.batch_size * cfg.grad_accum;
+    let group_steps = cfg.length_group.max(1);
     let workers = match cfg.loader_workers {
         0 => default_workers(cfg.device),
         n => n,
@@ -697,32 +810,35 @@ pub fn run(
     );
     let (mut wait_total, mut time_total) = (0.0, 0.0);
     let mut last = None;
+    let mut group: Option<StepGroup> = None;
     while trainer.step < cfg.steps {
         let started = Instant::now();
         let mut wait = 0.0;
-        let mut micro = Vec::with_capacity(cfg.grad_accum);
-        for _ in 0..cfg.grad_accum {
-            let (mut samples, mut pixels) = (Vec::new(), Vec::new());
-            for _ in 0..cfg.batch_size {
-                let t0 = Instant::now();
-                let p = loader.next_sample()?;
-                wait += t0.elapsed().as_secs_f64();
-                reader_state = p.state;
-                samples.push(p.sample);
-                pixels.push(p.pixels);
+        if group.as_ref().is_none_or(StepGroup::finished) {
+            let first = trainer.step - resume_in_group;
+            let steps = group_steps.min(cfg.steps - first);
+            let (mut g, waited) =
+                StepGroup::draw(&mut loader, &mut trainer, reader_state, steps, first)?;
+            wait += waited;
+            g.done = std::mem::take(&mut resume_in_group);
+            if let Some(n) = resumed_truncated.take() {
+                // The saved count already holds this group's truncations.
+                trainer.truncated = n;
             }
-            micro.push(trainer.batch_with_pixels(&samples, &pixels)?);
+            let st = g.end.stats;
+            let seen = st.samples + st.skipped();
+            if st.skipped() as f64 > cfg.max_skip_fraction * seen as f64 {
+                return Err(TrainError::TooManySkipped {
+                    dir: data.to_path_buf(),
+                    skipped: st.skipped(),
+                    seen,
+                    max_fraction: cfg.max_skip_fraction,
+                });
+            }
+            group = Some(g);
         }
-        let st = reader_state.stats;
-        let seen = st.samples + st.skipped();
-        if st.skipped() as f64 > cfg.max_skip_fraction * seen as f64 {
-            return Err(TrainError::TooManySkipped {
-                dir: data.to_path_buf(),
-                skipped: st.skipped(),
-                seen,
-                max_fraction: cfg.max_skip_fraction,
-            });
-        }
+        let g = group.as_mut().expect("a group was drawn");
+        let micro = g.next_step(&trainer);
         let s = match trainer.train_step(&micro) {
             Err(TrainError::NonFinite { step, loss, .. }) => {
                 tracing::error!(step, loss, checkpoint = ?last_good, "non-finite loss");
@@ -734,6 +850,7 @@ pub fn run(
             }
             r => r?,
         };
+        reader_state = g.end;
         let secs = started.elapsed().as_secs_f64();
         wait_total += wait;
         time_total += secs;
@@ -744,6 +861,7 @@ pub fn run(
             grad_norm: s.grad_norm,
             tokens: s.tokens,
             tokens_per_s: s.tokens as f64 / secs.max(1e-9),
+            pad_fraction: 1.0 - s.tokens as f64 / s.slots.max(1) as f64,
             epoch: reader_state.epoch,
             data_wait_s: wait,
             data_wait_fraction: wait / secs.max(1e-9),
@@ -754,7 +872,8 @@ pub fn run(
         on_step(&s);
         last = Some(s);
         if cfg.save_every > 0 && s.step % cfg.save_every == 0 && s.step < cfg.steps {
-            let dir = resume::save(&ckpts, &trainer, reader_state)?;
+            let (at, done) = g.resume_point();
+            let dir = resume::save(&ckpts, &trainer, at, done)?;
             trainer.set_side_files(&dir);
             last_good = Some(dir);
         }
