@@ -167,21 +167,27 @@ fn killed_run_resumes(flat: bool) {
     assert!((3..30).contains(&from), "resumed from {from}");
     assert_eq!(summary["steps"], 30);
 
-    let (a, b) = (
-        tensors(&full.join("model.safetensors")),
-        tensors(&killed.join("model.safetensors")),
+    assert_same_run(&full, &killed, 30, &format!("flat {flat}"));
+}
+
+/// The runs in `a` and `b` end with the same parameters and log the same `steps` losses,
+/// each step once.
+fn assert_same_run(a: &Path, b: &Path, steps: usize, what: &str) {
+    let (ta, tb) = (
+        tensors(&a.join("model.safetensors")),
+        tensors(&b.join("model.safetensors")),
     );
-    assert_eq!(a.len(), b.len());
-    for ((ka, ta), (kb, tb)) in a.iter().zip(&b) {
+    assert_eq!(ta.len(), tb.len());
+    for ((ka, xa), (kb, xb)) in ta.iter().zip(&tb) {
         assert_eq!(ka, kb);
-        let d = (ta - tb).abs().max().double_value(&[]);
-        assert!(d < 1e-5, "flat {flat}: {ka} differs by {d}");
+        let d = (xa - xb).abs().max().double_value(&[]);
+        assert!(d < 1e-5, "{what}: {ka} differs by {d}");
     }
-    let (la, lb) = (losses(&full), losses(&killed));
-    assert_eq!(lb.len(), 30, "the log holds each step once");
+    let (la, lb) = (losses(a), losses(b));
+    assert_eq!(lb.len(), steps, "{what}: the log holds each step once");
     for ((sa, xa), (sb, xb)) in la.iter().zip(&lb) {
         assert_eq!(sa, sb);
-        assert!((xa - xb).abs() < 1e-5, "step {sa}: {xa} vs {xb}");
+        assert!((xa - xb).abs() < 1e-5, "{what}: step {sa}: {xa} vs {xb}");
     }
 }
 
@@ -275,20 +281,7 @@ fn length_groups_pad_less_and_a_run_stopped_inside_one_resumes_to_the_same_param
     assert_eq!(resumed.resumed_from, 6);
     assert_eq!(resumed.truncated, summary.truncated);
     assert_eq!(resumed.data, summary.data);
-    let (a, b) = (
-        tensors(&full.join("model.safetensors")),
-        tensors(&stopped.join("model.safetensors")),
-    );
-    for ((ka, ta), (_, tb)) in a.iter().zip(&b) {
-        let d = (ta - tb).abs().max().double_value(&[]);
-        assert!(d < 1e-5, "{ka} differs by {d}");
-    }
-    let (la, lb) = (losses(&full), losses(&stopped));
-    assert_eq!(lb.len(), 14, "the log holds each step once");
-    for ((sa, xa), (sb, xb)) in la.iter().zip(&lb) {
-        assert_eq!(sa, sb);
-        assert!((xa - xb).abs() < 1e-5, "step {sa}: {xa} vs {xb}");
-    }
+    assert_same_run(&full, &stopped, 14, "length groups");
 
     // Resuming with another grouping is refused, naming the settings.
     let mut other = cfg;

@@ -647,7 +647,10 @@ data = "shapes/specialist/spatial"
         c.specialists[0].train = Some(c.train.sft.clone());
         c.specialists[0].train.as_mut().unwrap().length_group = Some(0);
         let err = c.check().unwrap_err();
-        assert!(err.contains("specialists.") && err.contains("length_group"), "{err}");
+        assert!(
+            err.contains("specialists.") && err.contains("length_group"),
+            "{err}"
+        );
         c.specialists[0].train.as_mut().unwrap().length_group = Some(16);
         c.check().unwrap();
     }
