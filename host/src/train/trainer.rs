@@ -416,17 +416,18 @@ impl Trainer {
             .iter()
             .map(|s| self.encode_sample(s))
             .collect::<Result<Vec<_>, _>>()?;
+        let seqs: Vec<&(Vec<i64>, Vec<i64>)> = seqs.iter().collect();
         Ok(self.batch_of(&seqs, pixels))
     }
 
     /// A right-padded micro-batch of encoded samples (ids and labels, as
     /// [`Trainer::encode_sample`] makes them) and their preprocessed images.
-    pub fn batch_of(&self, seqs: &[(Vec<i64>, Vec<i64>)], pixels: &[Tensor]) -> Batch {
+    pub fn batch_of(&self, seqs: &[&(Vec<i64>, Vec<i64>)], pixels: &[Tensor]) -> Batch {
         let t = seqs.iter().map(|(i, _)| i.len()).max().unwrap_or(0);
         let pad = self.tokenizer.pad_token_id;
         let (mut ids, mut labels) = (Vec::new(), Vec::new());
         let mut tokens = 0;
-        for (i, l) in seqs {
+        for &(i, l) in seqs {
             tokens += i.len() as i64;
             ids.extend(
                 i.iter()
@@ -731,7 +732,7 @@ impl StepGroup {
         self.done += 1;
         step.iter()
             .map(|mb| {
-                let seqs: Vec<_> = mb.iter().map(|&i| self.seqs[i].clone()).collect();
+                let seqs: Vec<_> = mb.iter().map(|&i| &self.seqs[i]).collect();
                 let pixels: Vec<_> = mb.iter().map(|&i| self.pixels[i].shallow_clone()).collect();
                 trainer.batch_of(&seqs, &pixels)
             })
@@ -770,31 +771,24 @@ pub fn run(
     } else {
         None
     };
-    let (mut trainer, reader) = match &from {
+    // A checkpoint saved inside a length group holds the reader where the group began and
+    // how many of its steps were taken: the group is drawn again and those steps skipped.
+    let (mut trainer, reader, mut resume_in_group, mut resumed_truncated) = match &from {
         Some(dir) => {
             let state = resume::load_state(dir)?;
             let reader = ShardReader::resume(data, cfg.shuffle_buffer, seed, &state.reader)?;
             let mut t = Trainer::new(dir, cfg.clone())?;
             resume::restore(&mut t, dir, &state)?;
             tracing::info!(checkpoint = %dir.display(), step = t.step, "resuming");
-            (t, reader)
+            (t, reader, state.group_done, Some(state.truncated))
         }
         None => {
             let reader = ShardReader::shuffled(data, cfg.shuffle_buffer, seed)?;
-            (Trainer::new(init, cfg.clone())?, reader)
+            (Trainer::new(init, cfg.clone())?, reader, 0, None)
         }
     };
     let resumed_from = trainer.step;
     let mut last_good = from.clone();
-    // A checkpoint saved inside a length group holds the reader where the group began and
-    // how many of its steps were taken: the group is drawn again and those steps skipped.
-    let (mut resume_in_group, mut resumed_truncated) = match &from {
-        Some(dir) => {
-            let state = resume::load_state(dir)?;
-            (state.group_done, Some(state.truncated))
-        }
-        None => (0, None),
-    };
     let mut reader_state = reader.state();
     let log_path = out.join("metrics.jsonl");
     let mut log = open_log(&log_path, from.as_ref().map(|_| resumed_from))?;
