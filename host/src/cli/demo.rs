@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 
 use super::augment::run_config;
 use crate::data::shapes::{ShapesConfig, generate};
-use crate::pipeline::RunConfig;
+use crate::pipeline::{RunConfig, seeds};
 
 /// Size of the demo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -30,8 +30,12 @@ pub struct DemoArgs {
     #[arg(long, value_enum, default_value_t = Preset::Mini)]
     preset: Preset,
     /// Seed of the data and the run.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, conflicts_with = "seeds")]
     seed: u64,
+    /// Several seeds, one after another (`--seeds 1,2,3`): each in `OUT/seed-N`, then their
+    /// comparison (mean ± sd, the targets run by run) in `OUT/compare.md`.
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    seeds: Vec<u64>,
     /// Self-augmentation rounds.
     #[arg(long, default_value_t = 3)]
     rounds: u32,
@@ -42,13 +46,58 @@ pub struct DemoArgs {
 pub const MINI_RECIPE: &str = include_str!("demo_mini.toml");
 const FULL: &str = include_str!("demo_full.toml");
 
+/// Arguments of `vila2 compare`.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// Finished run folders (holding `report.json`, or `run/report.json` for a demo folder).
+    #[arg(required = true, num_args = 1..)]
+    runs: Vec<PathBuf>,
+    /// Also write the Markdown here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+/// Runs `vila2 compare`: prints the comparison of several runs.
+pub fn run_compare(a: CompareArgs) -> anyhow::Result<()> {
+    let runs = a
+        .runs
+        .iter()
+        .map(|d| seeds::load(d))
+        .collect::<Result<Vec<_>, _>>()?;
+    let md = seeds::markdown(&runs)?;
+    if let Some(out) = &a.out {
+        std::fs::write(out, &md).with_context(|| format!("cannot write {}", out.display()))?;
+    }
+    print!("{md}");
+    Ok(())
+}
+
 /// Runs `vila2 demo`.
 pub fn run_demo(a: DemoArgs) -> anyhow::Result<()> {
     let out = std::path::absolute(&a.out)
         .with_context(|| format!("cannot resolve {}", a.out.display()))?;
+    if a.seeds.is_empty() {
+        return run_seed(&out, a.preset, a.seed, a.rounds);
+    }
+    let mut runs = Vec::new();
+    for &seed in &a.seeds {
+        let dir = out.join(format!("seed-{seed}"));
+        println!("== seed {seed}: {}", dir.display());
+        run_seed(&dir, a.preset, seed, a.rounds)?;
+        runs.push(seeds::load(&dir)?);
+    }
+    let md = seeds::markdown(&runs)?;
+    let path = out.join("compare.md");
+    std::fs::write(&path, &md).with_context(|| format!("cannot write {}", path.display()))?;
+    println!("\n{md}");
+    Ok(())
+}
+
+/// One seed of the demo in `out`.
+fn run_seed(out: &std::path::Path, preset: Preset, seed: u64, rounds: u32) -> anyhow::Result<()> {
     let shapes_dir = out.join("shapes");
     let mut shapes = ShapesConfig {
-        seed: a.seed,
+        seed,
         // 1200 SFT images of 6 questions each, not the generator's 300 of 2–3: at the same
         // 250 SFT steps, +5.0 / +3.1 VQA points and −5.6 / −4.2 hallucination on seeds 1 / 2
         // (round 0, docs/RESULTS.md).
@@ -56,7 +105,7 @@ pub fn run_demo(a: DemoArgs) -> anyhow::Result<()> {
         sft_questions: 6,
         ..Default::default()
     };
-    if a.preset == Preset::Full {
+    if preset == Preset::Full {
         shapes.pretrain *= 10;
         shapes.sft *= 4;
         shapes.specialist *= 4;
@@ -79,15 +128,15 @@ pub fn run_demo(a: DemoArgs) -> anyhow::Result<()> {
              at target/wasm32-wasip2/release (or run `make demo`)"
         );
     }
-    let doc = match a.preset {
+    let doc = match preset {
         Preset::Mini => MINI_RECIPE,
         Preset::Full => FULL,
     }
-    .replace("{seed}", &a.seed.to_string())
-    .replace("{rounds}", &a.rounds.to_string())
+    .replace("{seed}", &seed.to_string())
+    .replace("{rounds}", &rounds.to_string())
     .replace("{components}", &components);
-    let cfg_path = out.join(format!("demo-{:?}.toml", a.preset).to_lowercase());
-    std::fs::create_dir_all(&out)?;
+    let cfg_path = out.join(format!("demo-{preset:?}.toml").to_lowercase());
+    std::fs::create_dir_all(out)?;
     std::fs::write(&cfg_path, doc)?;
     let cfg = RunConfig::load(&cfg_path)?;
     run_config(&cfg, &out.join("run"))

@@ -43,6 +43,9 @@ enum Command {
     Augment(augment::AugmentArgs),
     /// The miniature VILA² reproduction on ShapesWorld (prints the rounds table).
     Demo(demo::DemoArgs),
+    /// Several finished runs of one recipe (seeds) side by side: mean ± sd per row and the
+    /// VILA² targets as paired differences, run by run.
+    Compare(demo::CompareArgs),
     /// Write the synthetic ShapesWorld dataset (pretrain, SFT, specialist and eval splits).
     Shapes(shapes::ShapesArgs),
     /// Create models: `model init` builds a random one to train from scratch.
@@ -87,6 +90,7 @@ pub fn main() -> anyhow::Result<()> {
         Command::Train(args) => train::run_train(args),
         Command::Augment(args) => augment::run_augment(args),
         Command::Demo(args) => demo::run_demo(args),
+        Command::Compare(args) => demo::run_compare(args),
         Command::Shapes(args) => shapes::run_shapes(args),
         Command::Model(cmd) => model::run(cmd),
         Command::Bench(cmd) => generate::run_bench(cmd),

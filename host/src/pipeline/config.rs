@@ -235,6 +235,10 @@ pub struct RecaptionConfig {
     /// keeps the previous caption. Needs `score`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_sentence_logprob: Option<f64>,
+    /// Drop each recaption sentence that repeats an earlier one (a small model's greedy
+    /// decoding loops), before scoring and filters; the provenance counts them.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drop_repeated_sentences: bool,
 }
 
 fn default_caption_tokens() -> usize {

@@ -12,6 +12,7 @@
 //! - [`evaluate`]: held-out VQA accuracy and caption precision / recall / hallucination.
 //! - [`report`]: the per-round quality report (JSON, Markdown, SVG plots).
 //! - [`run`]: the orchestration of rounds and specialists.
+//! - [`seeds`]: several runs of one recipe side by side (mean ± sd, paired targets).
 
 pub mod config;
 pub mod evaluate;
@@ -23,6 +24,7 @@ pub mod prune;
 pub mod recaption;
 pub mod report;
 pub mod run;
+pub mod seeds;
 pub mod state;
 
 use std::path::PathBuf;

@@ -54,6 +54,9 @@ pub struct RoundRecord {
     /// Sentences taken out of it for a low-probability token (`min_sentence_logprob`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pruned: Vec<PrunedSentence>,
+    /// Sentences taken out of it for repeating an earlier one (`drop_repeated_sentences`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub repeated_sentences: usize,
     /// Its mean token log-probability under the model.
     pub mean_logprob: Option<f32>,
     /// Each filter's verdict, in order.
@@ -286,6 +289,10 @@ pub fn write_parquet(path: &Path, rows: &[Provenance]) -> Result<(), PipelineErr
         path: path.to_path_buf(),
         error: e,
     })
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]

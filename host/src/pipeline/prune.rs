@@ -87,6 +87,34 @@ pub fn prune(text: &str, token_ends: &[usize], token_logprobs: &[f64], min_logpr
     }
 }
 
+/// Drops every sentence of `text` that repeats an earlier one (compared without case and
+/// with runs of whitespace as one space): a small captioner's greedy decoding loops on a
+/// sentence ("A large red circle is in the top left." three times). Returns the sentences kept,
+/// joined by single spaces, and how many were dropped; an unchanged text is returned as is.
+pub fn drop_repeated(text: &str) -> (String, usize) {
+    let mut seen = std::collections::HashSet::new();
+    let mut kept = Vec::new();
+    let mut dropped = 0;
+    for range in sentences(text) {
+        let sentence = &text[range];
+        let norm = sentence
+            .split_whitespace()
+            .map(str::to_lowercase)
+            .collect::<Vec<_>>()
+            .join(" ");
+        if seen.insert(norm) {
+            kept.push(sentence);
+        } else {
+            dropped += 1;
+        }
+    }
+    if dropped == 0 {
+        (text.to_string(), 0)
+    } else {
+        (kept.join(" "), dropped)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +150,26 @@ mod tests {
         let none = prune(text, &ends, &lps, -0.05);
         assert_eq!(none.text, "");
         assert_eq!(none.dropped.len(), 2);
+    }
+
+    #[test]
+    fn repeated_sentences_are_dropped_and_counted() {
+        let looped = concat!(
+            "Two shapes. A large red circle is in the top left. A large red circle is ",
+            "in the top left. a large  RED circle is in the top left. A blue square is on ",
+            "the right. A large red circle is in the top left."
+        );
+        let (text, n) = drop_repeated(looped);
+        assert_eq!(
+            text,
+            "Two shapes. A large red circle is in the top left. A blue square is on the right."
+        );
+        assert_eq!(n, 3);
+        // Sentences alike but not equal stay; a text without repeats comes back unchanged.
+        let alike =
+            "A small red circle is in the top left.  A large red circle is in the top left.";
+        assert_eq!(drop_repeated(alike), (alike.to_string(), 0));
+        assert_eq!(drop_repeated(""), (String::new(), 0));
     }
 
     #[test]

@@ -20,7 +20,7 @@ use super::config::Fusion;
 use super::fuse::{append_turns, fuse, strip_image_token};
 use super::judge::EngineJudge;
 use super::provenance::{FilterRecord, Provenance, RoundRecord, SpecialistRecord, write_parquet};
-use super::prune::prune;
+use super::prune::{drop_repeated, prune};
 use crate::data::webdataset::{RawSample, ShardWriter, read_shard};
 use crate::plugin::records::{Candidate, Prompt, PromptRequest, Sample, SpecialistOutput};
 use crate::plugin::{ItemError, Plugin};
@@ -78,6 +78,8 @@ pub struct RoundContext<'a> {
     pub score: bool,
     /// Prune recaption sentences holding a token under this log-probability (needs `score`).
     pub min_sentence_logprob: Option<f64>,
+    /// Drop recaption sentences that repeat an earlier one.
+    pub drop_repeated_sentences: bool,
     /// Failure limit per shard.
     pub max_failure_fraction: f64,
 }
@@ -98,6 +100,9 @@ pub struct ShardSummary {
     /// Recaption sentences pruned for a low-probability token.
     #[serde(default)]
     pub pruned_sentences: usize,
+    /// Recaption sentences dropped for repeating an earlier one.
+    #[serde(default)]
+    pub repeated_sentences: usize,
     /// Rejection and failure reasons with their counts.
     pub reasons: BTreeMap<String, usize>,
     /// Samples left out: (key, why) for undecodable images, missing or empty captions.
@@ -326,7 +331,14 @@ pub fn recaption_shard(
                 }
                 (Ok(_), Some(rx)) => match rx.recv() {
                     Ok(Ok(g)) if !g.text.trim().is_empty() => {
-                        rec.recaption = Some(g.text.trim().to_string())
+                        let mut text = g.text.trim().to_string();
+                        if cx.drop_repeated_sentences {
+                            let (kept, n) = drop_repeated(&text);
+                            text = kept;
+                            rec.repeated_sentences = n;
+                            s.repeated_sentences += n;
+                        }
+                        rec.recaption = Some(text)
                     }
                     Ok(Ok(_)) => {
                         *s.reasons.entry("empty-recaption".into()).or_default() += 1;

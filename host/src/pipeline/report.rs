@@ -132,6 +132,9 @@ pub struct RecaptionStats {
     /// Recaption sentences pruned for a low-probability token.
     #[serde(default)]
     pub pruned_sentences: usize,
+    /// Recaption sentences dropped for repeating an earlier one.
+    #[serde(default)]
+    pub repeated_sentences: usize,
     /// Samples left out (undecodable image, no caption), with the reason.
     pub skipped: Vec<(String, String)>,
     /// Reasons with counts.
@@ -150,6 +153,7 @@ impl RecaptionStats {
             s.rejected += x.rejected;
             s.failed += x.failed;
             s.pruned_sentences += x.pruned_sentences;
+            s.repeated_sentences += x.repeated_sentences;
             s.skipped.extend(x.skipped.iter().cloned());
             for (k, v) in &x.reasons {
                 *s.reasons.entry(k.clone()).or_default() += v;
@@ -388,6 +392,12 @@ impl RunReport {
         let mut reasons = String::new();
         for r in &self.rounds {
             let Some(s) = &r.recaption else { continue };
+            if s.repeated_sentences > 0 {
+                reasons.push_str(&format!(
+                    "- {}: repeated sentences dropped × {}\n",
+                    r.label, s.repeated_sentences
+                ));
+            }
             if s.pruned_sentences > 0 {
                 reasons.push_str(&format!(
                     "- {}: sentences pruned for a low-probability token × {}\n",

@@ -643,6 +643,9 @@ impl Runner<'_> {
             if let Some(min) = cfg.recaption.min_sentence_logprob {
                 settings["min_sentence_logprob"] = min.into();
             }
+            if cfg.recaption.drop_repeated_sentences {
+                settings["drop_repeated_sentences"] = true.into();
+            }
             let fp = fingerprint::of(&settings);
             if !self.is_done(&id, &fp)? && engine.is_none() {
                 engine = Some(self.engine(&model.info)?);
@@ -663,6 +666,7 @@ impl Runner<'_> {
                     batch_size: cfg.recaption.batch_size,
                     score: cfg.recaption.score,
                     min_sentence_logprob: cfg.recaption.min_sentence_logprob,
+                    drop_repeated_sentences: cfg.recaption.drop_repeated_sentences,
                     max_failure_fraction: cfg.max_failure_fraction,
                 };
                 recaption_shard(&cx, &id, shard, &output)
@@ -738,6 +742,7 @@ impl Runner<'_> {
                         batch_size: cfg.recaption.batch_size,
                         score: false,
                         min_sentence_logprob: None,
+                        drop_repeated_sentences: false,
                         max_failure_fraction: cfg.max_failure_fraction,
                     };
                     specialist_shard(&cx, &spec.name, &id, shard, &output)
