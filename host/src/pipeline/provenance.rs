@@ -49,7 +49,7 @@ pub struct RoundRecord {
     pub prompt: String,
     /// The template's variant name.
     pub variant: String,
-    /// The model's caption, when it wrote one (less its pruned sentences).
+    /// The model's caption, when it wrote one (less its pruned and repeated sentences).
     pub recaption: Option<String>,
     /// Sentences taken out of it for a low-probability token (`min_sentence_logprob`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
