@@ -64,12 +64,17 @@ pub fn run_compare(a: CompareArgs) -> anyhow::Result<()> {
         .iter()
         .map(|d| seeds::load(d))
         .collect::<Result<Vec<_>, _>>()?;
-    let md = seeds::markdown(&runs)?;
-    if let Some(out) = &a.out {
+    print!("{}", comparison(&runs, a.out.as_deref())?);
+    Ok(())
+}
+
+/// The comparison of `runs`, also written to `out` when given.
+fn comparison(runs: &[seeds::NamedRun], out: Option<&std::path::Path>) -> anyhow::Result<String> {
+    let md = seeds::markdown(runs)?;
+    if let Some(out) = out {
         std::fs::write(out, &md).with_context(|| format!("cannot write {}", out.display()))?;
     }
-    print!("{md}");
-    Ok(())
+    Ok(md)
 }
 
 /// Runs `vila2 demo`.
@@ -86,9 +91,7 @@ pub fn run_demo(a: DemoArgs) -> anyhow::Result<()> {
         run_seed(&dir, a.preset, seed, a.rounds)?;
         runs.push(seeds::load(&dir)?);
     }
-    let md = seeds::markdown(&runs)?;
-    let path = out.join("compare.md");
-    std::fs::write(&path, &md).with_context(|| format!("cannot write {}", path.display()))?;
+    let md = comparison(&runs, Some(&out.join("compare.md")))?;
     println!("\n{md}");
     Ok(())
 }

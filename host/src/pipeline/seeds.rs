@@ -114,12 +114,11 @@ fn columns(runs: &[NamedRun]) -> Vec<Column> {
 /// A paired difference between two rows of every run.
 struct Target {
     what: &'static str,
-    better: &'static str,
+    /// Whether the winning row should be higher (VQA) or lower (hallucination).
+    higher_is_better: bool,
     /// Row labels: (the row that should win, the row it is compared with).
     rows: (String, String),
     value: fn(&RoundReport) -> Option<f64>,
-    /// +1 when higher is better, −1 when lower is.
-    sign: f64,
 }
 
 fn vqa_kind(r: &RoundReport, kind: &str) -> Option<f64> {
@@ -130,33 +129,29 @@ fn targets(last: &str, specialists: bool) -> Vec<Target> {
     let mut t = vec![
         Target {
             what: "VQA all",
-            better: "higher",
+            higher_is_better: true,
             rows: (last.into(), "round 0".into()),
             value: |r| Some(100.0 * r.eval.vqa_overall.rate()),
-            sign: 1.0,
         },
         Target {
             what: "hallucination",
-            better: "lower",
+            higher_is_better: false,
             rows: (last.into(), "round 0".into()),
             value: |r| r.eval.captions.map(|c| 100.0 * c.hallucination),
-            sign: -1.0,
         },
     ];
     if specialists {
         t.push(Target {
             what: "VQA relation",
-            better: "higher",
+            higher_is_better: true,
             rows: (SPECIALISTS.into(), last.into()),
             value: |r| vqa_kind(r, "relation"),
-            sign: 1.0,
         });
         t.push(Target {
             what: "VQA text",
-            better: "higher",
+            higher_is_better: true,
             rows: (SPECIALISTS.into(), last.into()),
             value: |r| vqa_kind(r, "text"),
-            sign: 1.0,
         });
     }
     t
@@ -231,7 +226,14 @@ pub fn markdown(runs: &[NamedRun]) -> Result<String, PipelineError> {
         let _ = write!(
             md,
             "| {} {} − {} | {} |",
-            t.what, t.rows.0, t.rows.1, t.better
+            t.what,
+            t.rows.0,
+            t.rows.1,
+            if t.higher_is_better {
+                "higher"
+            } else {
+                "lower"
+            }
         );
         for d in &diffs {
             match d {
@@ -242,7 +244,10 @@ pub fn markdown(runs: &[NamedRun]) -> Result<String, PipelineError> {
             }
         }
         let known: Vec<f64> = diffs.iter().flatten().copied().collect();
-        let holds = known.iter().filter(|d| t.sign * **d > 0.0).count();
+        let holds = known
+            .iter()
+            .filter(|&&d| if t.higher_is_better { d > 0.0 } else { d < 0.0 })
+            .count();
         let (m, sd) = mean_sd(&known);
         let _ = writeln!(md, " {m:+.1} ± {sd:.1} | {holds} of {} |", known.len());
     }
@@ -265,14 +270,12 @@ fn common_labels(runs: &[NamedRun]) -> Result<Vec<String>, PipelineError> {
             msg: "no runs to compare".into(),
         });
     };
-    let labels: Vec<String> = first
-        .report
-        .rounds
-        .iter()
-        .map(|r| r.label.clone())
-        .collect();
+    let labels_of = |run: &NamedRun| -> Vec<String> {
+        run.report.rounds.iter().map(|r| r.label.clone()).collect()
+    };
+    let labels = labels_of(first);
     for r in &runs[1..] {
-        let theirs: Vec<String> = r.report.rounds.iter().map(|r| r.label.clone()).collect();
+        let theirs = labels_of(r);
         if theirs != labels {
             return Err(PipelineError::State {
                 path: PathBuf::from(&r.name),
