@@ -144,6 +144,35 @@ fn quality_component_agrees_with_the_native_logic() {
     }
 }
 
+/// ShapesWorld's reference captions are templated ("A … is in the top left. A … is in the
+/// bottom left."), so a four-object caption shares many 3-grams; the default repetition check
+/// must keep every one of them and still reject the loops a small model writes.
+#[test]
+fn quality_keeps_templated_reference_captions_and_rejects_their_loops() {
+    use rand::SeedableRng;
+    use vila2::data::shapes::{detailed_caption, scene::Scene, scene::SceneConfig};
+    let config = vila2_quality::Config::default();
+    let mut four = 0;
+    for i in 0..300 {
+        let scene = Scene::random(
+            &mut rand::rngs::StdRng::seed_from_u64(i),
+            &SceneConfig::default(),
+        );
+        four += (scene.objects.len() == 4) as usize;
+        let reference = detailed_caption(&scene);
+        let a = vila2_quality::judge(&config, &reference);
+        assert!(a.keep && a.reasons.is_empty(), "{reference}: {a:?}");
+        // The model's loop: the caption's second sentence three times over.
+        let second = reference.split_inclusive(". ").nth(1).unwrap().trim();
+        let looped = format!("{reference} {second} {second} {second}");
+        let a = vila2_quality::judge(&config, &looped);
+        assert!(!a.keep, "{looped}: {a:?}");
+        let reasons: Vec<_> = a.reasons.iter().map(|r| r.as_str()).collect();
+        assert_eq!(reasons, ["repetition"], "{looped}");
+    }
+    assert!(four >= 30, "only {four} four-object scenes");
+}
+
 #[test]
 fn quality_config_changes_verdicts_and_bad_config_names_the_field() {
     let p = load("vila2_quality", World::CaptionFilter);

@@ -10,7 +10,11 @@ pub struct Config {
     pub min_words: usize,
     /// More words than this is `too-long` (default 400).
     pub max_words: usize,
-    /// Word n-gram size of the repetition check (default 3).
+    /// Sentences that repeat an earlier one (case, spacing and punctuation ignored) allowed
+    /// before `repetition` (default 0).
+    pub max_repeated_sentences: usize,
+    /// Word n-gram size of the repetition check (default 4: at 3, templated captions such as
+    /// "A … is in the top left. A … is in the bottom left." read as loops).
     pub repetition_ngram: usize,
     /// Share of repeated n-grams above which a caption is `repetition` (default 0.3).
     pub max_repeated_ngram_ratio: f32,
@@ -46,7 +50,8 @@ impl Default for Config {
         Config {
             min_words: 8,
             max_words: 400,
-            repetition_ngram: 3,
+            max_repeated_sentences: 0,
+            repetition_ngram: 4,
             max_repeated_ngram_ratio: 0.3,
             require_terminal_punctuation: true,
             max_list_items: 1,
@@ -104,7 +109,8 @@ pub const SCHEMA: &str = r#"{
   "properties": {
     "min_words": {"type": "integer", "minimum": 0, "default": 8, "description": "fewer words is too-short"},
     "max_words": {"type": "integer", "minimum": 0, "default": 400, "description": "more words is too-long"},
-    "repetition_ngram": {"type": "integer", "minimum": 1, "default": 3, "description": "n of the repeated word n-gram check"},
+    "max_repeated_sentences": {"type": "integer", "minimum": 0, "default": 0, "description": "sentences repeating an earlier one allowed before repetition"},
+    "repetition_ngram": {"type": "integer", "minimum": 1, "default": 4, "description": "n of the repeated word n-gram check"},
     "max_repeated_ngram_ratio": {"type": "number", "minimum": 0, "maximum": 1, "default": 0.3, "description": "share of repeated n-grams above which a caption is repetition"},
     "require_terminal_punctuation": {"type": "boolean", "default": true, "description": "no final . ! ? is truncated"},
     "max_list_items": {"type": "integer", "minimum": 0, "default": 1, "description": "list-like lines allowed before list-form"},

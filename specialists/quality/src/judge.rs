@@ -1,5 +1,6 @@
 //! The checks, as one pure function over a caption: [`judge`]. One pass over the characters
-//! (counts, symbol runs, word hashes) plus cheap passes over the word hashes (phrases, n-grams);
+//! (counts, symbol runs, word and sentence hashes) plus cheap passes over the hashes (phrases,
+//! n-grams, repeated sentences);
 //! scratch buffers are reused per thread, so judging does not allocate once warm.
 
 use std::cell::RefCell;
@@ -15,7 +16,7 @@ pub enum Reason {
     TooShort,
     /// More than `max_words` words.
     TooLong,
-    /// Too many repeated word n-grams (a generation loop).
+    /// A sentence said again, or too many repeated word n-grams (a generation loop).
     Repetition,
     /// No terminal punctuation: cut off mid-sentence.
     Truncated,
@@ -138,14 +139,26 @@ pub fn judge(config: &Config, caption: &str) -> Assessment {
 /// Judges one caption, and its mean token log-probability when the model reported one.
 pub fn judge_candidate(config: &Config, caption: &str, mean_logprob: Option<f32>) -> Assessment {
     SCRATCH.with(|s| {
-        let (words, grams) = &mut *s.borrow_mut();
-        assess(config, caption, mean_logprob, words, grams)
+        let scratch = &mut *s.borrow_mut();
+        assess(config, caption, mean_logprob, scratch)
     })
 }
 
 thread_local! {
-    /// Word hashes and n-gram hashes of the caption being judged.
-    static SCRATCH: RefCell<(Vec<u64>, Vec<u64>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    /// Hashes of the caption being judged.
+    static SCRATCH: RefCell<Scratch> = const {
+        RefCell::new(Scratch { words: Vec::new(), grams: Vec::new(), sentences: Vec::new() })
+    };
+}
+
+/// Buffers reused from caption to caption.
+struct Scratch {
+    /// One hash per word.
+    words: Vec<u64>,
+    /// The n-gram set of [`repeated_ratio`].
+    grams: Vec<u64>,
+    /// One hash per sentence: its words' hashes, so case, spacing and punctuation are ignored.
+    sentences: Vec<u64>,
 }
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -219,9 +232,13 @@ fn assess(
     config: &Config,
     text: &str,
     mean_logprob: Option<f32>,
-    hashes: &mut Vec<u64>,
-    grams: &mut Vec<u64>,
+    scratch: &mut Scratch,
 ) -> Assessment {
+    let Scratch {
+        words: hashes,
+        grams,
+        sentences,
+    } = scratch;
     let mut reasons = Reasons::default();
     let text = text.trim();
     if text.is_empty() {
@@ -235,8 +252,12 @@ fn assess(
         };
     }
 
-    // One pass over the characters: counts, symbol runs, token lengths and word hashes.
+    // One pass over the characters: counts, symbol runs, token lengths, word and sentence
+    // hashes. A sentence ends at a token ending in . ! ? (closing quotes and brackets after it
+    // allowed), so "3.5" and "e.g.," do not end one.
     hashes.clear();
+    sentences.clear();
+    let (mut sentence, mut sentence_words, mut ends) = (FNV_OFFSET, 0usize, false);
     let (mut non_space, mut alpha, mut bad, mut symbol_run, mut max_symbol_run) =
         (0usize, 0, 0, 0, 0);
     let (mut token_chars, mut max_token_chars) = (0usize, 0);
@@ -245,9 +266,19 @@ fn assess(
         if ch.is_whitespace() {
             if in_word {
                 hashes.push(h);
+                (sentence, sentence_words) = (mix(sentence, h), sentence_words + 1);
             }
-            (h, in_word, symbol_run, token_chars) = (FNV_OFFSET, false, 0, 0);
+            if ends && sentence_words > 0 {
+                sentences.push(sentence);
+                (sentence, sentence_words) = (FNV_OFFSET, 0);
+            }
+            (h, in_word, symbol_run, token_chars, ends) = (FNV_OFFSET, false, 0, 0, false);
             continue;
+        }
+        if matches!(ch, '.' | '!' | '?' | '\u{2026}' | '\u{3002}') {
+            ends = true;
+        } else if !is_closing(ch) {
+            ends = false;
         }
         non_space += 1;
         token_chars += 1;
@@ -278,6 +309,10 @@ fn assess(
     }
     if in_word {
         hashes.push(h);
+        (sentence, sentence_words) = (mix(sentence, h), sentence_words + 1);
+    }
+    if sentence_words > 0 {
+        sentences.push(sentence);
     }
     let words = hashes.len();
 
@@ -307,7 +342,9 @@ fn assess(
     if speculative > config.max_speculative {
         reasons.insert(Reason::Speculative);
     }
-    if repeated_ratio(hashes, config.repetition_ngram, grams) > config.max_repeated_ngram_ratio {
+    if repeated_sentences(sentences) > config.max_repeated_sentences
+        || repeated_ratio(hashes, config.repetition_ngram, grams) > config.max_repeated_ngram_ratio
+    {
         reasons.insert(Reason::Repetition);
     }
     if let (Some(min), Some(lp)) = (config.min_mean_logprob, mean_logprob)
@@ -336,16 +373,18 @@ fn assess(
     }
 }
 
+/// Closing quotes and brackets, which may follow a sentence's full stop.
+fn is_closing(c: char) -> bool {
+    matches!(
+        c,
+        '"' | '\'' | ')' | ']' | '\u{201D}' | '\u{2019}' | '\u{BB}'
+    )
+}
+
 /// Whether the caption ends a sentence, looking past closing quotes and brackets.
 fn ends_sentence(text: &str) -> bool {
-    let closing = |c: char| {
-        matches!(
-            c,
-            '"' | '\'' | ')' | ']' | '\u{201D}' | '\u{2019}' | '\u{BB}'
-        )
-    };
     matches!(
-        text.trim_end_matches(closing).chars().next_back(),
+        text.trim_end_matches(is_closing).chars().next_back(),
         Some('.' | '!' | '?' | '\u{2026}' | '\u{3002}')
     )
 }
@@ -399,6 +438,17 @@ fn count_phrases(words: &[u64], phrases: &[&[u64]], mask: u128) -> usize {
                     .any(|p| p[0] == w && words[i..].starts_with(p))
         })
         .count()
+}
+
+/// `sentence` extended by a word's hash (order matters).
+fn mix(sentence: u64, word: u64) -> u64 {
+    (sentence.rotate_left(23) ^ word).wrapping_mul(FNV_PRIME)
+}
+
+/// Sentences that repeat an earlier one; sorts `sentences`.
+fn repeated_sentences(sentences: &mut [u64]) -> usize {
+    sentences.sort_unstable();
+    sentences.windows(2).filter(|w| w[0] == w[1]).count()
 }
 
 /// Share of word `n`-grams that repeat an earlier one (0 for fewer than four n-grams).

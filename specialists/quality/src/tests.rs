@@ -60,6 +60,53 @@ fn repetition_loop_is_caught_but_ordinary_reuse_is_not() {
 }
 
 #[test]
+fn a_sentence_said_again_is_repetition_however_long_the_caption() {
+    // A small model's greedy loop: one sentence again, too few repeated 4-grams to matter in a
+    // long caption.
+    let looped = format!("{GOOD} {GOOD} The newspaper is folded. the  newspaper is FOLDED!");
+    assert_eq!(reasons(&looped), ["repetition"]);
+    let once = format!("{GOOD} A second sentence about the vase: its flowers are white.");
+    let a = judge(&Config::default(), &once);
+    assert!(a.reasons.is_empty(), "{a:?}");
+    let lenient = Config {
+        max_repeated_sentences: 1,
+        ..Config::default()
+    };
+    let twice = format!("{GOOD} The vase is red. The vase is red.");
+    assert!(judge(&lenient, &twice).reasons.is_empty());
+    assert_eq!(reasons(&twice), ["repetition"]);
+    // "3.5" and "e.g.," end no sentence; a quote after the full stop does.
+    let not_sentences = "The sign reads 3.5 metres, e.g., as tall as the door. The sign reads 3.5 \
+        metres tall, the door is e.g., blue and old. \"Hello.\" A man says \"Hello.\"";
+    assert!(
+        reasons(not_sentences).is_empty(),
+        "{:?}",
+        reasons(not_sentences)
+    );
+    let quoted = "A sign on the wall reads \"Open.\" A sign on the wall reads \"Open.\"";
+    assert_eq!(reasons(quoted), ["repetition"]);
+}
+
+/// The templated captions of a synthetic dataset share many 3-grams without looping.
+#[test]
+fn templated_sentences_are_not_a_loop() {
+    let caption = "The image shows four shapes on a white background. A small red circle is in \
+        the top left. A large blue square is in the top right. A small green triangle is in the \
+        bottom left. A large yellow cross is in the bottom right. The small red circle is to the \
+        left of the large blue square. The small red circle is above the small green triangle. \
+        The small red circle is to the left of the large yellow cross. The large blue square is \
+        to the right of the small green triangle. The large blue square is above the large \
+        yellow cross. The small green triangle is to the left of the large yellow cross. There \
+        is no text in the image.";
+    assert!(reasons(caption).is_empty(), "{:?}", reasons(caption));
+    let three = Config {
+        repetition_ngram: 3,
+        ..Config::default()
+    };
+    assert!(judge(&three, caption).reasons.contains(Reason::Repetition));
+}
+
+#[test]
 fn truncated_mid_sentence() {
     let cut = "A red ceramic vase with white flowers stands on a wooden table next to the";
     let a = judge(&Config::default(), cut);
