@@ -275,7 +275,7 @@ fn assess(
             (h, in_word, symbol_run, token_chars, ends) = (FNV_OFFSET, false, 0, 0, false);
             continue;
         }
-        if matches!(ch, '.' | '!' | '?' | '\u{2026}' | '\u{3002}') {
+        if is_terminal(ch) {
             ends = true;
         } else if !is_closing(ch) {
             ends = false;
@@ -383,10 +383,15 @@ fn is_closing(c: char) -> bool {
 
 /// Whether the caption ends a sentence, looking past closing quotes and brackets.
 fn ends_sentence(text: &str) -> bool {
-    matches!(
-        text.trim_end_matches(is_closing).chars().next_back(),
-        Some('.' | '!' | '?' | '\u{2026}' | '\u{3002}')
-    )
+    text.trim_end_matches(is_closing)
+        .chars()
+        .next_back()
+        .is_some_and(is_terminal)
+}
+
+/// Punctuation that ends a sentence.
+fn is_terminal(c: char) -> bool {
+    matches!(c, '.' | '!' | '?' | '\u{2026}' | '\u{3002}')
 }
 
 /// Lines that start like a list item: "- ", "* ", "• ", "1. ", "2) ".
@@ -440,9 +445,10 @@ fn count_phrases(words: &[u64], phrases: &[&[u64]], mask: u128) -> usize {
         .count()
 }
 
-/// `sentence` extended by a word's hash (order matters).
-fn mix(sentence: u64, word: u64) -> u64 {
-    (sentence.rotate_left(23) ^ word).wrapping_mul(FNV_PRIME)
+/// A hash of a word sequence (a sentence, an n-gram) extended by the next word's hash; order
+/// matters.
+fn mix(sequence: u64, word: u64) -> u64 {
+    (sequence.rotate_left(23) ^ word).wrapping_mul(FNV_PRIME)
 }
 
 /// Sentences that repeat an earlier one; sorts `sentences`.
@@ -464,9 +470,7 @@ fn repeated_ratio(words: &[u64], n: usize, table: &mut Vec<u64>) -> f32 {
     let mut repeated = 0usize;
     for w in words.windows(n) {
         // 0 marks an empty slot, so hashes are forced odd.
-        let g = w.iter().fold(0u64, |g, &h| {
-            (g.rotate_left(23) ^ h).wrapping_mul(FNV_PRIME)
-        }) | 1;
+        let g = w.iter().fold(0u64, |g, &h| mix(g, h)) | 1;
         let mut i = (g >> 7) as usize & (slots - 1);
         loop {
             match table[i] {
