@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 # How often each round's recaptions repeat a sentence, what the filters did with them, and how
 # precise the colour-shape mentions of kept and rejected recaptions are (parsed as
-# host/src/data/shapes/metrics.rs does). usage: recaption_repeats.py DEMO_OUT
+# host/src/data/shapes/metrics.rs does), and how many state a relation of an object to itself
+# ("the red circle is left of the red circle"). usage: recaption_repeats.py DEMO_OUT
 # (DEMO_OUT holds shapes/ and run/, as `vila2 demo --out` writes them).
-import collections, glob, json, re, sys, tarfile
+import collections, json, re, sys
+
+from demo_rounds import round_records, rounds
 
 COLOURS = {"red", "green", "blue", "yellow", "purple", "orange"}
 SHAPES = {w + s: w for w in ("circle", "square", "triangle", "diamond") for s in ("", "s")}
@@ -30,6 +33,21 @@ def sentences(text):
     return [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if s.strip()]
 
 
+RELATION = re.compile(r"\b(?:to the left of|to the right of|left of|right of|above|below|"
+                      r"next to|behind|in front of|on top of|under|beside|near)\b")
+
+
+def self_relation(text):
+    """Whether a sentence relates a colour-shape object to that same object."""
+    for sentence in sentences(text.lower()):
+        parts = RELATION.split(sentence, maxsplit=1)
+        if len(parts) == 2:
+            before, after = mentions(parts[0]), mentions(parts[1])
+            if before and before == after:
+                return True
+    return False
+
+
 def repeats(text):
     s = [" ".join(x.lower().split()) for x in sentences(text)]
     return len(s) - len(set(s))
@@ -40,29 +58,25 @@ scenes = {}
 for line in open(f"{out}/shapes/pretrain/scenes.jsonl"):
     r = json.loads(line)
     scenes[r["key"]] = {(o["color"], o["shape"]) for o in r["scene"]["objects"]}
-print("| round | recaptions | with a repeated sentence | repeated sentences dropped | kept | "
-      "rejected for repetition | mention precision kept | rejected |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|")
-for data in sorted(glob.glob(f"{out}/run/round-*/data")):
-    n = rep = dropped = kept = rej_rep = 0
+print("| round | recaptions | with a repeated sentence | repeated sentences dropped | "
+      "with a self-relation | kept | rejected for repetition | mention precision kept | rejected |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+for rnd in rounds(out):
+    n = rep = dropped = selfrel = kept = rej_rep = 0
     prec = collections.defaultdict(lambda: [0, 0])
-    for shard in sorted(glob.glob(f"{data}/*.tar")):
-        with tarfile.open(shard) as t:
-            for m in t.getmembers():
-                if not m.name.endswith(".json"):
-                    continue
-                p = json.load(t.extractfile(m))
-                r = p["rounds"][-1]
-                text = r.get("recaption") or ""
-                n += 1
-                rep += repeats(text) > 0
-                dropped += r.get("repeated_sentences", 0)
-                kept += r["kept"]
-                rej_rep += any("repetition" in v["reasons"] for v in r["verdicts"])
-                ms, truth = mentions(text), scenes[p["key"]]
-                acc = prec["kept" if r["kept"] else "rejected"]
-                acc[0] += len(ms); acc[1] += len(ms & truth)
+    for key, p in round_records(out, rnd):
+        r = p["rounds"][-1]
+        text = r.get("recaption") or ""
+        n += 1
+        rep += repeats(text) > 0
+        dropped += r.get("repeated_sentences", 0)
+        selfrel += self_relation(text)
+        kept += r["kept"]
+        rej_rep += any("repetition" in v["reasons"] for v in r["verdicts"])
+        ms, truth = mentions(text), scenes[key]
+        acc = prec["kept" if r["kept"] else "rejected"]
+        acc[0] += len(ms); acc[1] += len(ms & truth)
     pct = lambda a, b: f"{100 * a / b:.1f}" if b else "–"
-    print(f"| {data.split('/')[-2]} | {n} | {pct(rep, n)} | {dropped} | {pct(kept, n)} | "
+    print(f"| round-{rnd} | {n} | {pct(rep, n)} | {dropped} | {pct(selfrel, n)} | {pct(kept, n)} | "
           f"{pct(rej_rep, n)} | {pct(prec['kept'][1], prec['kept'][0])} | "
           f"{pct(prec['rejected'][1], prec['rejected'][0])} |")

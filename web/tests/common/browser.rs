@@ -172,16 +172,30 @@ impl Session {
         }
     }
 
+    /// The trimmed text of the first element `css` selects, waiting for it to appear. A page
+    /// that reloads between finding the element and reading it (the run page does once, when
+    /// its run ends) leaves a stale element: it is found again on the new page.
     pub async fn text(&self, css: &str) -> Result<String> {
-        let at = self.path().await?;
-        let element = self
-            .browser
-            .wait()
-            .at_most(WAIT)
-            .for_element(Locator::Css(css))
-            .await
-            .with_context(|| format!("no element {css:?} on {at}"))?;
-        Ok(element.text().await?.trim().to_string())
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let at = self.path().await?;
+            let element = self
+                .browser
+                .wait()
+                .at_most(WAIT)
+                .for_element(Locator::Css(css))
+                .await
+                .with_context(|| format!("no element {css:?} on {at}"))?;
+            match element.text().await {
+                Ok(text) => return Ok(text.trim().to_string()),
+                Err(e) if e.is_stale_element_reference() && Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => {
+                    return Err(e).with_context(|| format!("reading the text of {css:?} on {at}"));
+                }
+            }
+        }
     }
 }
 
