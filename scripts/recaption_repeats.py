@@ -37,15 +37,16 @@ RELATION = re.compile(r"\b(?:to the left of|to the right of|left of|right of|abo
                       r"next to|behind|in front of|on top of|under|beside|near)\b")
 
 
-def self_relation(text):
-    """Whether a sentence relates a colour-shape object to that same object."""
+def relations(text):
+    """(relation sentences, those relating a colour-shape object to that same object)."""
+    n = same = 0
     for sentence in sentences(text.lower()):
         parts = RELATION.split(sentence, maxsplit=1)
         if len(parts) == 2:
+            n += 1
             before, after = mentions(parts[0]), mentions(parts[1])
-            if before and before == after:
-                return True
-    return False
+            same += bool(before) and before == after
+    return n, same
 
 
 def repeats(text):
@@ -59,10 +60,10 @@ for line in open(f"{out}/shapes/pretrain/scenes.jsonl"):
     r = json.loads(line)
     scenes[r["key"]] = {(o["color"], o["shape"]) for o in r["scene"]["objects"]}
 print("| round | recaptions | with a repeated sentence | repeated sentences dropped | "
-      "with a self-relation | kept | rejected for repetition | mention precision kept | rejected |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+      "with a self-relation | self-relations of relation sentences | kept | rejected for repetition | mention precision kept | rejected |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for rnd in rounds(out):
-    n = rep = dropped = selfrel = kept = rej_rep = 0
+    n = rep = dropped = selfrel = rel = same = kept = rej_rep = 0
     prec = collections.defaultdict(lambda: [0, 0])
     for key, p in round_records(out, rnd):
         r = p["rounds"][-1]
@@ -70,13 +71,14 @@ for rnd in rounds(out):
         n += 1
         rep += repeats(text) > 0
         dropped += r.get("repeated_sentences", 0)
-        selfrel += self_relation(text)
+        r_n, r_same = relations(text)
+        rel, same, selfrel = rel + r_n, same + r_same, selfrel + (r_same > 0)
         kept += r["kept"]
         rej_rep += any("repetition" in v["reasons"] for v in r["verdicts"])
         ms, truth = mentions(text), scenes[key]
         acc = prec["kept" if r["kept"] else "rejected"]
         acc[0] += len(ms); acc[1] += len(ms & truth)
     pct = lambda a, b: f"{100 * a / b:.1f}" if b else "–"
-    print(f"| round-{rnd} | {n} | {pct(rep, n)} | {dropped} | {pct(selfrel, n)} | {pct(kept, n)} | "
+    print(f"| round-{rnd} | {n} | {pct(rep, n)} | {dropped} | {pct(selfrel, n)} | {same} of {rel} | {pct(kept, n)} | "
           f"{pct(rej_rep, n)} | {pct(prec['kept'][1], prec['kept'][0])} | "
           f"{pct(prec['rejected'][1], prec['rejected'][0])} |")
