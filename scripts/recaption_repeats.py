@@ -60,7 +60,8 @@ for line in open(f"{out}/shapes/pretrain/scenes.jsonl"):
     r = json.loads(line)
     scenes[r["key"]] = {(o["color"], o["shape"]) for o in r["scene"]["objects"]}
 print("| round | recaptions | with a repeated sentence | repeated sentences dropped | "
-      "with a self-relation | self-relations of relation sentences | kept | rejected for repetition | mention precision kept | rejected |")
+      "with a self-relation | self-relations of relation sentences | kept | "
+      "rejected for repetition | mention precision kept | rejected |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for rnd in rounds(out):
     n = rep = dropped = selfrel = rel = same = kept = rej_rep = 0
@@ -79,6 +80,7 @@ for rnd in rounds(out):
         acc = prec["kept" if r["kept"] else "rejected"]
         acc[0] += len(ms); acc[1] += len(ms & truth)
     pct = lambda a, b: f"{100 * a / b:.1f}" if b else "–"
-    print(f"| round-{rnd} | {n} | {pct(rep, n)} | {dropped} | {pct(selfrel, n)} | {same} of {rel} | {pct(kept, n)} | "
-          f"{pct(rej_rep, n)} | {pct(prec['kept'][1], prec['kept'][0])} | "
+    print(f"| round-{rnd} | {n} | {pct(rep, n)} | {dropped} | {pct(selfrel, n)} | "
+          f"{same} of {rel} | {pct(kept, n)} | {pct(rej_rep, n)} | "
+          f"{pct(prec['kept'][1], prec['kept'][0])} | "
           f"{pct(prec['rejected'][1], prec['rejected'][0])} |")
