@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use vila2::data::shapes::facts::relation_facts;
-use vila2::data::shapes::{CaptionTally, FactScore, caption_metrics, load_scenes};
+use vila2::data::shapes::{CaptionTally, Conversation, FactScore, caption_metrics, load_scenes};
 use vila2::data::webdataset::{list_shards, read_shard};
 use vila2::pipeline::provenance::Provenance;
 
@@ -536,6 +536,122 @@ fn pruning_drops_unlikely_sentences_and_a_caption_with_none_left_keeps_its_previ
     let md = std::fs::read_to_string(root.join("run/report.md")).unwrap();
     assert!(
         md.contains("sentences pruned for a low-probability token"),
+        "{md}"
+    );
+}
+
+/// The SFT split as one turn per image: `prompt`, answered by `answer`.
+fn sft_answering(dir: &Path, prompt: &str, answer: &str) -> PathBuf {
+    let out = dir.join("sft");
+    std::fs::create_dir_all(&out).unwrap();
+    for shard in list_shards(&shapes().join("sft")).unwrap() {
+        let mut w =
+            vila2::data::webdataset::ShardWriter::create(out.join(shard.file_name().unwrap()))
+                .unwrap();
+        for s in read_shard(&shard).unwrap() {
+            let pairs = [(prompt.to_string(), answer.to_string())];
+            let json = serde_json::to_vec(&Conversation::from_pairs(&pairs)).unwrap();
+            w.add(
+                &s.key,
+                &[("png", s.members["png"].as_slice()), ("json", &json)],
+            )
+            .unwrap();
+        }
+        w.finish().unwrap();
+    }
+    out
+}
+
+#[test]
+fn sentences_relating_an_object_to_itself_are_dropped_from_recaptions() {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pipeline-self-relations");
+    let _ = std::fs::remove_dir_all(&root);
+    let pretrain = shapes().join("pretrain");
+    // A model taught one answer to the brief recaption prompt, a self-relation then a true
+    // sentence, writes it back.
+    let relation = "The red circle is to the left of the red circle.";
+    let sft = sft_answering(
+        &root,
+        "Describe the image briefly.",
+        &format!("{relation} A red circle."),
+    );
+    let cfg = config(&root, 1, LENIENT, false, &pretrain);
+    let doc = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replacen(
+            &format!("sft = \"{}/sft\"", shapes().display()),
+            &format!("sft = \"{}\"", sft.display()),
+            1,
+        )
+        .replacen(
+            "sft = { steps = 3, batch_size = 4 }",
+            "sft = { steps = 120, batch_size = 4, lr = 0.003 }",
+            1,
+        )
+        .replacen(
+            "max_new_tokens = 12\n",
+            "max_new_tokens = 48\ndrop_self_relations = true\n",
+            1,
+        )
+        .replacen(
+            r#"template = { plugin = "vila2_recaption" }"#,
+            r#"template = { plugin = "vila2_recaption", config = { recipe = "brief" } }"#,
+            1,
+        );
+    assert!(doc.contains("drop_self_relations") && doc.contains(r#"recipe = "brief""#));
+    assert!(doc.contains(&*sft.display().to_string()));
+    std::fs::write(&cfg, doc).unwrap();
+    ok(augment(&cfg, &root.join("run")), "vila2 augment");
+    let got = samples(&root.join("run/round-1/data"));
+    let orig = originals(&pretrain);
+    assert_eq!(got.len(), orig.len());
+    let (mut dropped, mut learnt, mut emptied) = (0, 0, 0);
+    for (key, (txt, prov, _)) in &got {
+        let r = &prov.rounds[0];
+        for s in &r.self_relations {
+            assert!(vila2::pipeline::prune::is_self_relation(s), "{key}: {s}");
+        }
+        dropped += r.self_relations.len();
+        if let Some(kept) = &r.recaption {
+            for range in vila2::pipeline::prune::sentences(kept) {
+                let s = &kept[range];
+                assert!(!vila2::pipeline::prune::is_self_relation(s), "{key}: {s}");
+            }
+        }
+        assert!(!txt.contains(relation), "{key}: {txt}");
+        if r.self_relations != [relation] {
+            continue;
+        }
+        learnt += 1;
+        match &r.recaption {
+            Some(kept) => {
+                assert_eq!(kept, "A red circle.", "{key}");
+                assert!(r.kept && txt.contains(kept.as_str()), "{key}: {txt}");
+            }
+            None => {
+                // Nothing left: the sample keeps its previous caption.
+                emptied += 1;
+                assert!(!r.kept, "{key}: {r:?}");
+                assert_eq!(txt, &orig[key].0, "{key} keeps its caption");
+            }
+        }
+    }
+    assert!(
+        learnt * 2 >= got.len(),
+        "the model wrote the taught self-relation for {learnt} of {} images",
+        got.len()
+    );
+    let rep = report(&root.join("run"));
+    let rc = &rep["rounds"][1]["recaption"];
+    if emptied > 0 {
+        assert_eq!(rc["reasons"]["self-relations-only"], emptied);
+    }
+    assert_eq!(rc["self_relations"], dropped);
+    let md = std::fs::read_to_string(root.join("run/report.md")).unwrap();
+    assert!(
+        md.contains(&format!(
+            "sentences relating an object to itself dropped × {dropped}"
+        )),
         "{md}"
     );
 }

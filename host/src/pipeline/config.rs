@@ -239,6 +239,11 @@ pub struct RecaptionConfig {
     /// decoding loops), before scoring and filters; the provenance counts them.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub drop_repeated_sentences: bool,
+    /// Drop each recaption sentence that relates an object to itself ("the blue triangle is
+    /// left of the blue triangle"), before scoring and filters; a recaption left with no
+    /// sentence keeps the previous caption. The provenance keeps the sentences dropped.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub drop_self_relations: bool,
 }
 
 fn default_caption_tokens() -> usize {

@@ -49,7 +49,7 @@ pub struct RoundRecord {
     pub prompt: String,
     /// The template's variant name.
     pub variant: String,
-    /// The model's caption, when it wrote one (less its pruned and repeated sentences).
+    /// The model's caption, when it wrote one (less the sentences pruned or dropped).
     pub recaption: Option<String>,
     /// Sentences taken out of it for a low-probability token (`min_sentence_logprob`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -57,6 +57,9 @@ pub struct RoundRecord {
     /// Sentences taken out of it for repeating an earlier one (`drop_repeated_sentences`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub repeated_sentences: usize,
+    /// Sentences taken out of it for relating an object to itself (`drop_self_relations`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub self_relations: Vec<String>,
     /// Its mean token log-probability under the model.
     pub mean_logprob: Option<f32>,
     /// Each filter's verdict, in order.

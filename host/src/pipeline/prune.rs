@@ -1,7 +1,9 @@
-//! Confidence pruning of recaptions: a sentence in which the model gave some token a low
-//! probability is one where it was guessing (which object, which relation, which colour), and
-//! a round that trains on it learns the guess. Pruning drops those sentences and keeps the
-//! ones the model wrote with confidence.
+//! Sentences taken out of recaptions before the filters see them. Confidence pruning: a
+//! sentence in which the model gave some token a low probability is one where it was guessing
+//! (which object, which relation, which colour), and a round that trains on it learns the
+//! guess; pruning drops those sentences and keeps the ones the model wrote with confidence.
+//! Also dropped on request: sentences repeating an earlier one (greedy decoding loops) and
+//! sentences relating an object to itself (true of no image).
 
 use std::ops::Range;
 
@@ -115,6 +117,71 @@ pub fn drop_repeated(text: &str) -> (String, usize) {
     }
 }
 
+/// Articles that may open a noun phrase.
+const ARTICLES: [&str; 3] = ["the", "a", "an"];
+
+/// Whether `sentence` relates its subject to itself ("The blue triangle is to the left of the
+/// blue triangle.", "A red circle is next to itself."): its subject is the words before its
+/// first `is` or `are`, less a leading article, and the sentence ends with those words again
+/// after an article and at least one word of relation between (case and punctuation ignored).
+/// Such a sentence is true of no image: no detector of a relation needs a list of relations.
+pub fn is_self_relation(sentence: &str) -> bool {
+    let words: Vec<String> = sentence
+        .split_whitespace()
+        .map(|w| {
+            w.trim_matches(|c: char| !c.is_alphanumeric())
+                .to_lowercase()
+        })
+        .filter(|w| !w.is_empty())
+        .collect();
+    let Some(verb) = words.iter().position(|w| w == "is" || w == "are") else {
+        return false;
+    };
+    let mut subject = &words[..verb];
+    if subject
+        .first()
+        .is_some_and(|w| ARTICLES.contains(&w.as_str()))
+    {
+        subject = &subject[1..];
+    }
+    let rest = &words[verb + 1..];
+    if subject.is_empty() || rest.len() < 2 {
+        return false;
+    }
+    if rest
+        .last()
+        .is_some_and(|w| w == "itself" || w == "themselves")
+    {
+        return true;
+    }
+    // Relation words, an article, then the subject again.
+    let Some(at) = rest.len().checked_sub(subject.len() + 1) else {
+        return false;
+    };
+    at >= 1 && ARTICLES.contains(&rest[at].as_str()) && rest[at + 1..] == *subject
+}
+
+/// Drops every sentence of `text` that relates an object to itself ([`is_self_relation`]): a
+/// small captioner that has learnt the form of a relation sentence but not which two objects
+/// it relates names one object twice. Returns the sentences kept, joined by single spaces,
+/// and the sentences dropped; an unchanged text is returned as is.
+pub fn drop_self_relations(text: &str) -> (String, Vec<String>) {
+    let (mut kept, mut dropped) = (Vec::new(), Vec::new());
+    for range in sentences(text) {
+        let sentence = &text[range];
+        if is_self_relation(sentence) {
+            dropped.push(sentence.to_string());
+        } else {
+            kept.push(sentence);
+        }
+    }
+    if dropped.is_empty() {
+        (text.to_string(), dropped)
+    } else {
+        (kept.join(" "), dropped)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,5 +246,54 @@ mod tests {
         let ends = [1, 5, 12, 15, 20, 27, 28];
         let lps = [-0.1, -0.1, -0.1, -3.0, -0.1, -0.1, -0.1];
         assert_eq!(prune(text, &ends, &lps, -1.0).dropped.len(), 2);
+    }
+
+    #[test]
+    fn sentences_relating_an_object_to_itself_are_found() {
+        for s in [
+            "The blue triangle is to the left of the blue triangle.",
+            "the Blue  triangle is to the left of THE blue triangle",
+            "A red circle is next to itself.",
+            "The large green square is above a large green square.",
+            "The circles are bigger than the circles.",
+        ] {
+            assert!(is_self_relation(s), "{s}");
+        }
+        for s in [
+            "The blue triangle is to the left of the red circle.",
+            "The blue triangle is to the left of the large blue triangle.",
+            "There is a blue triangle.",
+            "A blue triangle.",
+            "The triangle is blue.",
+            "The red circle is a red circle.",
+            "It is left of it.",
+            "",
+        ] {
+            assert!(!is_self_relation(s), "{s}");
+        }
+    }
+
+    #[test]
+    fn self_relations_are_dropped_and_returned() {
+        let text = concat!(
+            "Three shapes. The blue triangle is to the left of the blue triangle. ",
+            "The red circle is above the blue triangle. A red circle is next to itself."
+        );
+        let (kept, dropped) = drop_self_relations(text);
+        assert_eq!(
+            kept,
+            "Three shapes. The red circle is above the blue triangle."
+        );
+        assert_eq!(
+            dropped,
+            [
+                "The blue triangle is to the left of the blue triangle.",
+                "A red circle is next to itself."
+            ]
+        );
+        let clean = "Two shapes.  A red circle.";
+        assert_eq!(drop_self_relations(clean), (clean.to_string(), vec![]));
+        let only = "The red circle is below the red circle.";
+        assert_eq!(drop_self_relations(only).0, "");
     }
 }

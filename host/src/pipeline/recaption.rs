@@ -20,7 +20,7 @@ use super::config::Fusion;
 use super::fuse::{append_turns, fuse, strip_image_token};
 use super::judge::EngineJudge;
 use super::provenance::{FilterRecord, Provenance, RoundRecord, SpecialistRecord, write_parquet};
-use super::prune::{drop_repeated, prune};
+use super::prune::{drop_repeated, drop_self_relations, prune};
 use crate::data::webdataset::{RawSample, ShardWriter, read_shard};
 use crate::plugin::records::{Candidate, Prompt, PromptRequest, Sample, SpecialistOutput};
 use crate::plugin::{ItemError, Plugin};
@@ -80,6 +80,8 @@ pub struct RoundContext<'a> {
     pub min_sentence_logprob: Option<f64>,
     /// Drop recaption sentences that repeat an earlier one.
     pub drop_repeated_sentences: bool,
+    /// Drop recaption sentences that relate an object to itself.
+    pub drop_self_relations: bool,
     /// Failure limit per shard.
     pub max_failure_fraction: f64,
 }
@@ -103,6 +105,9 @@ pub struct ShardSummary {
     /// Recaption sentences dropped for repeating an earlier one.
     #[serde(default)]
     pub repeated_sentences: usize,
+    /// Recaption sentences dropped for relating an object to itself.
+    #[serde(default)]
+    pub self_relations: usize,
     /// Rejection and failure reasons with their counts.
     pub reasons: BTreeMap<String, usize>,
     /// Samples left out: (key, why) for undecodable images, missing or empty captions.
@@ -338,7 +343,18 @@ pub fn recaption_shard(
                             rec.repeated_sentences = n;
                             s.repeated_sentences += n;
                         }
-                        rec.recaption = Some(text)
+                        if cx.drop_self_relations {
+                            let (kept, dropped) = drop_self_relations(&text);
+                            text = kept;
+                            s.self_relations += dropped.len();
+                            rec.self_relations = dropped;
+                        }
+                        if text.is_empty() {
+                            *s.reasons.entry("self-relations-only".into()).or_default() += 1;
+                            s.rejected += 1;
+                        } else {
+                            rec.recaption = Some(text)
+                        }
                     }
                     Ok(Ok(_)) => {
                         *s.reasons.entry("empty-recaption".into()).or_default() += 1;

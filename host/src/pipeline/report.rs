@@ -135,6 +135,9 @@ pub struct RecaptionStats {
     /// Recaption sentences dropped for repeating an earlier one.
     #[serde(default)]
     pub repeated_sentences: usize,
+    /// Recaption sentences dropped for relating an object to itself.
+    #[serde(default)]
+    pub self_relations: usize,
     /// Samples left out (undecodable image, no caption), with the reason.
     pub skipped: Vec<(String, String)>,
     /// Reasons with counts.
@@ -154,6 +157,7 @@ impl RecaptionStats {
             s.failed += x.failed;
             s.pruned_sentences += x.pruned_sentences;
             s.repeated_sentences += x.repeated_sentences;
+            s.self_relations += x.self_relations;
             s.skipped.extend(x.skipped.iter().cloned());
             for (k, v) in &x.reasons {
                 *s.reasons.entry(k.clone()).or_default() += v;
@@ -396,6 +400,12 @@ impl RunReport {
                 reasons.push_str(&format!(
                     "- {}: repeated sentences dropped × {}\n",
                     r.label, s.repeated_sentences
+                ));
+            }
+            if s.self_relations > 0 {
+                reasons.push_str(&format!(
+                    "- {}: sentences relating an object to itself dropped × {}\n",
+                    r.label, s.self_relations
                 ));
             }
             if s.pruned_sentences > 0 {

@@ -646,6 +646,9 @@ impl Runner<'_> {
             if cfg.recaption.drop_repeated_sentences {
                 settings["drop_repeated_sentences"] = true.into();
             }
+            if cfg.recaption.drop_self_relations {
+                settings["drop_self_relations"] = true.into();
+            }
             let fp = fingerprint::of(&settings);
             if !self.is_done(&id, &fp)? && engine.is_none() {
                 engine = Some(self.engine(&model.info)?);
@@ -667,6 +670,7 @@ impl Runner<'_> {
                     score: cfg.recaption.score,
                     min_sentence_logprob: cfg.recaption.min_sentence_logprob,
                     drop_repeated_sentences: cfg.recaption.drop_repeated_sentences,
+                    drop_self_relations: cfg.recaption.drop_self_relations,
                     max_failure_fraction: cfg.max_failure_fraction,
                 };
                 recaption_shard(&cx, &id, shard, &output)
@@ -743,6 +747,7 @@ impl Runner<'_> {
                         score: false,
                         min_sentence_logprob: None,
                         drop_repeated_sentences: false,
+                        drop_self_relations: false,
                         max_failure_fraction: cfg.max_failure_fraction,
                     };
                     specialist_shard(&cx, &spec.name, &id, shard, &output)
