@@ -2,7 +2,8 @@
 # How often each round's recaptions repeat a sentence, what the filters did with them, and how
 # precise the colour-shape mentions of kept and rejected recaptions are (parsed as
 # host/src/data/shapes/metrics.rs does), and how many state a relation of an object to itself
-# ("the red circle is left of the red circle"). usage: recaption_repeats.py DEMO_OUT
+# ("the red circle is left of the red circle"), in the recaption as kept and among the sentences
+# the host dropped for it (`drop_self_relations`). usage: recaption_repeats.py DEMO_OUT
 # (DEMO_OUT holds shapes/ and run/, as `vila2 demo --out` writes them).
 import collections, json, re, sys
 
@@ -60,11 +61,12 @@ for line in open(f"{out}/shapes/pretrain/scenes.jsonl"):
     r = json.loads(line)
     scenes[r["key"]] = {(o["color"], o["shape"]) for o in r["scene"]["objects"]}
 print("| round | recaptions | with a repeated sentence | repeated sentences dropped | "
-      "with a self-relation | self-relations of relation sentences | kept | "
-      "rejected for repetition | mention precision kept | rejected |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+      "with a self-relation | self-relations of relation sentences | "
+      "self-relations dropped | kept | rejected for repetition | mention precision kept | "
+      "rejected |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for rnd in rounds(out):
-    n = rep = dropped = selfrel = rel = same = kept = rej_rep = 0
+    n = rep = dropped = selfrel = rel = same = self_dropped = kept = rej_rep = 0
     prec = collections.defaultdict(lambda: [0, 0])
     for key, p in round_records(out, rnd):
         r = p["rounds"][-1]
@@ -74,6 +76,7 @@ for rnd in rounds(out):
         dropped += r.get("repeated_sentences", 0)
         r_n, r_same = relations(text)
         rel, same, selfrel = rel + r_n, same + r_same, selfrel + (r_same > 0)
+        self_dropped += len(r.get("self_relations", []))
         kept += r["kept"]
         rej_rep += any("repetition" in v["reasons"] for v in r["verdicts"])
         ms, truth = mentions(text), scenes[key]
@@ -81,6 +84,6 @@ for rnd in rounds(out):
         acc[0] += len(ms); acc[1] += len(ms & truth)
     pct = lambda a, b: f"{100 * a / b:.1f}" if b else "–"
     print(f"| round-{rnd} | {n} | {pct(rep, n)} | {dropped} | {pct(selfrel, n)} | "
-          f"{same} of {rel} | {pct(kept, n)} | {pct(rej_rep, n)} | "
+          f"{same} of {rel} | {self_dropped} | {pct(kept, n)} | {pct(rej_rep, n)} | "
           f"{pct(prec['kept'][1], prec['kept'][0])} | "
           f"{pct(prec['rejected'][1], prec['rejected'][0])} |")
