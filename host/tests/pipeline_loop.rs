@@ -563,17 +563,17 @@ fn sft_answering(dir: &Path, prompt: &str, answer: &str) -> PathBuf {
 }
 
 #[test]
-fn sentences_relating_an_object_to_itself_are_dropped_from_recaptions() {
-    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pipeline-self-relations");
+fn repeated_and_self_relation_sentences_are_dropped_from_recaptions() {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pipeline-dropped-sentences");
     let _ = std::fs::remove_dir_all(&root);
     let pretrain = shapes().join("pretrain");
     // A model taught one answer to the brief recaption prompt, a self-relation then a true
-    // sentence, writes it back.
+    // sentence said twice, writes it back.
     let relation = "The red circle is to the left of the red circle.";
     let sft = sft_answering(
         &root,
         "Describe the image briefly.",
-        &format!("{relation} A red circle."),
+        &format!("{relation} A red circle. A  red circle."),
     );
     let cfg = config(&root, 1, LENIENT, false, &pretrain);
     let doc = std::fs::read_to_string(&cfg)
@@ -590,7 +590,7 @@ fn sentences_relating_an_object_to_itself_are_dropped_from_recaptions() {
         )
         .replacen(
             "max_new_tokens = 12\n",
-            "max_new_tokens = 48\ndrop_self_relations = true\n",
+            "max_new_tokens = 64\ndrop_self_relations = true\ndrop_repeated_sentences = true\n",
             1,
         )
         .replacen(
@@ -598,28 +598,37 @@ fn sentences_relating_an_object_to_itself_are_dropped_from_recaptions() {
             r#"template = { plugin = "vila2_recaption", config = { recipe = "brief" } }"#,
             1,
         );
-    assert!(doc.contains("drop_self_relations") && doc.contains(r#"recipe = "brief""#));
+    assert!(doc.contains("drop_self_relations") && doc.contains("drop_repeated_sentences"));
+    assert!(doc.contains(r#"recipe = "brief""#));
     assert!(doc.contains(&*sft.display().to_string()));
     std::fs::write(&cfg, doc).unwrap();
     ok(augment(&cfg, &root.join("run")), "vila2 augment");
     let got = samples(&root.join("run/round-1/data"));
     let orig = originals(&pretrain);
     assert_eq!(got.len(), orig.len());
-    let (mut dropped, mut learnt, mut emptied) = (0, 0, 0);
+    let (mut dropped, mut repeated, mut learnt, mut emptied) = (0, 0, 0, 0);
     for (key, (txt, prov, _)) in &got {
         let r = &prov.rounds[0];
         for s in &r.self_relations {
             assert!(vila2::pipeline::prune::is_self_relation(s), "{key}: {s}");
         }
         dropped += r.self_relations.len();
+        repeated += r.repeated_sentences;
         if let Some(kept) = &r.recaption {
+            let mut seen = std::collections::HashSet::new();
             for range in vila2::pipeline::prune::sentences(kept) {
                 let s = &kept[range];
                 assert!(!vila2::pipeline::prune::is_self_relation(s), "{key}: {s}");
+                let norm = s
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .to_lowercase();
+                assert!(seen.insert(norm), "{key} repeats {s}: {kept}");
             }
         }
         assert!(!txt.contains(relation), "{key}: {txt}");
-        if r.self_relations != [relation] {
+        if r.self_relations != [relation] || r.repeated_sentences != 1 {
             continue;
         }
         learnt += 1;
@@ -638,7 +647,7 @@ fn sentences_relating_an_object_to_itself_are_dropped_from_recaptions() {
     }
     assert!(
         learnt * 2 >= got.len(),
-        "the model wrote the taught self-relation for {learnt} of {} images",
+        "the model wrote the taught answer for {learnt} of {} images",
         got.len()
     );
     let rep = report(&root.join("run"));
@@ -647,11 +656,16 @@ fn sentences_relating_an_object_to_itself_are_dropped_from_recaptions() {
         assert_eq!(rc["reasons"]["self-relations-only"], emptied);
     }
     assert_eq!(rc["self_relations"], dropped);
+    assert_eq!(rc["repeated_sentences"], repeated);
     let md = std::fs::read_to_string(root.join("run/report.md")).unwrap();
     assert!(
         md.contains(&format!(
             "sentences relating an object to itself dropped × {dropped}"
         )),
+        "{md}"
+    );
+    assert!(
+        md.contains(&format!("repeated sentences dropped × {repeated}")),
         "{md}"
     );
 }
