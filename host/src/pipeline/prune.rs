@@ -95,23 +95,32 @@ pub fn prune(text: &str, token_ends: &[usize], token_logprobs: &[f64], min_logpr
 /// joined by single spaces, and how many were dropped; an unchanged text is returned as is.
 pub fn drop_repeated(text: &str) -> (String, usize) {
     let mut seen = std::collections::HashSet::new();
-    let mut kept = Vec::new();
-    let mut dropped = 0;
-    for range in sentences(text) {
-        let sentence = &text[range];
+    let (kept, dropped) = drop_sentences(text, |sentence| {
         let norm = sentence
             .split_whitespace()
             .map(str::to_lowercase)
             .collect::<Vec<_>>()
             .join(" ");
-        if seen.insert(norm) {
-            kept.push(sentence);
+        !seen.insert(norm)
+    });
+    (kept, dropped.len())
+}
+
+/// Splits `text` into [`sentences`] and drops those `drop` says to, in order. Returns the
+/// sentences kept, joined by single spaces (`text` as is when none was dropped), and the
+/// sentences dropped.
+fn drop_sentences(text: &str, mut drop: impl FnMut(&str) -> bool) -> (String, Vec<&str>) {
+    let (mut kept, mut dropped) = (Vec::new(), Vec::new());
+    for range in sentences(text) {
+        let sentence = &text[range];
+        if drop(sentence) {
+            dropped.push(sentence);
         } else {
-            dropped += 1;
+            kept.push(sentence);
         }
     }
-    if dropped == 0 {
-        (text.to_string(), 0)
+    if dropped.is_empty() {
+        (text.to_string(), dropped)
     } else {
         (kept.join(" "), dropped)
     }
@@ -162,20 +171,8 @@ pub fn is_self_relation(sentence: &str) -> bool {
 /// it relates names one object twice. Returns the sentences kept, joined by single spaces,
 /// and the sentences dropped; an unchanged text is returned as is.
 pub fn drop_self_relations(text: &str) -> (String, Vec<String>) {
-    let (mut kept, mut dropped) = (Vec::new(), Vec::new());
-    for range in sentences(text) {
-        let sentence = &text[range];
-        if is_self_relation(sentence) {
-            dropped.push(sentence.to_string());
-        } else {
-            kept.push(sentence);
-        }
-    }
-    if dropped.is_empty() {
-        (text.to_string(), dropped)
-    } else {
-        (kept.join(" "), dropped)
-    }
+    let (kept, dropped) = drop_sentences(text, is_self_relation);
+    (kept, dropped.into_iter().map(str::to_string).collect())
 }
 
 #[cfg(test)]

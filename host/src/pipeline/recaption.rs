@@ -290,6 +290,30 @@ fn check_failures(
     Ok(())
 }
 
+/// `text` less the sentences `cx` asks to drop (repeated ones, then self-relations), counted
+/// in the sample's record and the shard's summary.
+fn drop_asked_sentences(
+    cx: &RoundContext<'_>,
+    text: &str,
+    rec: &mut RoundRecord,
+    s: &mut ShardSummary,
+) -> String {
+    let mut text = text.to_string();
+    if cx.drop_repeated_sentences {
+        let (kept, n) = drop_repeated(&text);
+        text = kept;
+        rec.repeated_sentences = n;
+        s.repeated_sentences += n;
+    }
+    if cx.drop_self_relations {
+        let (kept, dropped) = drop_self_relations(&text);
+        text = kept;
+        s.self_relations += dropped.len();
+        rec.self_relations = dropped;
+    }
+    text
+}
+
 /// Recaptions the shard `input` into `output` (a `.tar`; its `.parquet` beside it).
 pub fn recaption_shard(
     cx: &RoundContext<'_>,
@@ -336,19 +360,7 @@ pub fn recaption_shard(
                 }
                 (Ok(_), Some(rx)) => match rx.recv() {
                     Ok(Ok(g)) if !g.text.trim().is_empty() => {
-                        let mut text = g.text.trim().to_string();
-                        if cx.drop_repeated_sentences {
-                            let (kept, n) = drop_repeated(&text);
-                            text = kept;
-                            rec.repeated_sentences = n;
-                            s.repeated_sentences += n;
-                        }
-                        if cx.drop_self_relations {
-                            let (kept, dropped) = drop_self_relations(&text);
-                            text = kept;
-                            s.self_relations += dropped.len();
-                            rec.self_relations = dropped;
-                        }
+                        let text = drop_asked_sentences(cx, g.text.trim(), rec, &mut s);
                         if text.is_empty() {
                             *s.reasons.entry("self-relations-only".into()).or_default() += 1;
                             s.rejected += 1;
