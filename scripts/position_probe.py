@@ -1,0 +1,310 @@
+"""Where does an object's position get lost between the vision tower and the answer?
+
+Loads a run's LLaVA folder with transformers and, on ShapesWorld's held-out VQA questions,
+fits linear probes (multinomial logistic regression) that read, from each stage of the model:
+
+- image tokens (patches an object covers): the object's horizontal / vertical third, from the
+  tower's features, the projector's output and every language-model layer;
+- the last prompt token of position questions ("Is the red circle on the left, ..."): the
+  answer, from every language-model layer; colour questions as a control;
+
+and measures, per layer and head of the last token's attention: its share on the image and on
+the asked object's patches, the asked object's part of the attention on all object patches
+against the part a head blind to the question would give it, and probes on what the head
+gathers from the image (the attention-weighted mean of the image tokens entering its layer,
+with and without the background patches); plus the model's own forced-choice accuracy
+(next-token logits of the answers). A diagnostic for docs/RESULTS.md, not part of the pipeline.
+
+    .venv/bin/python scripts/position_probe.py MODEL_DIR TRAIN_SHAPES TEST_SHAPES
+
+*_SHAPES: `vila2 shapes --out` folders; their `eval` split (images, scenes.jsonl, vqa.jsonl) is
+read. Use another seed with a large eval split for training the probes
+(`vila2 shapes --seed 101 --eval 2000 --out probe-train`) and the run's own for testing.
+"""
+
+import io
+import json
+import os
+import sys
+import tarfile
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import numpy as np
+import torch
+from PIL import Image
+from transformers import AutoProcessor, LlavaForConditionalGeneration
+
+THIRDS = {"left": 0, "center": 1, "right": 2, "top": 0, "middle": 1, "bottom": 2}
+COLORS = ["red", "green", "blue", "yellow", "purple", "orange"]
+
+
+def read_split(shapes_dir):
+    split = Path(shapes_dir) / "eval"
+    scenes = {}
+    for line in open(split / "scenes.jsonl"):
+        r = json.loads(line)
+        scenes[r["key"]] = r["scene"]
+    images = {}
+    for shard in sorted(split.glob("*.tar")):
+        with tarfile.open(shard) as tar:
+            for m in tar.getmembers():
+                key, _, ext = m.name.partition(".")
+                if ext == "png" and key in scenes:
+                    images[key] = Image.open(io.BytesIO(tar.extractfile(m).read())).convert("RGB")
+    vqa = [json.loads(line) for line in open(split / "vqa.jsonl")]
+    return scenes, images, [q for q in vqa if q["key"] in images]
+
+
+def centre(o):
+    b = o["bbox"]
+    return (b["x0"] + b["x1"]) / 2, (b["y0"] + b["y1"]) / 2
+
+
+def third(pos, side):
+    return 0 if pos < side / 3 else 2 if pos > 2 * side / 3 else 1
+
+
+def patch_objects(scene, grid):
+    """Per patch (row-major): the index of the one object whose box holds its centre, or -1."""
+    w, h = scene["width"], scene["height"]
+    out = []
+    for r in range(grid):
+        for c in range(grid):
+            px, py = (c + 0.5) * w / grid, (r + 0.5) * h / grid
+            hits = [
+                i
+                for i, o in enumerate(scene["objects"])
+                if o["bbox"]["x0"] <= px < o["bbox"]["x1"] and o["bbox"]["y0"] <= py < o["bbox"]["y1"]
+            ]
+            out.append(hits[0] if len(hits) == 1 else -1)
+    return out
+
+
+def asked_object(scene, question):
+    """The index of the object a question names ("the red circle"), or None if not unique."""
+    hits = [
+        i
+        for i, o in enumerate(scene["objects"])
+        if f"the {o['color']} {o['shape']} " in question or f"the {o['color']} {o['shape']}?" in question
+    ]
+    return hits[0] if len(hits) == 1 else None
+
+
+class Runner:
+    def __init__(self, model_dir):
+        self.processor = AutoProcessor.from_pretrained(model_dir)
+        self.processor.tokenizer.padding_side = "left"
+        self.model = LlavaForConditionalGeneration.from_pretrained(
+            model_dir, dtype=torch.float32, attn_implementation="eager"
+        ).eval()
+        cfg = self.model.config
+        self.image_token = getattr(cfg, "image_token_id", getattr(cfg, "image_token_index", None))
+        vc = cfg.vision_config
+        self.grid = vc.image_size // vc.patch_size
+        self.layer = cfg.vision_feature_layer
+
+    def prompt(self, question):
+        msg = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+        return self.processor.apply_chat_template(msg, add_generation_prompt=True)
+
+    @torch.no_grad()
+    def run(self, images, questions):
+        """Tower features, projector outputs and LM hidden states at image tokens, LM hidden
+        states and attention at the last token, next-token logits."""
+        texts = [self.prompt(q) for q in questions]
+        inputs = self.processor(images=images, text=texts, return_tensors="pt", padding=True)
+        m = self.model
+        tower = m.model.vision_tower(inputs["pixel_values"], output_hidden_states=True)
+        feats = tower.hidden_states[self.layer][:, 1:]
+        out = m(**inputs, output_hidden_states=True, output_attentions=True)
+        img = inputs["input_ids"] == self.image_token
+        n = feats.shape[1]
+        pos = img.nonzero()[:, 1].view(len(texts), n)
+        hs = [torch.stack([h[b, pos[b]] for b in range(len(texts))]) for h in out.hidden_states]
+        last = [h[:, -1] for h in out.hidden_states]
+        # attention of the last token over the image tokens: [layers][B, heads, patches]
+        att = [torch.stack([a[b, :, -1, pos[b]] for b in range(len(texts))]) for a in out.attentions]
+        return feats, hs, last, att, out.logits[:, -1]
+
+
+def fit_probe(xtr, ytr, xte, yte, classes, steps=400, wd=1e-3):
+    torch.manual_seed(0)
+    mu, sd = xtr.mean(0), xtr.std(0) + 1e-6
+    xtr, xte = (xtr - mu) / sd, (xte - mu) / sd
+    lin = torch.nn.Linear(xtr.shape[1], classes)
+    opt = torch.optim.Adam(lin.parameters(), lr=0.05, weight_decay=wd)
+    for _ in range(steps):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(lin(xtr), ytr).backward()
+        opt.step()
+    with torch.no_grad():
+        return (lin(xte).argmax(1) == yte).float().mean().item()
+
+
+def collect(runner, shapes_dir, batch=32):
+    scenes, images, vqa = read_split(shapes_dir)
+    grid = runner.grid
+    rows = {"patch": [], "pos": [], "col": [], "bg": [], "bg_col": [], "bg_row": []}
+    keys = sorted(images)
+    # image tokens: one pass per image with a fixed question (causal: image states don't see it)
+    for i in range(0, len(keys), batch):
+        ks = keys[i : i + batch]
+        feats, hs, _, _, _ = runner.run([images[k] for k in ks], ["What is in the image?"] * len(ks))
+        for b, k in enumerate(ks):
+            s = scenes[k]
+            for p, o in enumerate(patch_objects(s, grid)):
+                if o < 0:
+                    # background: the third the patch itself is in
+                    rows["bg"].append([feats[b, p]] + [h[b, p] for h in hs])
+                    rows["bg_col"].append(third(p % grid + 0.5, grid))
+                    rows["bg_row"].append(third(p // grid + 0.5, grid))
+                    continue
+                cx, cy = centre(s["objects"][o])
+                rows["patch"].append(
+                    [feats[b, p]] + [h[b, p] for h in hs]
+                )
+                rows["col"].append(third(cx, s["width"]))
+                rows["pos"].append(third(cy, s["height"]))
+    qs = {"horizontal": [], "vertical": [], "colour": []}
+    for q in vqa:
+        s = scenes[q["key"]]
+        o = asked_object(s, q["question"])
+        if q["kind"] == "position" and o is not None:
+            axis = "horizontal" if "left" in q["question"] else "vertical"
+            qs[axis].append((q, o, THIRDS[q["answer"]]))
+        elif q["kind"] == "colour" and q["answer"] in COLORS:
+            qs["colour"].append((q, None, COLORS.index(q["answer"])))
+    asked = {}
+    for name, items in qs.items():
+        res = {
+            k: []
+            for k in ["last", "y", "forced", "lift", "share", "image", "rival", "mix", "fg", "own", "ym"]
+        }
+        options = (
+            ["left", "center", "right"]
+            if name == "horizontal"
+            else ["top", "middle", "bottom"]
+            if name == "vertical"
+            else COLORS
+        )
+        tok = runner.processor.tokenizer
+        # the template ends the prompt with "ASSISTANT:", and answers start with a space
+        opt_ids = [tok.encode(" " + w, add_special_tokens=False)[0] for w in options]
+        for i in range(0, len(items), batch):
+            chunk = items[i : i + batch]
+            _, hs, last, att, logits = runner.run(
+                [images[q["key"]] for q, _, _ in chunk], [q["question"] for q, _, _ in chunk]
+            )
+            for b, (q, o, y) in enumerate(chunk):
+                res["last"].append(torch.stack([h[b] for h in last]))
+                res["y"].append(y)
+                res["forced"].append(int(logits[b, opt_ids].argmax().item() == y))
+                if o is not None:
+                    owner = torch.tensor(patch_objects(scenes[q["key"]], grid))
+                    mine = owner == o
+                    others = (owner >= 0) & (owner != o)
+                    if mine.any():
+                        # [layers, heads]: mean attention per asked patch / per image patch
+                        a = torch.stack([x[b] for x in att])
+                        res["lift"].append(a[:, :, mine].mean(-1) / a.mean(-1).clamp_min(1e-12))
+                        res["share"].append(a[:, :, mine].sum(-1))
+                        res["image"].append(a.sum(-1))
+                        if others.any():
+                            # of the attention on object patches, the asked object's part,
+                            # and the part its patches would get with no preference
+                            on = a[:, :, mine].sum(-1) / a[:, :, mine | others].sum(-1).clamp_min(1e-12)
+                            fair = mine.sum() / (mine | others).sum()
+                            res["rival"].append(torch.stack([on, fair.expand_as(on)]))
+                        # what each head gathers from the image: the attention-weighted mean of
+                        # the image tokens' states entering its layer [layers, heads, D]
+                        w = a / a.sum(-1, keepdim=True).clamp_min(1e-12)
+                        res["mix"].append(
+                            torch.stack([w[layer] @ hs[layer][b] for layer in range(len(att))])
+                        )
+                        # the same with the background patches left out (weights over objects)
+                        fg = a * (owner >= 0)
+                        fg = fg / fg.sum(-1, keepdim=True).clamp_min(1e-12)
+                        res["fg"].append(
+                            torch.stack([fg[layer] @ hs[layer][b] for layer in range(len(att))])
+                        )
+                        # and the asked object's own patches, pooled, at the LM input
+                        res["own"].append(hs[0][b, mine].mean(0))
+                        res["ym"].append(y)
+        asked[name] = res
+    return rows, asked
+
+
+def stack_stage(rows, i, which="patch"):
+    return torch.stack([r[i] for r in rows[which]])
+
+
+def main():
+    model_dir, train_dir, test_dir = sys.argv[1:4]
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    runner = Runner(model_dir)
+    tr_rows, tr_q = collect(runner, train_dir)
+    te_rows, te_q = collect(runner, test_dir)
+    n_layers = len(tr_q["horizontal"]["last"][0]) - 1
+    stages = ["tower (layer %d)" % runner.layer, "projector = LM input"] + [
+        f"LM layer {i}" for i in range(1, n_layers + 1)
+    ]
+    print(f"probe train: {len(tr_rows['col'])} object patches; test: {len(te_rows['col'])}")
+    print(
+        "\n| image tokens | object patches: their object's horizontal third | vertical third "
+        "| background patches: their own horizontal third | vertical third |\n|---|---:|---:|---:|---:|"
+    )
+    for i, st in enumerate(stages):
+        xtr, xte = stack_stage(tr_rows, i), stack_stage(te_rows, i)
+        h = fit_probe(xtr, torch.tensor(tr_rows["col"]), xte, torch.tensor(te_rows["col"]), 3)
+        v = fit_probe(xtr, torch.tensor(tr_rows["pos"]), xte, torch.tensor(te_rows["pos"]), 3)
+        btr, bte = stack_stage(tr_rows, i, "bg"), stack_stage(te_rows, i, "bg")
+        bh = fit_probe(btr, torch.tensor(tr_rows["bg_col"]), bte, torch.tensor(te_rows["bg_col"]), 3)
+        bv = fit_probe(btr, torch.tensor(tr_rows["bg_row"]), bte, torch.tensor(te_rows["bg_row"]), 3)
+        print(f"| {st} | {100 * h:.1f} | {100 * v:.1f} | {100 * bh:.1f} | {100 * bv:.1f} |")
+    for name in ["horizontal", "vertical", "colour"]:
+        tr, te = tr_q[name], te_q[name]
+        classes = 3 if name != "colour" else len(COLORS)
+        ytr, yte = torch.tensor(tr["y"]), torch.tensor(te["y"])
+        maj = np.bincount(yte.numpy(), minlength=classes).max() / len(yte)
+        print(
+            f"\n{name} questions: train {len(ytr)}, test {len(yte)}; majority {100 * maj:.1f} %, "
+            f"model's forced choice {100 * np.mean(te['forced']):.1f} %"
+        )
+        print("| last prompt token | probe accuracy |\n|---|---:|")
+        for layer in range(n_layers + 1):
+            xtr = torch.stack([x[layer] for x in tr["last"]])
+            xte = torch.stack([x[layer] for x in te["last"]])
+            acc = fit_probe(xtr, ytr, xte, yte, classes)
+            print(f"| LM {'input' if layer == 0 else f'layer {layer}'} | {100 * acc:.1f} |")
+        if te["lift"]:
+            lift = torch.stack(te["lift"]).mean(0)
+            share = torch.stack(te["share"]).mean(0)
+            image = torch.stack(te["image"]).mean(0)
+            rival, fair = torch.stack(te["rival"]).mean(0)
+            ymtr, ymte = torch.tensor(tr["ym"]), torch.tensor(te["ym"])
+            own = fit_probe(torch.stack(tr["own"]), ymtr, torch.stack(te["own"]), ymte, classes)
+            print(f"asked object's patches pooled at the LM input, probe: {100 * own:.1f} %")
+            print(
+                "| layer, head | share of the attention on the image | on the asked object | lift "
+                "of its patches over the image's | its part of the attention on objects (fair part) | "
+                "probe on what the head gathers from the image | the same, background patches "
+                "left out |\n|---|---:|---:|---:|---:|---:|---:|"
+            )
+            mtr, mte = torch.stack(tr["mix"]), torch.stack(te["mix"])
+            ftr, fte = torch.stack(tr["fg"]), torch.stack(te["fg"])
+            for layer in range(lift.shape[0]):
+                for head in range(lift.shape[1]):
+                    acc = fit_probe(mtr[:, layer, head], ymtr, mte[:, layer, head], ymte, classes)
+                    fga = fit_probe(ftr[:, layer, head], ymtr, fte[:, layer, head], ymte, classes)
+                    print(
+                        f"| {layer + 1}, {head + 1} | {100 * image[layer, head]:.1f} % | "
+                        f"{100 * share[layer, head]:.1f} % | {lift[layer, head]:.2f} | "
+                        f"{100 * rival[layer, head]:.1f} % ({100 * fair[layer, head]:.1f} %) | "
+                        f"{100 * acc:.1f} | {100 * fga:.1f} |"
+                    )
+
+
+if __name__ == "__main__":
+    main()
