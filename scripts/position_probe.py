@@ -15,11 +15,13 @@ gathers from the image (the attention-weighted mean of the image tokens entering
 with and without the background patches); plus the model's own forced-choice accuracy
 (next-token logits of the answers). A diagnostic for docs/RESULTS.md, not part of the pipeline.
 
-    .venv/bin/python scripts/position_probe.py MODEL_DIR TRAIN_SHAPES TEST_SHAPES
+    .venv/bin/python scripts/position_probe.py MODEL_DIR TRAIN_SHAPES TEST_SHAPES [--question-first]
 
 *_SHAPES: `vila2 shapes --out` folders; their `eval` split (images, scenes.jsonl, vqa.jsonl) is
-read. Use another seed with a large eval split for training the probes
-(`vila2 shapes --seed 101 --eval 2000 --out probe-train`) and the run's own for testing.
+read. Fit the probes on one seed with a large eval split (`vila2 shapes --seed 101 --eval 2000
+--out probe-train`) and score them on another (the run's own, or `--seed 102 --eval 1000`).
+`--question-first` asks "question\n<image>" instead of the engine's image-first prompt, for a
+model whose SFT conversations put the image after the first question.
 """
 
 import io
@@ -38,6 +40,7 @@ from transformers import AutoProcessor, LlavaForConditionalGeneration
 
 THIRDS = {"left": 0, "center": 1, "right": 2, "top": 0, "middle": 1, "bottom": 2}
 COLORS = ["red", "green", "blue", "yellow", "purple", "orange"]
+SHAPES = ["circle", "square", "triangle", "diamond", "cross"]
 
 
 def read_split(shapes_dir):
@@ -93,7 +96,8 @@ def asked_object(scene, question):
 
 
 class Runner:
-    def __init__(self, model_dir):
+    def __init__(self, model_dir, question_first=False):
+        self.question_first = question_first
         self.processor = AutoProcessor.from_pretrained(model_dir)
         self.processor.tokenizer.padding_side = "left"
         self.model = LlavaForConditionalGeneration.from_pretrained(
@@ -106,6 +110,10 @@ class Runner:
         self.layer = cfg.vision_feature_layer
 
     def prompt(self, question):
+        if self.question_first:
+            # as in SFT conversations whose first turn is "question\n<image>"
+            msg = [{"role": "user", "content": f"{question}\n<image>"}]
+            return self.processor.apply_chat_template(msg, add_generation_prompt=True)
         msg = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
         return self.processor.apply_chat_template(msg, add_generation_prompt=True)
 
@@ -180,7 +188,7 @@ def collect(runner, shapes_dir, batch=32):
     for name, items in qs.items():
         res = {
             k: []
-            for k in ["last", "y", "forced", "lift", "share", "image", "rival", "mix", "fg", "own", "ym"]
+            for k in "last y forced lift share image rival mix fg own ym name last_m".split()
         }
         options = (
             ["left", "center", "right"]
@@ -232,6 +240,11 @@ def collect(runner, shapes_dir, batch=32):
                         # and the asked object's own patches, pooled, at the LM input
                         res["own"].append(hs[0][b, mine].mean(0))
                         res["ym"].append(y)
+                        # which object the question names, as colour × shape
+                        ob = scenes[q["key"]]["objects"][o]
+                        named = COLORS.index(ob["color"]) * len(SHAPES) + SHAPES.index(ob["shape"])
+                        res["name"].append(named)
+                        res["last_m"].append(torch.stack([h[b] for h in last]))
         asked[name] = res
     return rows, asked
 
@@ -242,8 +255,9 @@ def stack_stage(rows, i, which="patch"):
 
 def main():
     model_dir, train_dir, test_dir = sys.argv[1:4]
+    question_first = "--question-first" in sys.argv[4:]
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
-    runner = Runner(model_dir)
+    runner = Runner(model_dir, question_first)
     tr_rows, tr_q = collect(runner, train_dir)
     te_rows, te_q = collect(runner, test_dir)
     n_layers = len(tr_q["horizontal"]["last"][0]) - 1
@@ -286,6 +300,21 @@ def main():
             ymtr, ymte = torch.tensor(tr["ym"]), torch.tensor(te["ym"])
             own = fit_probe(torch.stack(tr["own"]), ymtr, torch.stack(te["own"]), ymte, classes)
             print(f"asked object's patches pooled at the LM input, probe: {100 * own:.1f} %")
+            ntr, nte = torch.tensor(tr["name"]), torch.tensor(te["name"])
+            named = [
+                fit_probe(
+                    torch.stack([x[layer] for x in tr["last_m"]]),
+                    ntr,
+                    torch.stack([x[layer] for x in te["last_m"]]),
+                    nte,
+                    len(COLORS) * len(SHAPES),
+                )
+                for layer in range(len(tr["last_m"][0]))
+            ]
+            print(
+                "which object the question names (colour × shape, 30 classes), probe on the last "
+                "token at LM input / layers: " + " / ".join(f"{100 * a:.1f}" for a in named)
+            )
             print(
                 "| layer, head | share of the attention on the image | on the asked object | lift "
                 "of its patches over the image's | its part of the attention on objects (fair part) | "
