@@ -38,9 +38,14 @@ import torch
 from PIL import Image
 from transformers import AutoProcessor, LlavaForConditionalGeneration
 
-THIRDS = {"left": 0, "center": 1, "right": 2, "top": 0, "middle": 1, "bottom": 2}
 COLORS = ["red", "green", "blue", "yellow", "purple", "orange"]
 SHAPES = ["circle", "square", "triangle", "diamond", "cross"]
+# the answers each kind of question is scored on, in class order
+OPTIONS = {
+    "horizontal": ["left", "center", "right"],
+    "vertical": ["top", "middle", "bottom"],
+    "colour": COLORS,
+}
 
 
 def read_split(shapes_dir):
@@ -118,18 +123,20 @@ class Runner:
         return self.processor.apply_chat_template(msg, add_generation_prompt=True)
 
     @torch.no_grad()
-    def run(self, images, questions):
-        """Tower features, projector outputs and LM hidden states at image tokens, LM hidden
-        states and attention at the last token, next-token logits."""
+    def run(self, images, questions, tower=False):
+        """LM hidden states at image tokens (the first = the projector's output), LM hidden
+        states and attention at the last token, next-token logits; with `tower`, the tower's
+        features first (an extra tower pass)."""
         texts = [self.prompt(q) for q in questions]
         inputs = self.processor(images=images, text=texts, return_tensors="pt", padding=True)
         m = self.model
-        tower = m.model.vision_tower(inputs["pixel_values"], output_hidden_states=True)
-        feats = tower.hidden_states[self.layer][:, 1:]
+        feats = None
+        if tower:
+            t = m.model.vision_tower(inputs["pixel_values"], output_hidden_states=True)
+            feats = t.hidden_states[self.layer][:, 1:]
         out = m(**inputs, output_hidden_states=True, output_attentions=True)
         img = inputs["input_ids"] == self.image_token
-        n = feats.shape[1]
-        pos = img.nonzero()[:, 1].view(len(texts), n)
+        pos = img.nonzero()[:, 1].view(len(texts), -1)
         hs = [torch.stack([h[b, pos[b]] for b in range(len(texts))]) for h in out.hidden_states]
         last = [h[:, -1] for h in out.hidden_states]
         # attention of the last token over the image tokens: [layers][B, heads, patches]
@@ -156,13 +163,16 @@ def collect(runner, shapes_dir, batch=32):
     grid = runner.grid
     rows = {"patch": [], "pos": [], "col": [], "bg": [], "bg_col": [], "bg_row": []}
     keys = sorted(images)
+    owners = {k: patch_objects(scenes[k], grid) for k in keys}
     # image tokens: one pass per image with a fixed question (causal: image states don't see it)
     for i in range(0, len(keys), batch):
         ks = keys[i : i + batch]
-        feats, hs, _, _, _ = runner.run([images[k] for k in ks], ["What is in the image?"] * len(ks))
+        feats, hs, _, _, _ = runner.run(
+            [images[k] for k in ks], ["What is in the image?"] * len(ks), tower=True
+        )
         for b, k in enumerate(ks):
             s = scenes[k]
-            for p, o in enumerate(patch_objects(s, grid)):
+            for p, o in enumerate(owners[k]):
                 if o < 0:
                     # background: the third the patch itself is in
                     rows["bg"].append([feats[b, p]] + [h[b, p] for h in hs])
@@ -170,9 +180,7 @@ def collect(runner, shapes_dir, batch=32):
                     rows["bg_row"].append(third(p // grid + 0.5, grid))
                     continue
                 cx, cy = centre(s["objects"][o])
-                rows["patch"].append(
-                    [feats[b, p]] + [h[b, p] for h in hs]
-                )
+                rows["patch"].append([feats[b, p]] + [h[b, p] for h in hs])
                 rows["col"].append(third(cx, s["width"]))
                 rows["pos"].append(third(cy, s["height"]))
     qs = {"horizontal": [], "vertical": [], "colour": []}
@@ -181,25 +189,17 @@ def collect(runner, shapes_dir, batch=32):
         o = asked_object(s, q["question"])
         if q["kind"] == "position" and o is not None:
             axis = "horizontal" if "left" in q["question"] else "vertical"
-            qs[axis].append((q, o, THIRDS[q["answer"]]))
+            qs[axis].append((q, o, OPTIONS[axis].index(q["answer"])))
         elif q["kind"] == "colour" and q["answer"] in COLORS:
             qs["colour"].append((q, None, COLORS.index(q["answer"])))
     asked = {}
     for name, items in qs.items():
-        res = {
-            k: []
-            for k in "last y forced lift share image rival mix fg own ym name last_m".split()
-        }
-        options = (
-            ["left", "center", "right"]
-            if name == "horizontal"
-            else ["top", "middle", "bottom"]
-            if name == "vertical"
-            else COLORS
-        )
+        # per question: "last", "y", "forced"; per question about an object with patches
+        # ("kept" holds its index in "last"): the attention figures and pooled states
+        res = {k: [] for k in "last y forced kept lift share image rival mix fg own name".split()}
         tok = runner.processor.tokenizer
         # the template ends the prompt with "ASSISTANT:", and answers start with a space
-        opt_ids = [tok.encode(" " + w, add_special_tokens=False)[0] for w in options]
+        opt_ids = [tok.encode(" " + w, add_special_tokens=False)[0] for w in OPTIONS[name]]
         for i in range(0, len(items), batch):
             chunk = items[i : i + batch]
             _, hs, last, att, logits = runner.run(
@@ -210,11 +210,12 @@ def collect(runner, shapes_dir, batch=32):
                 res["y"].append(y)
                 res["forced"].append(int(logits[b, opt_ids].argmax().item() == y))
                 if o is not None:
-                    owner = torch.tensor(patch_objects(scenes[q["key"]], grid))
+                    owner = torch.tensor(owners[q["key"]])
                     mine = owner == o
                     others = (owner >= 0) & (owner != o)
                     if mine.any():
                         # [layers, heads]: mean attention per asked patch / per image patch
+                        res["kept"].append(len(res["last"]) - 1)
                         a = torch.stack([x[b] for x in att])
                         res["lift"].append(a[:, :, mine].mean(-1) / a.mean(-1).clamp_min(1e-12))
                         res["share"].append(a[:, :, mine].sum(-1))
@@ -239,12 +240,10 @@ def collect(runner, shapes_dir, batch=32):
                         )
                         # and the asked object's own patches, pooled, at the LM input
                         res["own"].append(hs[0][b, mine].mean(0))
-                        res["ym"].append(y)
                         # which object the question names, as colour × shape
                         ob = scenes[q["key"]]["objects"][o]
                         named = COLORS.index(ob["color"]) * len(SHAPES) + SHAPES.index(ob["shape"])
                         res["name"].append(named)
-                        res["last_m"].append(torch.stack([h[b] for h in last]))
         asked[name] = res
     return rows, asked
 
@@ -261,7 +260,7 @@ def main():
     tr_rows, tr_q = collect(runner, train_dir)
     te_rows, te_q = collect(runner, test_dir)
     n_layers = len(tr_q["horizontal"]["last"][0]) - 1
-    stages = ["tower (layer %d)" % runner.layer, "projector = LM input"] + [
+    stages = [f"tower (layer {runner.layer})", "projector = LM input"] + [
         f"LM layer {i}" for i in range(1, n_layers + 1)
     ]
     print(f"probe train: {len(tr_rows['col'])} object patches; test: {len(te_rows['col'])}")
@@ -279,7 +278,7 @@ def main():
         print(f"| {st} | {100 * h:.1f} | {100 * v:.1f} | {100 * bh:.1f} | {100 * bv:.1f} |")
     for name in ["horizontal", "vertical", "colour"]:
         tr, te = tr_q[name], te_q[name]
-        classes = 3 if name != "colour" else len(COLORS)
+        classes = len(OPTIONS[name])
         ytr, yte = torch.tensor(tr["y"]), torch.tensor(te["y"])
         maj = np.bincount(yte.numpy(), minlength=classes).max() / len(yte)
         print(
@@ -287,29 +286,24 @@ def main():
             f"model's forced choice {100 * np.mean(te['forced']):.1f} %"
         )
         print("| last prompt token | probe accuracy |\n|---|---:|")
+        ltr, lte = torch.stack(tr["last"]), torch.stack(te["last"])  # [questions, layers + 1, D]
         for layer in range(n_layers + 1):
-            xtr = torch.stack([x[layer] for x in tr["last"]])
-            xte = torch.stack([x[layer] for x in te["last"]])
-            acc = fit_probe(xtr, ytr, xte, yte, classes)
+            acc = fit_probe(ltr[:, layer], ytr, lte[:, layer], yte, classes)
             print(f"| LM {'input' if layer == 0 else f'layer {layer}'} | {100 * acc:.1f} |")
         if te["lift"]:
             lift = torch.stack(te["lift"]).mean(0)
             share = torch.stack(te["share"]).mean(0)
             image = torch.stack(te["image"]).mean(0)
             rival, fair = torch.stack(te["rival"]).mean(0)
-            ymtr, ymte = torch.tensor(tr["ym"]), torch.tensor(te["ym"])
+            ymtr, ymte = ytr[tr["kept"]], yte[te["kept"]]
             own = fit_probe(torch.stack(tr["own"]), ymtr, torch.stack(te["own"]), ymte, classes)
             print(f"asked object's patches pooled at the LM input, probe: {100 * own:.1f} %")
             ntr, nte = torch.tensor(tr["name"]), torch.tensor(te["name"])
             named = [
                 fit_probe(
-                    torch.stack([x[layer] for x in tr["last_m"]]),
-                    ntr,
-                    torch.stack([x[layer] for x in te["last_m"]]),
-                    nte,
-                    len(COLORS) * len(SHAPES),
+                    ltr[tr["kept"], layer], ntr, lte[te["kept"], layer], nte, len(COLORS) * len(SHAPES)
                 )
-                for layer in range(len(tr["last_m"][0]))
+                for layer in range(n_layers + 1)
             ]
             print(
                 "which object the question names (colour × shape, 30 classes), probe on the last "
