@@ -13,7 +13,8 @@ the asked object's patches, the asked object's part of the attention on all obje
 against the part a head blind to the question would give it, and probes on what the head
 gathers from the image (the attention-weighted mean of the image tokens entering its layer,
 with and without the background patches); plus the model's own forced-choice accuracy
-(next-token logits of the answers). A diagnostic for docs/RESULTS.md, not part of the pipeline.
+(next-token logits of the answers), against the best answer blind to which object is asked
+(the third most of the scene's objects are in) and on the questions where that answer is wrong. A diagnostic for docs/RESULTS.md, not part of the pipeline.
 
     .venv/bin/python scripts/position_probe.py MODEL_DIR TRAIN_SHAPES TEST_SHAPES [--question-first]
 
@@ -88,6 +89,17 @@ def patch_objects(scene, grid):
             ]
             out.append(hits[0] if len(hits) == 1 else -1)
     return out
+
+
+def blind_answer(scene, axis, y):
+    """How often an answer blind to which object is asked is right: it names the third most of
+    the scene's objects are in (ties split evenly), so it is right where the asked object's
+    third `y` is among those."""
+    i, side = (0, scene["width"]) if axis == "horizontal" else (1, scene["height"])
+    ts = [third(centre(o)[i], side) for o in scene["objects"]]
+    counts = np.bincount(ts, minlength=3)
+    modes = np.flatnonzero(counts == counts.max())
+    return float(y in modes) / len(modes)
 
 
 def asked_object(scene, question):
@@ -196,7 +208,7 @@ def collect(runner, shapes_dir, batch=32):
     for name, items in qs.items():
         # per question: "last", "y", "forced"; per question about an object with patches
         # ("kept" holds its index in "last"): the attention figures and pooled states
-        res = {k: [] for k in "last y forced kept lift share image rival mix fg own name".split()}
+        res = {k: [] for k in "last y forced blind kept lift share image rival mix fg own name".split()}
         tok = runner.processor.tokenizer
         # the template ends the prompt with "ASSISTANT:", and answers start with a space
         opt_ids = [tok.encode(" " + w, add_special_tokens=False)[0] for w in OPTIONS[name]]
@@ -209,6 +221,8 @@ def collect(runner, shapes_dir, batch=32):
                 res["last"].append(torch.stack([h[b] for h in last]))
                 res["y"].append(y)
                 res["forced"].append(int(logits[b, opt_ids].argmax().item() == y))
+                if o is not None:
+                    res["blind"].append(blind_answer(scenes[q["key"]], name, y))
                 if o is not None:
                     owner = torch.tensor(owners[q["key"]])
                     mine = owner == o
@@ -285,6 +299,15 @@ def main():
             f"\n{name} questions: train {len(ytr)}, test {len(yte)}; majority {100 * maj:.1f} %, "
             f"model's forced choice {100 * np.mean(te['forced']):.1f} %"
         )
+        if te["blind"]:
+            # only position questions name an object whose third a blind answer can miss
+            blind, forced = np.array(te["blind"]), np.array(te["forced"])
+            hard = blind == 0
+            print(
+                f"best answer blind to the asked object (the third most objects are in): "
+                f"{100 * blind.mean():.1f} %; where it is wrong ({hard.sum()} questions) the model "
+                f"chooses right {100 * forced[hard].mean():.1f} %"
+            )
         print("| last prompt token | probe accuracy |\n|---|---:|")
         ltr, lte = torch.stack(tr["last"]), torch.stack(te["last"])  # [questions, layers + 1, D]
         for layer in range(n_layers + 1):
