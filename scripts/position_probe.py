@@ -16,20 +16,21 @@ with and without the background patches); plus the model's own forced-choice acc
 (next-token logits of the answers), against the best answer blind to which object is asked
 (the third most of the scene's objects are in) and on the questions where that answer is wrong. A diagnostic for docs/RESULTS.md, not part of the pipeline.
 
-    .venv/bin/python scripts/position_probe.py MODEL_DIR TRAIN_SHAPES TEST_SHAPES [--question-first]
+    .venv/bin/python scripts/position_probe.py MODEL_DIR TRAIN_SHAPES TEST_SHAPES [--question-first] [--colour-names]
 
 *_SHAPES: `vila2 shapes --out` folders; their `eval` split (images, scenes.jsonl, vqa.jsonl) is
 read. Fit the probes on one seed with a large eval split (`vila2 shapes --seed 101 --eval 2000
 --out probe-train`) and score them on another (the run's own, or `--seed 102 --eval 1000`).
 `--question-first` asks "question\n<image>" instead of the engine's image-first prompt, for a
-model whose SFT conversations put the image after the first question.
+model whose SFT conversations put the image after the first question. `--colour-names` asks
+the position questions about objects whose colour is unique in their scene as "the red object"
+(the others are left out), for a model trained on `scripts/position_sft.py --colour-names`.
 """
 
 import io
 import json
 import os
 import sys
-import tarfile
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -37,6 +38,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np
 import torch
 from PIL import Image
+from shapes_split import centre, pngs, read_scenes, third
 from transformers import AutoProcessor, LlavaForConditionalGeneration
 
 COLORS = ["red", "green", "blue", "yellow", "purple", "orange"]
@@ -51,28 +53,10 @@ OPTIONS = {
 
 def read_split(shapes_dir):
     split = Path(shapes_dir) / "eval"
-    scenes = {}
-    for line in open(split / "scenes.jsonl"):
-        r = json.loads(line)
-        scenes[r["key"]] = r["scene"]
-    images = {}
-    for shard in sorted(split.glob("*.tar")):
-        with tarfile.open(shard) as tar:
-            for m in tar.getmembers():
-                key, _, ext = m.name.partition(".")
-                if ext == "png" and key in scenes:
-                    images[key] = Image.open(io.BytesIO(tar.extractfile(m).read())).convert("RGB")
+    scenes = read_scenes(split)
+    images = {k: Image.open(io.BytesIO(png)).convert("RGB") for k, png in pngs(split, scenes)}
     vqa = [json.loads(line) for line in open(split / "vqa.jsonl")]
     return scenes, images, [q for q in vqa if q["key"] in images]
-
-
-def centre(o):
-    b = o["bbox"]
-    return (b["x0"] + b["x1"]) / 2, (b["y0"] + b["y1"]) / 2
-
-
-def third(pos, side):
-    return 0 if pos < side / 3 else 2 if pos > 2 * side / 3 else 1
 
 
 def patch_objects(scene, grid):
@@ -170,7 +154,7 @@ def fit_probe(xtr, ytr, xte, yte, classes, steps=400, wd=1e-3):
         return (lin(xte).argmax(1) == yte).float().mean().item()
 
 
-def collect(runner, shapes_dir, batch=32):
+def collect(runner, shapes_dir, colour_names=False, batch=32):
     scenes, images, vqa = read_split(shapes_dir)
     grid = runner.grid
     rows = {"patch": [], "pos": [], "col": [], "bg": [], "bg_col": [], "bg_row": []}
@@ -199,6 +183,13 @@ def collect(runner, shapes_dir, batch=32):
     for q in vqa:
         s = scenes[q["key"]]
         o = asked_object(s, q["question"])
+        if q["kind"] == "position" and o is not None and colour_names:
+            # "the red object" instead of "the red circle", where no other object is red
+            ob = s["objects"][o]
+            if sum(p["color"] == ob["color"] for p in s["objects"]) > 1:
+                continue
+            named = f"the {ob['color']} {ob['shape']}"
+            q = dict(q, question=q["question"].replace(named, f"the {ob['color']} object"))
         if q["kind"] == "position" and o is not None:
             axis = "horizontal" if "left" in q["question"] else "vertical"
             qs[axis].append((q, o, OPTIONS[axis].index(q["answer"])))
@@ -269,10 +260,11 @@ def stack_stage(rows, i, which="patch"):
 def main():
     model_dir, train_dir, test_dir = sys.argv[1:4]
     question_first = "--question-first" in sys.argv[4:]
+    colour_names = "--colour-names" in sys.argv[4:]
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
     runner = Runner(model_dir, question_first)
-    tr_rows, tr_q = collect(runner, train_dir)
-    te_rows, te_q = collect(runner, test_dir)
+    tr_rows, tr_q = collect(runner, train_dir, colour_names)
+    te_rows, te_q = collect(runner, test_dir, colour_names)
     n_layers = len(tr_q["horizontal"]["last"][0]) - 1
     stages = [f"tower (layer {runner.layer})", "projector = LM input"] + [
         f"LM layer {i}" for i in range(1, n_layers + 1)

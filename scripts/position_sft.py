@@ -4,12 +4,15 @@ For every image of a ShapesWorld split that carries scenes (the `eval` split of 
 one LLaVA conversation of every position question ShapesWorld would ask about it (per object,
 "left / center / right" and "top / middle / bottom" unless its centre lies near a third's
 border: the rule of `host/src/data/shapes/questions.rs`), in shuffled order, the image first.
-The recipe's SFT asks a position question in about 2 of 5 conversations; this asks 2 per
-object, so a training run sees enough of them to show whether the model can learn to pick out
-the asked object at all. With `--question-first`, each question is its own conversation and is
-asked before the image, so that the image tokens can attend to the object it names.
+The demo's SFT asks one question of each kind per conversation (1 191 position questions in its
+1 200); this asks 2 per object, so a training run sees enough of them to show whether the model
+can learn to pick out the asked object at all. With `--question-first`, each question is its own conversation and is
+asked before the image, so that the image tokens can attend to the object it names. With
+`--colour-names` the questions name an object by its colour alone ("the red object"), asked only
+where no other object of the scene has that colour: a one-word query instead of colour × shape.
 
-    .venv/bin/python scripts/position_sft.py SHAPES_DIR OUT_DIR [--seed N] [--shard-size N] [--question-first]
+    .venv/bin/python scripts/position_sft.py SHAPES_DIR OUT_DIR [--seed N] [--shard-size N]
+        [--question-first] [--colour-names]
 
 OUT_DIR gets `shard-NNNNN.tar` files of `KEY.png` + `KEY.json` ({"conversations": [...]}), the
 layout `[data] sft` reads.
@@ -22,27 +25,29 @@ import random
 import tarfile
 from pathlib import Path
 
+from shapes_split import centre, pngs, read_scenes, third
+
 SHORT_ANSWER = "\nAnswer the question using a single word or phrase."
 HORIZONTAL = ["left", "center", "right"]
 VERTICAL = ["top", "middle", "bottom"]
-
-
-def third(pos, side):
-    return 0 if pos < side / 3 else 2 if pos > 2 * side / 3 else 1
 
 
 def near_third(c, side, margin):
     return abs(c - side / 3) < margin or abs(c - 2 * side / 3) < margin
 
 
-def position_questions(scene):
+def position_questions(scene, colour_names=False):
     w, h = scene["width"], scene["height"]
     margin = min(w, h) / 32
     out = []
     for o in scene["objects"]:
-        b = o["bbox"]
-        cx, cy = (b["x0"] + b["x1"]) / 2, (b["y0"] + b["y1"]) / 2
+        cx, cy = centre(o)
         name = f"{o['color']} {o['shape']}"
+        if colour_names:
+            # "the red object", asked only where no other object is red
+            if sum(p["color"] == o["color"] for p in scene["objects"]) > 1:
+                continue
+            name = f"{o['color']} object"
         if not near_third(cx, w, margin):
             q = f"Is the {name} on the left, in the center or on the right of the image?"
             out.append((q + SHORT_ANSWER, HORIZONTAL[third(cx, w)]))
@@ -75,6 +80,11 @@ def main():
     ap.add_argument("--seed", type=int, default=0, help="seed of the question order")
     ap.add_argument("--shard-size", type=int, default=500)
     ap.add_argument(
+        "--colour-names",
+        action="store_true",
+        help='name each object by its colour alone ("the red object"), where no other object has it',
+    )
+    ap.add_argument(
         "--question-first",
         action="store_true",
         help='one conversation per question, asked before the image ("question\\n<image>")',
@@ -82,35 +92,26 @@ def main():
     args = ap.parse_args()
 
     split = Path(args.shapes_dir) / "eval"
-    scenes = {}
-    for line in open(split / "scenes.jsonl"):
-        r = json.loads(line)
-        scenes[r["key"]] = r["scene"]
+    scenes = read_scenes(split)
     out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=False)
     rng = random.Random(args.seed)
     written, questions, shard = 0, 0, None
-    for src in sorted(split.glob("*.tar")):
-        with tarfile.open(src) as tar:
-            for m in tar.getmembers():
-                key, _, ext = m.name.partition(".")
-                if ext != "png" or key not in scenes:
-                    continue
-                pairs = position_questions(scenes[key])
-                if not pairs:
-                    continue
-                rng.shuffle(pairs)
-                png = tar.extractfile(m).read()
-                convs = [(f"{key}_q{i}", [p]) for i, p in enumerate(pairs)] if args.question_first else [(key, pairs)]
-                for name, conv in convs:
-                    if written % args.shard_size == 0:
-                        if shard:
-                            shard.close()
-                        shard = tarfile.open(out / f"shard-{written // args.shard_size:05}.tar", "w")
-                    add(shard, f"{name}.png", png)
-                    add(shard, f"{name}.json", json.dumps(conversation(conv, args.question_first)).encode())
-                    written += 1
-                questions += len(pairs)
+    for key, png in pngs(split, scenes):
+        pairs = position_questions(scenes[key], args.colour_names)
+        if not pairs:
+            continue
+        rng.shuffle(pairs)
+        convs = [(f"{key}_q{i}", [p]) for i, p in enumerate(pairs)] if args.question_first else [(key, pairs)]
+        for name, conv in convs:
+            if written % args.shard_size == 0:
+                if shard:
+                    shard.close()
+                shard = tarfile.open(out / f"shard-{written // args.shard_size:05}.tar", "w")
+            add(shard, f"{name}.png", png)
+            add(shard, f"{name}.json", json.dumps(conversation(conv, args.question_first)).encode())
+            written += 1
+        questions += len(pairs)
     if shard:
         shard.close()
     print(json.dumps({"conversations": written, "questions": questions}))

@@ -18,13 +18,13 @@ import io
 import json
 import shutil
 import sys
-import tarfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
+from shapes_split import pngs, read_scenes
 from transformers import CLIPVisionConfig, CLIPVisionModel
 
 SHAPES = ["circle", "square", "triangle", "diamond", "cross"]
@@ -32,20 +32,16 @@ SHAPES = ["circle", "square", "triangle", "diamond", "cross"]
 
 def load(shapes_dir, mean, std):
     split = Path(shapes_dir) / "pretrain"
-    scenes = {}
-    for line in open(split / "scenes.jsonl"):
-        r = json.loads(line)
-        if len(r["scene"]["objects"]) == 1:
-            scenes[r["key"]] = SHAPES.index(r["scene"]["objects"][0]["shape"])
+    scenes = {
+        k: SHAPES.index(s["objects"][0]["shape"])
+        for k, s in read_scenes(split).items()
+        if len(s["objects"]) == 1
+    }
     xs, ys = [], []
-    for shard in sorted(split.glob("*.tar")):
-        with tarfile.open(shard) as tar:
-            for m in tar.getmembers():
-                key, _, ext = m.name.partition(".")
-                if ext == "png" and key in scenes:
-                    im = Image.open(io.BytesIO(tar.extractfile(m).read())).convert("RGB")
-                    xs.append(np.asarray(im, dtype=np.float32) / 255.0)
-                    ys.append(scenes[key])
+    for key, png in pngs(split, scenes):
+        im = Image.open(io.BytesIO(png)).convert("RGB")
+        xs.append(np.asarray(im, dtype=np.float32) / 255.0)
+        ys.append(scenes[key])
     x = torch.tensor(np.stack(xs)).permute(0, 3, 1, 2)
     return (x - mean) / std, torch.tensor(ys)
 
