@@ -14,7 +14,8 @@ against the part a head blind to the question would give it, and probes on what 
 gathers from the image (the attention-weighted mean of the image tokens entering its layer,
 with and without the background patches); plus the model's own forced-choice accuracy
 (next-token logits of the answers), against the best answer blind to which object is asked
-(the third most of the scene's objects are in) and on the questions where that answer is wrong. A diagnostic for docs/RESULTS.md, not part of the pipeline.
+(the third most of the scene's objects are in) and on the questions where that answer is wrong.
+A diagnostic for docs/RESULTS.md, not part of the pipeline.
 
     .venv/bin/python scripts/position_probe.py MODEL_DIR TRAIN_SHAPES TEST_SHAPES [--question-first] [--colour-names]
 
@@ -38,17 +39,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np
 import torch
 from PIL import Image
-from shapes_split import centre, pngs, read_scenes, third
+from shapes_split import (
+    COLORS, HORIZONTAL, SHAPES, VERTICAL, centre, colour_is_unique, pngs, read_scenes, third
+)
 from transformers import AutoProcessor, LlavaForConditionalGeneration
 
-COLORS = ["red", "green", "blue", "yellow", "purple", "orange"]
-SHAPES = ["circle", "square", "triangle", "diamond", "cross"]
 # the answers each kind of question is scored on, in class order
-OPTIONS = {
-    "horizontal": ["left", "center", "right"],
-    "vertical": ["top", "middle", "bottom"],
-    "colour": COLORS,
-}
+OPTIONS = {"horizontal": HORIZONTAL, "vertical": VERTICAL, "colour": COLORS}
 
 
 def read_split(shapes_dir):
@@ -186,7 +183,7 @@ def collect(runner, shapes_dir, colour_names=False, batch=32):
         if q["kind"] == "position" and o is not None and colour_names:
             # "the red object" instead of "the red circle", where no other object is red
             ob = s["objects"][o]
-            if sum(p["color"] == ob["color"] for p in s["objects"]) > 1:
+            if not colour_is_unique(s, ob):
                 continue
             named = f"the {ob['color']} {ob['shape']}"
             q = dict(q, question=q["question"].replace(named, f"the {ob['color']} object"))
@@ -214,7 +211,6 @@ def collect(runner, shapes_dir, colour_names=False, batch=32):
                 res["forced"].append(int(logits[b, opt_ids].argmax().item() == y))
                 if o is not None:
                     res["blind"].append(blind_answer(scenes[q["key"]], name, y))
-                if o is not None:
                     owner = torch.tensor(owners[q["key"]])
                     mine = owner == o
                     others = (owner >= 0) & (owner != o)

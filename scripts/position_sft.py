@@ -6,8 +6,8 @@ one LLaVA conversation of every position question ShapesWorld would ask about it
 border: the rule of `host/src/data/shapes/questions.rs`), in shuffled order, the image first.
 The demo's SFT asks one question of each kind per conversation (1 191 position questions in its
 1 200); this asks 2 per object, so a training run sees enough of them to show whether the model
-can learn to pick out the asked object at all. With `--question-first`, each question is its own conversation and is
-asked before the image, so that the image tokens can attend to the object it names. With
+can learn to pick out the asked object at all. With `--question-first`, each question is its own
+conversation and is asked before the image, so that the image tokens can attend to the object it names. With
 `--colour-names` the questions name an object by its colour alone ("the red object"), asked only
 where no other object of the scene has that colour: a one-word query instead of colour × shape.
 
@@ -25,11 +25,9 @@ import random
 import tarfile
 from pathlib import Path
 
-from shapes_split import centre, pngs, read_scenes, third
+from shapes_split import HORIZONTAL, VERTICAL, centre, colour_is_unique, pngs, read_scenes, third
 
 SHORT_ANSWER = "\nAnswer the question using a single word or phrase."
-HORIZONTAL = ["left", "center", "right"]
-VERTICAL = ["top", "middle", "bottom"]
 
 
 def near_third(c, side, margin):
@@ -45,7 +43,7 @@ def position_questions(scene, colour_names=False):
         name = f"{o['color']} {o['shape']}"
         if colour_names:
             # "the red object", asked only where no other object is red
-            if sum(p["color"] == o["color"] for p in scene["objects"]) > 1:
+            if not colour_is_unique(scene, o):
                 continue
             name = f"{o['color']} object"
         if not near_third(cx, w, margin):

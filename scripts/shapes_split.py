@@ -6,6 +6,11 @@ import json
 import tarfile
 from pathlib import Path
 
+COLORS = ["red", "green", "blue", "yellow", "purple", "orange"]
+SHAPES = ["circle", "square", "triangle", "diamond", "cross"]
+HORIZONTAL = ["left", "center", "right"]
+VERTICAL = ["top", "middle", "bottom"]
+
 
 def read_scenes(split):
     """`{key: scene}` from the split's scenes.jsonl."""
@@ -31,6 +36,11 @@ def centre(o):
     """An object's box centre `(x, y)` in pixels."""
     b = o["bbox"]
     return (b["x0"] + b["x1"]) / 2, (b["y0"] + b["y1"]) / 2
+
+
+def colour_is_unique(scene, o):
+    """Whether no other object of the scene has `o`'s colour (so "the red object" names it)."""
+    return sum(p["color"] == o["color"] for p in scene["objects"]) == 1
 
 
 def third(pos, side):
