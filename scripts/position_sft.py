@@ -10,9 +10,12 @@ can learn to pick out the asked object at all. With `--question-first`, each que
 conversation and is asked before the image, so that the image tokens can attend to the object it names. With
 `--colour-names` the questions name an object by its colour alone ("the red object"), asked only
 where no other object of the scene has that colour: a one-word query instead of colour × shape.
+With `--distinct-thirds` each conversation asks, per axis, about one object of each third the
+scene's objects occupy, and only where they occupy two or more: every answer of an image differs
+from its others, so an answer blind to which object is asked cannot bring the loss down.
 
     .venv/bin/python scripts/position_sft.py SHAPES_DIR OUT_DIR [--seed N] [--shard-size N]
-        [--question-first] [--colour-names]
+        [--question-first] [--colour-names] [--distinct-thirds]
 
 OUT_DIR gets `shard-NNNNN.tar` files of `KEY.png` + `KEY.json` ({"conversations": [...]}), the
 layout `[data] sft` reads.
@@ -35,6 +38,7 @@ def near_third(c, side, margin):
 
 
 def position_questions(scene, colour_names=False):
+    """`(question, answer, axis)` triples, axis 0 horizontal and 1 vertical."""
     w, h = scene["width"], scene["height"]
     margin = min(w, h) / 32
     out = []
@@ -48,16 +52,30 @@ def position_questions(scene, colour_names=False):
             name = f"{o['color']} object"
         if not near_third(cx, w, margin):
             q = f"Is the {name} on the left, in the center or on the right of the image?"
-            out.append((q + SHORT_ANSWER, HORIZONTAL[third(cx, w)]))
+            out.append((q + SHORT_ANSWER, HORIZONTAL[third(cx, w)], 0))
         if not near_third(cy, h, margin):
             q = f"Is the {name} at the top, in the middle or at the bottom of the image?"
-            out.append((q + SHORT_ANSWER, VERTICAL[third(cy, h)]))
+            out.append((q + SHORT_ANSWER, VERTICAL[third(cy, h)], 1))
+    return out
+
+
+def one_per_third(questions, rng):
+    """Per axis, one question of each answer (a random one where several objects share a third),
+    kept only where the axis has two answers or more."""
+    out = []
+    for axis in (0, 1):
+        by_answer = {}
+        for q in questions:
+            if q[2] == axis:
+                by_answer.setdefault(q[1], []).append(q)
+        if len(by_answer) >= 2:
+            out.extend(rng.choice(qs) for _, qs in sorted(by_answer.items()))
     return out
 
 
 def conversation(pairs, question_first=False):
     turns = []
-    for i, (q, a) in enumerate(pairs):
+    for i, (q, a, _) in enumerate(pairs):
         if i == 0:
             q = f"{q}\n<image>" if question_first else f"<image>\n{q}"
         turns.append({"from": "human", "value": q})
@@ -87,6 +105,11 @@ def main():
         action="store_true",
         help='one conversation per question, asked before the image ("question\\n<image>")',
     )
+    ap.add_argument(
+        "--distinct-thirds",
+        action="store_true",
+        help="per axis, one object of each occupied third, where two or more are occupied",
+    )
     args = ap.parse_args()
 
     split = Path(args.shapes_dir) / "eval"
@@ -97,6 +120,8 @@ def main():
     written, questions, shard = 0, 0, None
     for key, png in pngs(split, scenes):
         pairs = position_questions(scenes[key], args.colour_names)
+        if args.distinct_thirds:
+            pairs = one_per_third(pairs, rng)
         if not pairs:
             continue
         rng.shuffle(pairs)
