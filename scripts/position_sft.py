@@ -38,7 +38,7 @@ def near_third(c, side, margin):
 
 
 def position_questions(scene, colour_names=False):
-    """`(question, answer, axis)` triples, axis 0 horizontal and 1 vertical."""
+    """`(question, answer, axis, object)`: axis 0 horizontal and 1 vertical, the asked object's scene entry."""
     w, h = scene["width"], scene["height"]
     margin = min(w, h) / 32
     out = []
@@ -52,10 +52,10 @@ def position_questions(scene, colour_names=False):
             name = f"{o['color']} object"
         if not near_third(cx, w, margin):
             q = f"Is the {name} on the left, in the center or on the right of the image?"
-            out.append((q + SHORT_ANSWER, HORIZONTAL[third(cx, w)], 0))
+            out.append((q + SHORT_ANSWER, HORIZONTAL[third(cx, w)], 0, o))
         if not near_third(cy, h, margin):
             q = f"Is the {name} at the top, in the middle or at the bottom of the image?"
-            out.append((q + SHORT_ANSWER, VERTICAL[third(cy, h)], 1))
+            out.append((q + SHORT_ANSWER, VERTICAL[third(cy, h)], 1, o))
     return out
 
 
@@ -75,7 +75,7 @@ def one_per_third(questions, rng):
 
 def conversation(pairs, question_first=False):
     turns = []
-    for i, (q, a, _) in enumerate(pairs):
+    for i, (q, a, *_) in enumerate(pairs):
         if i == 0:
             q = f"{q}\n<image>" if question_first else f"<image>\n{q}"
         turns.append({"from": "human", "value": q})

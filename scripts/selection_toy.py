@@ -62,9 +62,8 @@ def questions(scenes, distinct_thirds=False, seed=0):
         qs = position_questions(scene)
         if distinct_thirds:
             qs = one_per_third(qs, rng)
-        for q, a, axis in qs:
-            colour, shape = q.split(" the ", 1)[1].split(" ")[:2]
-            out.append((key, colour, shape, axis, (HORIZONTAL, VERTICAL)[axis].index(a)))
+        for _, a, axis, o in qs:
+            out.append((key, o["color"], o["shape"], axis, (HORIZONTAL, VERTICAL)[axis].index(a)))
     return out
 
 
@@ -105,20 +104,18 @@ def batch_of(qs, feats):
 
 
 @torch.no_grad()
-def evaluate(model, qs, feats, scenes):
+def evaluate(model, qs, feats, blind_wrong):
+    """Accuracy overall and on the questions flagged in `blind_wrong`."""
     model.eval()
-    right, blind_wrong, right_bw = 0, 0, 0
+    right, right_bw = 0, 0
     for i in range(0, len(qs), 256):
-        chunk = qs[i : i + 256]
-        f, w, y = batch_of(chunk, feats)
-        pred = model(f, w).argmax(-1)
-        for q, p, t in zip(chunk, pred.tolist(), y.tolist()):
-            right += p == t
-            if blind_answer(scenes[q[0]], AXES[q[3]], t) == 0:
-                blind_wrong += 1
-                right_bw += p == t
+        f, w, y = batch_of(qs[i : i + 256], feats)
+        hits = (model(f, w).argmax(-1) == y).tolist()
+        right += sum(hits)
+        right_bw += sum(h for h, b in zip(hits, blind_wrong[i : i + 256]) if b)
     model.train()
-    return 100 * right / len(qs), 100 * right_bw / max(blind_wrong, 1), blind_wrong
+    n_bw = sum(blind_wrong)
+    return 100 * right / len(qs), 100 * right_bw / max(n_bw, 1), n_bw
 
 
 def main():
@@ -142,6 +139,7 @@ def main():
     train_q = questions(train_scenes, args.distinct_thirds, args.seed)
     test_q = questions(test_scenes)
     feats = {k: patch_features(s) for k, s in {**train_scenes, **test_scenes}.items()}
+    blind_wrong = [blind_answer(test_scenes[q[0]], AXES[q[3]], q[4]) == 0 for q in test_q]
     print(f"train questions {len(train_q)}, test {len(test_q)}")
 
     model = Toy(args.layers, args.question_first)
@@ -167,7 +165,7 @@ def main():
         opt.step()
         losses.append(loss.item())
         if (step + 1) % args.eval_every == 0 or step + 1 == args.steps:
-            acc, acc_bw, n_bw = evaluate(model, test_q, feats, test_scenes)
+            acc, acc_bw, n_bw = evaluate(model, test_q, feats, blind_wrong)
             tail = losses[-500:]
             print(f"| {step + 1} | {sum(tail) / len(tail):.3f} | {acc:.1f} | {acc_bw:.1f} ({n_bw}) |", flush=True)
     print(f"{time.time() - start:.0f} s")
