@@ -196,7 +196,10 @@ def collect(runner, shapes_dir, colour_names=False, batch=32):
     for name, items in qs.items():
         # per question: "last", "y", "forced"; per question about an object with patches
         # ("kept" holds its index in "last"): the attention figures and pooled states
-        res = {k: [] for k in "last y forced blind kept lift share image rival mix fg own name".split()}
+        res = {
+            k: []
+            for k in "last y forced blind kept lift share image rival mix fg own name mark mark_y".split()
+        }
         tok = runner.processor.tokenizer
         # the template ends the prompt with "ASSISTANT:", and answers start with a space
         opt_ids = [tok.encode(" " + w, add_special_tokens=False)[0] for w in OPTIONS[name]]
@@ -245,6 +248,12 @@ def collect(runner, shapes_dir, colour_names=False, batch=32):
                         ob = scenes[q["key"]]["objects"][o]
                         named = COLORS.index(ob["color"]) * len(SHAPES) + SHAPES.index(ob["shape"])
                         res["name"].append(named)
+                    if runner.question_first and others.any():
+                        # question first, each image token has seen the question: per object
+                        # patch, its states [layers + 1, D] and whether it is the asked object's
+                        for p in (mine | others).nonzero()[:, 0].tolist():
+                            res["mark"].append(torch.stack([h[b, p] for h in hs]))
+                            res["mark_y"].append(int(mine[p]))
         asked[name] = res
     return rows, asked
 
@@ -320,6 +329,17 @@ def main():
                 "which object the question names (colour × shape, 30 classes), probe on the last "
                 "token at LM input / layers: " + " / ".join(f"{100 * a:.1f}" for a in named)
             )
+            if te["mark"]:
+                xtr, xte = torch.stack(tr["mark"]), torch.stack(te["mark"])
+                mytr, myte = torch.tensor(tr["mark_y"]), torch.tensor(te["mark_y"])
+                marked = [
+                    fit_probe(xtr[:, layer], mytr, xte[:, layer], myte, 2) for layer in range(n_layers + 1)
+                ]
+                print(
+                    f"image tokens of objects: is it the asked object ({len(myte)} test patches, "
+                    f"{100 * myte.float().mean():.1f} % are), probe at LM input / layers: "
+                    + " / ".join(f"{100 * a:.1f}" for a in marked)
+                )
             print(
                 "| layer, head | share of the attention on the image | on the asked object | lift "
                 "of its patches over the image's | its part of the attention on objects (fair part) | "
