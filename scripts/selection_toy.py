@@ -140,10 +140,14 @@ class Toy(torch.nn.Module):
         )
         self.head = torch.nn.Linear(128, 3)
 
-    def forward(self, feats, pre, post):
+    def states(self, feats, pre, post):
+        """The LM's output for words before, image tokens, words after (all hidden states)."""
         embed = self.lm.embed_tokens
         x = torch.cat([embed(pre), self.projector(feats), embed(post)], dim=1)
-        return self.head(self.lm(inputs_embeds=x).last_hidden_state[:, -1])
+        return self.lm(inputs_embeds=x, output_hidden_states=True)
+
+    def forward(self, feats, pre, post):
+        return self.head(self.states(feats, pre, post).last_hidden_state[:, -1])
 
 
 def batch_of(qs, feats, question_first, long_question):
@@ -181,9 +185,7 @@ def marks(model, qs, scenes, feats, layout):
     for i in range(0, len(qs), 256):
         chunk = qs[i : i + 256]
         f, pre, post, _ = batch_of(chunk, feats, *layout)
-        embed = model.lm.embed_tokens
-        x = torch.cat([embed(pre), model.projector(f), embed(post)], dim=1)
-        hs = torch.stack(model.lm(inputs_embeds=x, output_hidden_states=True).hidden_states, 1)
+        hs = torch.stack(model.states(f, pre, post).hidden_states, 1)
         image = hs[:, :, pre.shape[1] : pre.shape[1] + GRID * GRID]  # [B, layers + 1, 64, D]
         for b, (key, colour, shape, _, _) in enumerate(chunk):
             objects = scenes[key]["objects"]
