@@ -98,7 +98,8 @@ def model_features(model_dir, splits):
 
 
 def questions(scenes, distinct_thirds=False, seed=0):
-    """`(key, colour, shape, axis, answer)` per position question, by `position_sft.py`'s rule."""
+    """`(key, colour, shape, axis, answer, object index)` per position question, by
+    `position_sft.py`'s rule."""
     rng = random.Random(seed)
     out = []
     for key, scene in scenes.items():
@@ -106,7 +107,8 @@ def questions(scenes, distinct_thirds=False, seed=0):
         if distinct_thirds:
             qs = one_per_third(qs, rng)
         for _, a, axis, o in qs:
-            out.append((key, o["color"], o["shape"], axis, (HORIZONTAL, VERTICAL)[axis].index(a)))
+            i = next(j for j, x in enumerate(scene["objects"]) if x is o)
+            out.append((key, o["color"], o["shape"], axis, (HORIZONTAL, VERTICAL)[axis].index(a), i))
     return out
 
 
@@ -154,7 +156,7 @@ def batch_of(qs, feats, question_first, long_question):
     """Image features, word ids before and after the image, answers. Every question of a
     layout has the same length, so no padding."""
     f = torch.from_numpy(np.stack([feats[k] for k, *_ in qs])).float()
-    texts = [text_of(c, s, a, question_first, long_question) for _, c, s, a, _ in qs]
+    texts = [text_of(c, s, a, question_first, long_question) for _, c, s, a, *_ in qs]
     pre = torch.tensor([p for p, _ in texts], dtype=torch.long).view(len(qs), -1)
     post = torch.tensor([p for _, p in texts], dtype=torch.long).view(len(qs), -1)
     y = torch.tensor([q[4] for q in qs])
@@ -187,9 +189,7 @@ def marks(model, qs, scenes, feats, layout):
         f, pre, post, _ = batch_of(chunk, feats, *layout)
         hs = torch.stack(model.states(f, pre, post).hidden_states, 1)
         image = hs[:, :, pre.shape[1] : pre.shape[1] + GRID * GRID]  # [B, layers + 1, 64, D]
-        for b, (key, colour, shape, _, _) in enumerate(chunk):
-            objects = scenes[key]["objects"]
-            asked = next(j for j, o in enumerate(objects) if (o["color"], o["shape"]) == (colour, shape))
+        for b, (key, *_, asked) in enumerate(chunk):
             owners = patch_objects(scenes[key], GRID)
             if not any(o >= 0 and o != asked for o in owners):
                 continue
