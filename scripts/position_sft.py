@@ -7,7 +7,9 @@ border: the rule of `host/src/data/shapes/questions.rs`), in shuffled order, the
 The demo's SFT asks one question of each kind per conversation (1 191 position questions in its
 1 200); this asks 2 per object, so a training run sees enough of them to show whether the model
 can learn to pick out the asked object at all. With `--question-first`, each question is its own
-conversation and is asked before the image, so that the image tokens can attend to the object it names. With
+conversation and is asked before the image, so that the image tokens can attend to the object it names;
+`--one-per-conversation` makes each question its own conversation with the image first (the same
+questions per step as `--question-first`, only the order differs). With
 `--colour-names` the questions name an object by its colour alone ("the red object"), asked only
 where no other object of the scene has that colour: a one-word query instead of colour × shape.
 With `--distinct-thirds` each conversation asks, per axis, about one object of each third the
@@ -15,7 +17,7 @@ scene's objects occupy, and only where they occupy two or more: every answer of 
 from its others, so an answer blind to which object is asked cannot bring the loss down.
 
     .venv/bin/python scripts/position_sft.py SHAPES_DIR OUT_DIR [--seed N] [--shard-size N]
-        [--question-first] [--colour-names] [--distinct-thirds]
+        [--question-first | --one-per-conversation] [--colour-names] [--distinct-thirds]
 
 OUT_DIR gets `shard-NNNNN.tar` files of `KEY.png` + `KEY.json` ({"conversations": [...]}), the
 layout `[data] sft` reads.
@@ -106,11 +108,18 @@ def main():
         help='one conversation per question, asked before the image ("question\\n<image>")',
     )
     ap.add_argument(
+        "--one-per-conversation",
+        action="store_true",
+        help="one conversation per question, the image first (as --question-first, the other order)",
+    )
+    ap.add_argument(
         "--distinct-thirds",
         action="store_true",
         help="per axis, one object of each occupied third, where two or more are occupied",
     )
     args = ap.parse_args()
+    if args.question_first and args.one_per_conversation:
+        ap.error("--question-first already asks one question per conversation; give one of the two")
 
     split = Path(args.shapes_dir) / "eval"
     scenes = read_scenes(split)
@@ -125,7 +134,8 @@ def main():
         if not pairs:
             continue
         rng.shuffle(pairs)
-        convs = [(f"{key}_q{i}", [p]) for i, p in enumerate(pairs)] if args.question_first else [(key, pairs)]
+        single = args.question_first or args.one_per_conversation
+        convs = [(f"{key}_q{i}", [p]) for i, p in enumerate(pairs)] if single else [(key, pairs)]
         for name, conv in convs:
             if written % args.shard_size == 0:
                 if shard:
