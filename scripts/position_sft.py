@@ -102,12 +102,13 @@ def main():
         action="store_true",
         help='name each object by its colour alone ("the red object"), where no other object has it',
     )
-    ap.add_argument(
+    layout = ap.add_mutually_exclusive_group()
+    layout.add_argument(
         "--question-first",
         action="store_true",
         help='one conversation per question, asked before the image ("question\\n<image>")',
     )
-    ap.add_argument(
+    layout.add_argument(
         "--one-per-conversation",
         action="store_true",
         help="one conversation per question, the image first (as --question-first, the other order)",
@@ -118,8 +119,6 @@ def main():
         help="per axis, one object of each occupied third, where two or more are occupied",
     )
     args = ap.parse_args()
-    if args.question_first and args.one_per_conversation:
-        ap.error("--question-first already asks one question per conversation; give one of the two")
 
     split = Path(args.shapes_dir) / "eval"
     scenes = read_scenes(split)
