@@ -115,6 +115,19 @@ class Runner:
         msg = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
         return self.processor.apply_chat_template(msg, add_generation_prompt=True)
 
+    def answer_ids(self, words):
+        """The first token of each answer word: the template ends the prompt with "ASSISTANT:",
+        and answers start with a space."""
+        tok = self.processor.tokenizer
+        return [tok.encode(" " + w, add_special_tokens=False)[0] for w in words]
+
+    @torch.no_grad()
+    def last_logits(self, images, questions):
+        """Next-token logits after each prompt, without the hidden states and attention of `run`."""
+        texts = [self.prompt(q) for q in questions]
+        inputs = self.processor(images=images, text=texts, return_tensors="pt", padding=True)
+        return self.model(**inputs).logits[:, -1]
+
     @torch.no_grad()
     def run(self, images, questions, tower=False):
         """LM hidden states at image tokens (the first = the projector's output), LM hidden
@@ -200,9 +213,7 @@ def collect(runner, shapes_dir, colour_names=False, batch=32):
             k: []
             for k in "last y forced blind kept lift share image rival mix fg own name mark mark_y".split()
         }
-        tok = runner.processor.tokenizer
-        # the template ends the prompt with "ASSISTANT:", and answers start with a space
-        opt_ids = [tok.encode(" " + w, add_special_tokens=False)[0] for w in OPTIONS[name]]
+        opt_ids = runner.answer_ids(OPTIONS[name])
         for i in range(0, len(items), batch):
             chunk = items[i : i + batch]
             _, hs, last, att, logits = runner.run(

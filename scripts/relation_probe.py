@@ -4,6 +4,7 @@ A diagnostic for docs/RESULTS.md, not part of the pipeline.
 
     .venv/bin/python scripts/relation_probe.py MODEL_DIR SHAPES   # SHAPES: a `vila2 shapes --out` folder
 """
+
 import collections
 import sys
 from pathlib import Path
@@ -11,32 +12,43 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from position_probe import Runner, read_split
 
-runner = Runner(sys.argv[1])
-tok = runner.processor.tokenizer
-scenes, images, vqa = read_split(sys.argv[2])
-qs = [q for q in vqa if q["kind"] == "relation"]
+# each form of relation question (by the wording of host/src/data/shapes/questions.rs), its options
+FORMS = {
+    "left/right": ("left", "right"),
+    "above/below": ("above", "below"),
+    "yes/no": ("yes", "no"),
+}
 
 
-def form(q):
-    """The form of relation question `q` and its two options."""
-    t = q["question"]
-    if " to the left or to the right of " in t:
-        return "left/right", ["left", "right"]
-    if " above or below " in t:
-        return "above/below", ["above", "below"]
-    return "yes/no", ["yes", "no"]
+def form(question):
+    """The form of a relation question."""
+    if " to the left or to the right of " in question:
+        return "left/right"
+    if " above or below " in question:
+        return "above/below"
+    return "yes/no"
 
 
-res = collections.defaultdict(lambda: [0, 0, collections.Counter()])
-for i in range(0, len(qs), 32):
-    b = qs[i : i + 32]
-    out = runner.run([images[q["key"]] for q in b], [q["question"] for q in b])
-    logits = out[4]
-    for j, q in enumerate(b):
-        f, opts = form(q)
-        ids = [tok.encode(" " + w, add_special_tokens=False)[0] for w in opts]
-        pick = opts[int(logits[j, ids].argmax())]
-        r = res[f]; r[0] += pick == q["answer"]; r[1] += 1; r[2][pick] += 1
-for f, (c, n, dist) in sorted(res.items()):
-    truth = collections.Counter(q["answer"] for q in qs if form(q)[0] == f)
-    print(f"{f}: {c}/{n} = {100*c/n:.1f} %; answers {dict(dist)}; truth {dict(truth)}")
+def main(model_dir, shapes_dir, batch=32):
+    runner = Runner(model_dir)
+    ids = {f: runner.answer_ids(opts) for f, opts in FORMS.items()}
+    _, images, vqa = read_split(shapes_dir)
+    qs = [q for q in vqa if q["kind"] == "relation"]
+    right = collections.Counter()
+    picked, truth = (collections.defaultdict(collections.Counter) for _ in range(2))
+    for i in range(0, len(qs), batch):
+        chunk = qs[i : i + batch]
+        logits = runner.last_logits([images[q["key"]] for q in chunk], [q["question"] for q in chunk])
+        for b, q in enumerate(chunk):
+            f = form(q["question"])
+            pick = FORMS[f][int(logits[b, ids[f]].argmax())]
+            right[f] += pick == q["answer"]
+            picked[f][pick] += 1
+            truth[f][q["answer"]] += 1
+    for f in sorted(truth):
+        n = sum(truth[f].values())
+        print(f"{f}: {right[f]}/{n} = {100 * right[f] / n:.1f} %; answers {dict(picked[f])}; truth {dict(truth[f])}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2])
