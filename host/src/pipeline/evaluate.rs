@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::PipelineError;
 use super::config::EvalConfig;
 use super::recaption::IMAGE_EXTS;
-use crate::data::shapes::{QaKind, Scene, caption_metrics, score_answer};
+use crate::data::shapes::{PlacementScore, QaKind, Scene, caption_metrics, score_answer};
 use crate::data::webdataset::{list_shards, read_shard};
 use crate::vlm::engine::{EngineHandle, PromptInput};
 use crate::vlm::generate::GenerationParams;
@@ -66,6 +66,10 @@ pub struct CaptionQuality {
     pub hallucination: f64,
     /// Mean log-probability of the captions under the model.
     pub mean_logprob: f64,
+    /// Where the captions place objects in the frame (absent from evaluations made before it
+    /// was scored).
+    #[serde(default)]
+    pub positions: Option<PlacementScore>,
 }
 
 /// A round's evaluation.
@@ -213,6 +217,7 @@ pub fn evaluate(
             .collect();
         let (mut mentioned, mut correct, mut gt, mut recalled, mut halluc) = (0, 0, 0, 0, 0);
         let (mut words, mut lp_sum, mut lp_n) = (0usize, 0.0, 0usize);
+        let mut positions = PlacementScore::default();
         let mut scores = Vec::with_capacity(scored.len());
         for ((key, im, scene), rx) in scored.iter().zip(pending) {
             let text = rx
@@ -226,6 +231,7 @@ pub fn evaluate(
             gt += m.gt_objects;
             recalled += m.recalled;
             halluc += m.hallucinated;
+            positions.add(&text, scene);
             words += text.split_whitespace().count();
             if !text.trim().is_empty() {
                 // Submitted as they come so the engine scores them in batches.
@@ -256,6 +262,7 @@ pub fn evaluate(
             recall: ratio(recalled, gt),
             hallucination: ratio(halluc, mentioned),
             mean_logprob: if lp_n == 0 { 0.0 } else { lp_sum / lp_n as f64 },
+            positions: Some(positions),
         });
     }
     result.seconds = started.elapsed().as_secs_f64();

@@ -16,7 +16,7 @@ use super::state::write_atomic;
 use crate::data::shapes::facts::relation_facts;
 use crate::data::shapes::metrics::ratio;
 use crate::data::shapes::{
-    CHECKED_TASKS, CaptionTally, FactScore, Scene, caption_metrics, task_facts,
+    CHECKED_TASKS, CaptionTally, FactScore, PlacementScore, Scene, caption_metrics, task_facts,
 };
 use crate::data::webdataset::{list_shards, read_shard};
 use crate::train::vision_pretrain::VisionPretrainSummary;
@@ -51,6 +51,10 @@ pub struct DataTruth {
     pub hallucination: f64,
     /// The spatial relation statements of the captions.
     pub relations: FactScore,
+    /// Where the captions place objects in the frame (absent from reports written before it
+    /// was scored).
+    #[serde(default)]
+    pub positions: Option<PlacementScore>,
 }
 
 impl DatasetStats {
@@ -64,6 +68,7 @@ impl DatasetStats {
         let (mut n, mut words, mut lp, mut lp_n) = (0usize, 0usize, 0.0f64, 0usize);
         let mut tally = CaptionTally::default();
         let mut relations = FactScore::default();
+        let mut positions = PlacementScore::default();
         for shard in list_shards(dir)? {
             for s in read_shard(&shard)? {
                 let Some(text) = s
@@ -77,6 +82,7 @@ impl DatasetStats {
                 if let Some(scene) = scenes.and_then(|m| m.get(&s.key)) {
                     tally.add(text, caption_metrics(text, scene));
                     relations += relation_facts(text, scene);
+                    positions.add(text, scene);
                 }
                 for w in text.split_whitespace() {
                     words += 1;
@@ -113,6 +119,7 @@ impl DatasetStats {
                 recall: tally.recall(),
                 hallucination: tally.hallucination_rate(),
                 relations,
+                positions: Some(positions),
             }),
         })
     }
@@ -446,6 +453,46 @@ impl RunReport {
         md
     }
 
+    /// Where the training and the held-out captions place objects, where the truth is known.
+    fn placement_table(&self, md: &mut String) {
+        let rows: Vec<_> = self
+            .rounds
+            .iter()
+            .map(|r| {
+                let train = r.data.truth.and_then(|t| t.positions);
+                let held = r.eval.captions.and_then(|c| c.positions);
+                (&r.label, train, held)
+            })
+            .filter(|(_, t, h)| {
+                t.is_some_and(|p| p.all.stated > 0) || h.is_some_and(|p| p.all.stated > 0)
+            })
+            .collect();
+        if rows.is_empty() {
+            return;
+        }
+        let cells = |p: Option<PlacementScore>| match p {
+            Some(p) => format!(
+                "{} | {:.1} | {:.1} | {} | {:.1}",
+                p.all.stated,
+                100.0 * ratio(p.all.grounded, p.all.stated),
+                100.0 * p.all.accuracy(),
+                p.one_object.grounded,
+                100.0 * p.one_object.accuracy()
+            ),
+            None => "– | – | – | – | –".into(),
+        };
+        md.push_str("\n## Where the captions place objects\n\n");
+        md.push_str("| data | training: placed | about the image's objects | right | one-object scenes: placed | right | held-out: placed | about the image's objects | right | one-object scenes: placed | right |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        for (label, train, held) in rows {
+            md.push_str(&format!(
+                "| {label} | {} | {} |\n",
+                cells(train),
+                cells(held)
+            ));
+        }
+        md.push_str("\nStatements that put a colour–shape object in a third of the frame (\"A red circle is in the top left.\", \"… on the left\", \"… at the top\", \"… in the center\"): how many, the share about an object of the image, and of those the share naming the thirds (vertical and horizontal) its centre is in; then the same for the scenes of one object, where no object has to be told from another. Percentages.\n");
+    }
+
     /// The training captions and the specialists' answers against ground truth, where known.
     fn truth_tables(&self, md: &mut String) {
         let pct = |x: f64| format!("{:.1}", 100.0 * x);
@@ -477,6 +524,7 @@ impl RunReport {
             }
             md.push_str("\nThe captions each model trains on, against the pretraining images' scenes: colour–shape mentions (percentages) and the spatial relation statements (\"A is left of / right of / above / below B\", \"the shape closest to A is B\"): how many, the share naming two distinct objects of the image, and of those the share that holds.\n");
         }
+        self.placement_table(md);
         if !self.specialists.is_empty() {
             md.push_str("\n## Specialist answers against ground truth\n\n");
             md.push_str("| specialist | answers | with turns | facts stated | about the image | correct | kept facts | about the image | correct |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
@@ -604,12 +652,71 @@ pub fn write(out: &Path, report: &RunReport) -> Result<(), PipelineError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::shapes::SceneConfig;
     use crate::data::shapes::tasks::spatial_answer;
+    use crate::data::shapes::{SceneConfig, detailed_caption};
     use crate::pipeline::provenance::SpecialistRecord;
     use crate::plugin::records::QaTurn;
     use rand::SeedableRng;
     use rand::rngs::StdRng;
+
+    #[test]
+    fn where_captions_place_objects_is_scored_and_tabled() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = SceneConfig {
+            max_objects: 1,
+            ..SceneConfig::default()
+        };
+        let several = SceneConfig {
+            min_objects: 3,
+            ..SceneConfig::default()
+        };
+        let scenes: HashMap<String, Scene> = [("k0", &one), ("k1", &several)]
+            .into_iter()
+            .enumerate()
+            .map(|(i, (k, cfg))| {
+                let s = Scene::random(&mut StdRng::seed_from_u64(i as u64), cfg);
+                (k.to_string(), s)
+            })
+            .collect();
+        // k0 (one object): its reference caption; k1: k0's caption, about another scene.
+        let gold = detailed_caption(&scenes["k0"]);
+        let mut w =
+            crate::data::webdataset::ShardWriter::create(dir.path().join("shard-00000.tar"))
+                .unwrap();
+        w.add("k0", &[("txt", gold.as_bytes())]).unwrap();
+        w.add("k1", &[("txt", gold.as_bytes())]).unwrap();
+        w.finish().unwrap();
+        let stats = DatasetStats::of_dir(dir.path(), Some(&scenes)).unwrap();
+        let p = stats.truth.unwrap().positions.unwrap();
+        let one_stated = |f: FactScore| (f.stated, f.grounded, f.correct);
+        assert_eq!(one_stated(p.one_object), (1, 1, 1));
+        assert_eq!(p.all.stated, 2, "one statement per caption: {p:?}");
+        // Older reports, written before placements were scored, still read.
+        let mut old = serde_json::to_value(stats.truth.unwrap()).unwrap();
+        old.as_object_mut().unwrap().remove("positions");
+        let old: DataTruth = serde_json::from_value(old).unwrap();
+        assert_eq!(old.positions, None);
+        // The report has the section only when a caption placed something.
+        let round = |data| RoundReport {
+            label: "round 1".into(),
+            data,
+            ..Default::default()
+        };
+        let md = RunReport {
+            rounds: vec![round(stats.clone())],
+            ..Default::default()
+        }
+        .markdown();
+        assert!(md.contains("## Where the captions place objects"), "{md}");
+        assert!(md.contains("| round 1 | 2 |"), "{md}");
+        // No held-out placements (an evaluation made before they were scored): dashes.
+        assert!(md.contains("| – | – | – | – | – |\n"), "{md}");
+        let none = RunReport {
+            rounds: vec![round(DatasetStats::default())],
+            ..Default::default()
+        };
+        assert!(!none.markdown().contains("place objects"));
+    }
 
     #[test]
     fn specialist_answers_are_checked_against_the_scenes() {

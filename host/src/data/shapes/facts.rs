@@ -1,6 +1,7 @@
 //! Facts stated in free text, checked against a scene: spatial relations ("the red circle is
 //! to the left of the blue square", "the shape closest to the red circle is the blue
-//! square"), grounding boxes and text readings. This is how right a specialist's answers — and
+//! square"), where an object is in the frame ("the red circle is in the top left"),
+//! grounding boxes and text readings. This is how right a specialist's answers — and
 //! the captions a round trains on — are, where the ground truth is known.
 
 use std::ops::AddAssign;
@@ -9,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::metrics::{mention_spans, ratio, tokens};
 use super::scene::{Color, Scene, Shape};
-use super::spatial::{Relation, closest, relation};
+use super::spatial::{Relation, closest, horizontal, relation, vertical};
 use super::tasks::parse_boxes;
 
 /// Statements of one kind found in a text and how many of them hold.
@@ -130,6 +131,91 @@ pub fn relation_facts(text: &str, scene: &Scene) -> FactScore {
     score
 }
 
+/// The position phrase starting at `toks[i]`, as (vertical, horizontal) thirds in the words
+/// of [`vertical`] and [`horizontal`], with its length: "in the top left", "on the left",
+/// "at the bottom", "in the center" (or "centre", "middle") — the phrases of
+/// [`super::spatial::position_phrase`]. "On the left of" (a relation) is not one.
+fn position_phrase_at(toks: &[String], i: usize) -> Option<((&'static str, &'static str), usize)> {
+    let w = |k: usize| toks.get(i + k).map(String::as_str);
+    let v = |t: Option<&str>| match t {
+        Some("top") => Some("top"),
+        Some("bottom") => Some("bottom"),
+        _ => None,
+    };
+    let h = |t: Option<&str>| match t {
+        Some("left") => Some("left"),
+        Some("right") => Some("right"),
+        _ => None,
+    };
+    if w(1) != Some("the") {
+        return None;
+    }
+    let (place, len) = match w(0)? {
+        "in" => match (v(w(2)), h(w(3))) {
+            (Some(v), Some(h)) => ((v, h), 4),
+            _ if matches!(w(2), Some("center" | "centre" | "middle")) => (("middle", "center"), 3),
+            _ => return None,
+        },
+        "on" => (("middle", h(w(2))?), 3),
+        "at" => ((v(w(2))?, "center"), 3),
+        _ => return None,
+    };
+    (w(len) != Some("of")).then_some((place, len))
+}
+
+/// The statements of `text` that place an object in the frame: a position phrase
+/// ([`position_phrase_at`]) after a colour–shape mention in the same sentence ("A large red
+/// circle is in the top left."; each phrase takes the last mention since the previous one).
+/// Grounded when the scene has the object; correct when the phrase names the thirds its box
+/// centre is in.
+pub fn position_facts(text: &str, scene: &Scene) -> FactScore {
+    let mut score = FactScore::default();
+    for sentence in text.split(['.', '!', '?', ';', '\n']) {
+        let toks = tokens(sentence);
+        let spans = mention_spans(&toks);
+        let (mut i, mut from) = (0, 0);
+        while i < toks.len() {
+            let Some((place, len)) = position_phrase_at(&toks, i) else {
+                i += 1;
+                continue;
+            };
+            if let Some(&(_, c, s)) = spans.iter().rev().find(|m| m.0 >= from && m.0 < i) {
+                score.stated += 1;
+                if let Some(o) = index_of(scene, (c, s)).map(|k| &scene.objects[k]) {
+                    score.grounded += 1;
+                    let truth = (vertical(scene, &o.bbox), horizontal(scene, &o.bbox));
+                    score.correct += (truth == place) as usize;
+                }
+            }
+            i += len;
+            from = i;
+        }
+    }
+    score
+}
+
+/// Where captions place objects ([`position_facts`]), over all scenes and over the scenes
+/// of one object — where no object has to be told from another, so a model that reads
+/// positions from the image at all gets them right.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlacementScore {
+    /// Over every scene.
+    pub all: FactScore,
+    /// Over the scenes with one object.
+    pub one_object: FactScore,
+}
+
+impl PlacementScore {
+    /// Adds the position statements of `text` about `scene`.
+    pub fn add(&mut self, text: &str, scene: &Scene) {
+        let f = position_facts(text, scene);
+        self.all += f;
+        if scene.objects.len() == 1 {
+            self.one_object += f;
+        }
+    }
+}
+
 fn index_of(scene: &Scene, (c, s): (Color, Shape)) -> Option<usize> {
     scene
         .objects
@@ -198,6 +284,7 @@ pub fn reading_facts(text: &str, scene: &Scene) -> FactScore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::shapes::captions::detailed_caption;
     use crate::data::shapes::scene::{BBox, Background, Object, SceneConfig, TextItem};
     use crate::data::shapes::tasks::{grounding_answer, ocr_answer, spatial_answer};
     use rand::SeedableRng;
@@ -287,6 +374,62 @@ mod tests {
         assert!(all(boxes), "{boxes:?}");
         assert_eq!((reads.stated, reads.correct), (300, 300));
         assert!(swapped.precision() < 0.3, "{swapped:?}");
+    }
+
+    #[test]
+    fn hand_written_positions() {
+        let s = scene();
+        let f = |t: &str| position_facts(t, &s);
+        let one = |g, c| FactScore {
+            stated: 1,
+            grounded: g,
+            correct: c,
+        };
+        assert_eq!(f("A large red circle is in the top left."), one(1, 1));
+        assert_eq!(f("The blue square is on the left."), one(1, 0));
+        assert_eq!(f("the green triangle is at the bottom"), one(1, 0));
+        assert_eq!(f("The green triangle is in the bottom left"), one(1, 1));
+        assert_eq!(f("A purple cross is in the centre."), one(0, 0));
+        // Relations, the word's place and a phrase without an object state no position.
+        for t in [
+            "The red circle is to the left of the blue square.",
+            "The red circle is on the left of the green triangle.",
+            "The word \"CAT\" is written in black letters in the center.",
+            "In the top left. The red circle.",
+        ] {
+            assert_eq!(f(t), FactScore::default(), "{t}");
+        }
+        let two = f("A red circle in the top left and a blue square in the center.");
+        assert_eq!((two.stated, two.grounded, two.correct), (2, 2, 1));
+        // A phrase takes the last mention since the previous phrase, not an earlier one.
+        let three = f("A red circle in the top left, at the top.");
+        assert_eq!((three.stated, three.correct), (1, 1));
+    }
+
+    #[test]
+    fn reference_captions_place_every_object_and_other_scenes_do_not() {
+        let (mut gold, mut swapped) = (PlacementScore::default(), PlacementScore::default());
+        let cfg = SceneConfig::default();
+        for seed in 0..300 {
+            let s = Scene::random(&mut StdRng::seed_from_u64(seed), &cfg);
+            gold.add(&detailed_caption(&s), &s);
+            let other = Scene::random(&mut StdRng::seed_from_u64(seed + 1000), &cfg);
+            // Another scene's caption, scored only where it names this scene's objects.
+            swapped.add(&detailed_caption(&other), &s);
+        }
+        let objects: usize = (0..300)
+            .map(|seed| {
+                Scene::random(&mut StdRng::seed_from_u64(seed), &cfg)
+                    .objects
+                    .len()
+            })
+            .sum();
+        assert_eq!(gold.all.stated, objects);
+        assert_eq!(gold.all.correct, objects);
+        assert!(gold.one_object.stated > 20 && gold.one_object.stated < objects);
+        assert_eq!(gold.one_object.correct, gold.one_object.stated);
+        assert!(swapped.all.grounded > 30, "{swapped:?}");
+        assert!(swapped.all.accuracy() < 0.4, "{swapped:?}");
     }
 
     #[test]

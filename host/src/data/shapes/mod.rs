@@ -37,7 +37,7 @@ pub mod spatial;
 pub mod tasks;
 
 pub use captions::{AltTextConfig, alt_text, detailed_caption};
-pub use facts::{CHECKED_TASKS, FactScore, task_facts};
+pub use facts::{CHECKED_TASKS, FactScore, PlacementScore, task_facts};
 pub use files::{SceneRecord, VqaRecord, load_scenes, load_vqa};
 pub use generate::{Conversation, GenerateSummary, ShapesConfig, Turn, generate};
 pub use labels::{SceneLabels, scene_labels};
