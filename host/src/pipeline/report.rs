@@ -482,7 +482,7 @@ impl RunReport {
             None => "– | – | – | – | –".into(),
         };
         md.push_str("\n## Where the captions place objects\n\n");
-        md.push_str("| data | training: placed | about the image's objects | right | one-object scenes: placed | right | held-out: placed | about the image's objects | right | one-object scenes: placed | right |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+        md.push_str("| data | training: placed | about the image's objects | right | one-object scenes: about the object | right | held-out: placed | about the image's objects | right | one-object scenes: about the object | right |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
         for (label, train, held) in rows {
             md.push_str(&format!(
                 "| {label} | {} | {} |\n",
@@ -490,7 +490,7 @@ impl RunReport {
                 cells(held)
             ));
         }
-        md.push_str("\nStatements that put a colour–shape object in a third of the frame (\"A red circle is in the top left.\", \"… on the left\", \"… at the top\", \"… in the center\"): how many, the share about an object of the image, and of those the share naming the thirds (vertical and horizontal) its centre is in; then the same for the scenes of one object, where no object has to be told from another. Percentages.\n");
+        md.push_str("\nStatements that put a colour–shape object in a third of the frame (\"A red circle is in the top left.\", \"… on the left\", \"… at the top\", \"… in the center\"): how many, the share about an object of the image, and of those the share naming the thirds (vertical and horizontal) its centre is in; then, over the scenes of one object (where no object has to be told from another), the statements about that object and the share right. Percentages.\n");
     }
 
     /// The training captions and the specialists' answers against ground truth, where known.
