@@ -470,14 +470,22 @@ impl RunReport {
         if rows.is_empty() {
             return;
         }
+        // A share of nothing is a dash, not 0.0.
+        let pct = |a: usize, b: usize| {
+            if b == 0 {
+                "–".to_string()
+            } else {
+                format!("{:.1}", 100.0 * ratio(a, b))
+            }
+        };
         let cells = |p: Option<PlacementScore>| match p {
             Some(p) => format!(
-                "{} | {:.1} | {:.1} | {} | {:.1}",
+                "{} | {} | {} | {} | {}",
                 p.all.stated,
-                100.0 * ratio(p.all.grounded, p.all.stated),
-                100.0 * p.all.accuracy(),
+                pct(p.all.grounded, p.all.stated),
+                pct(p.all.correct, p.all.grounded),
                 p.one_object.grounded,
-                100.0 * p.one_object.accuracy()
+                pct(p.one_object.correct, p.one_object.grounded)
             ),
             None => "– | – | – | – | –".into(),
         };
@@ -709,6 +717,31 @@ mod tests {
         .markdown();
         assert!(md.contains("## Where the captions place objects"), "{md}");
         assert!(md.contains("| round 1 | 2 |"), "{md}");
+        // Nothing placed: counts of 0, shares as dashes.
+        let mut nothing = stats.clone();
+        nothing.truth.as_mut().unwrap().positions = Some(PlacementScore::default());
+        let mut r0 = round(nothing);
+        r0.label = "round 0".into();
+        r0.eval.captions = Some(crate::pipeline::evaluate::CaptionQuality {
+            positions: Some(PlacementScore {
+                all: FactScore {
+                    stated: 3,
+                    grounded: 2,
+                    correct: 1,
+                },
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let md0 = RunReport {
+            rounds: vec![r0],
+            ..Default::default()
+        }
+        .markdown();
+        assert!(
+            md0.contains("| round 0 | 0 | – | – | 0 | – | 3 | 66.7 | 50.0 | 0 | – |\n"),
+            "{md0}"
+        );
         // No held-out placements (an evaluation made before they were scored): dashes.
         assert!(md.contains("| – | – | – | – | – |\n"), "{md}");
         let none = RunReport {
