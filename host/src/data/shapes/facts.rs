@@ -309,15 +309,19 @@ mod tests {
         }
     }
 
+    /// One statement, `grounded` and `correct` of it.
+    fn one(grounded: usize, correct: usize) -> FactScore {
+        FactScore {
+            stated: 1,
+            grounded,
+            correct,
+        }
+    }
+
     #[test]
     fn hand_written_relations() {
         let s = scene();
         let f = |t: &str| relation_facts(t, &s);
-        let one = |g, c| FactScore {
-            stated: 1,
-            grounded: g,
-            correct: c,
-        };
         assert_eq!(
             f("The red circle is to the left of the blue square."),
             one(1, 1)
@@ -380,11 +384,6 @@ mod tests {
     fn hand_written_positions() {
         let s = scene();
         let f = |t: &str| position_facts(t, &s);
-        let one = |g, c| FactScore {
-            stated: 1,
-            grounded: g,
-            correct: c,
-        };
         assert_eq!(f("A large red circle is in the top left."), one(1, 1));
         assert_eq!(f("The blue square is on the left."), one(1, 0));
         assert_eq!(f("the green triangle is at the bottom"), one(1, 0));
