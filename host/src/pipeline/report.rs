@@ -463,9 +463,7 @@ impl RunReport {
                 let held = r.eval.captions.and_then(|c| c.positions);
                 (&r.label, train, held)
             })
-            .filter(|(_, t, h)| {
-                t.is_some_and(|p| p.all.stated > 0) || h.is_some_and(|p| p.all.stated > 0)
-            })
+            .filter(|(_, t, h)| [t, h].into_iter().flatten().any(|p| p.all.stated > 0))
             .collect();
         if rows.is_empty() {
             return;

@@ -135,29 +135,21 @@ pub fn relation_facts(text: &str, scene: &Scene) -> FactScore {
 /// of [`vertical`] and [`horizontal`], with its length: "in the top left", "on the left",
 /// "at the bottom", "in the center" (or "centre", "middle") — the phrases of
 /// [`super::spatial::position_phrase`]. "On the left of" (a relation) is not one.
-fn position_phrase_at(toks: &[String], i: usize) -> Option<((&'static str, &'static str), usize)> {
+fn position_phrase_at(toks: &[String], i: usize) -> Option<((&str, &str), usize)> {
     let w = |k: usize| toks.get(i + k).map(String::as_str);
-    let v = |t: Option<&str>| match t {
-        Some("top") => Some("top"),
-        Some("bottom") => Some("bottom"),
-        _ => None,
-    };
-    let h = |t: Option<&str>| match t {
-        Some("left") => Some("left"),
-        Some("right") => Some("right"),
-        _ => None,
-    };
+    let v = |k| w(k).filter(|t| matches!(*t, "top" | "bottom"));
+    let h = |k| w(k).filter(|t| matches!(*t, "left" | "right"));
     if w(1) != Some("the") {
         return None;
     }
     let (place, len) = match w(0)? {
-        "in" => match (v(w(2)), h(w(3))) {
+        "in" => match (v(2), h(3)) {
             (Some(v), Some(h)) => ((v, h), 4),
             _ if matches!(w(2), Some("center" | "centre" | "middle")) => (("middle", "center"), 3),
             _ => return None,
         },
-        "on" => (("middle", h(w(2))?), 3),
-        "at" => ((v(w(2))?, "center"), 3),
+        "on" => (("middle", h(2)?), 3),
+        "at" => ((v(2)?, "center"), 3),
         _ => return None,
     };
     (w(len) != Some("of")).then_some((place, len))
