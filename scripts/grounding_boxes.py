@@ -2,8 +2,9 @@
 boxes, those naming an object of the scene, of those the share at IoU >= 0.5 with it and the share
 whose centre is within a tenth of the side of its centre on both axes; then the best any one
 constant box centre would do on that last check, and the boxes the specialist writes most.
-The report's specialist table has the IoU share over all scenes; this splits it, to tell "cannot
-pick out the object" (one-object scenes right, others not) from "does not read positions".
+The report's specialist table has the IoU share over all scenes and over one-object scenes; this
+splits it by every object count and adds the centre check against the best constant box, to tell
+"cannot pick out the object" (one-object scenes right, others not) from "does not read positions".
 A diagnostic for docs/RESULTS.md, not part of the pipeline.
 
     .venv/bin/python scripts/grounding_boxes.py DEMO_OUT   # DEMO_OUT holds run/ and shapes/

@@ -265,6 +265,10 @@ pub struct SpecialistCheck {
     pub answered: FactScore,
     /// Facts of the kept turns' answers.
     pub kept: FactScore,
+    /// Facts of the raw answers about scenes of one object (none in reports made before
+    /// this was counted).
+    #[serde(default)]
+    pub one_object: FactScore,
 }
 
 impl SpecialistCheck {
@@ -291,7 +295,11 @@ impl SpecialistCheck {
                 check.answers += 1;
                 check.with_turns += !rec.turns.is_empty() as usize;
                 let facts = |t: &str| task_facts(name, t, scene).unwrap_or_default();
-                check.answered += facts(&rec.answer);
+                let answered = facts(&rec.answer);
+                check.answered += answered;
+                if scene.objects.len() == 1 {
+                    check.one_object += answered;
+                }
                 for turn in &rec.turns {
                     check.kept += facts(&turn.answer);
                 }
@@ -468,22 +476,14 @@ impl RunReport {
         if rows.is_empty() {
             return;
         }
-        // A share of nothing is a dash, not 0.0.
-        let pct = |a: usize, b: usize| {
-            if b == 0 {
-                "–".to_string()
-            } else {
-                format!("{:.1}", 100.0 * ratio(a, b))
-            }
-        };
         let cells = |p: Option<PlacementScore>| match p {
             Some(p) => format!(
                 "{} | {} | {} | {} | {}",
                 p.all.stated,
-                pct(p.all.grounded, p.all.stated),
-                pct(p.all.correct, p.all.grounded),
+                share(p.all.grounded, p.all.stated),
+                share(p.all.correct, p.all.grounded),
                 p.one_object.grounded,
-                pct(p.one_object.correct, p.one_object.grounded)
+                share(p.one_object.correct, p.one_object.grounded)
             ),
             None => "– | – | – | – | –".into(),
         };
@@ -506,8 +506,8 @@ impl RunReport {
             format!(
                 "{} | {} | {}",
                 f.stated,
-                pct(ratio(f.grounded, f.stated)),
-                pct(f.accuracy())
+                share(f.grounded, f.stated),
+                share(f.correct, f.grounded)
             )
         };
         if self.rounds.iter().any(|r| r.data.truth.is_some()) {
@@ -524,8 +524,8 @@ impl RunReport {
                     pct(t.hallucination),
                     t.relations.stated,
                     ratio(t.relations.stated, t.captions),
-                    pct(ratio(t.relations.grounded, t.relations.stated)),
-                    pct(t.relations.accuracy()),
+                    share(t.relations.grounded, t.relations.stated),
+                    share(t.relations.correct, t.relations.grounded),
                 ));
             }
             md.push_str("\nThe captions each model trains on, against the pretraining images' scenes: colour–shape mentions (percentages) and the spatial relation statements (\"A is left of / right of / above / below B\", \"the shape closest to A is B\"): how many, the share naming two distinct objects of the image, and of those the share that holds.\n");
@@ -533,19 +533,29 @@ impl RunReport {
         self.placement_table(md);
         if !self.specialists.is_empty() {
             md.push_str("\n## Specialist answers against ground truth\n\n");
-            md.push_str("| specialist | answers | with turns | facts stated | about the image | correct | kept facts | about the image | correct |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+            md.push_str("| specialist | answers | with turns | facts stated | about the image | correct | kept facts | about the image | correct | one-object scenes: facts stated | about the object | correct |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
             for c in &self.specialists {
                 md.push_str(&format!(
-                    "| {} | {} | {} | {} | {} |\n",
+                    "| {} | {} | {} | {} | {} | {} |\n",
                     c.name,
                     c.answers,
                     c.with_turns,
                     facts(&c.answered),
-                    facts(&c.kept)
+                    facts(&c.kept),
+                    facts(&c.one_object)
                 ));
             }
-            md.push_str("\nFacts: spatial relations (as above), grounding boxes (correct at IoU ≥ 0.5 with the named object's box), text readings. \"Kept\": those in the turns the post-processor made, which the final retraining learns from. Percentages.\n");
+            md.push_str("\nFacts: spatial relations (as above), grounding boxes (correct at IoU ≥ 0.5 with the named object's box), text readings. \"Kept\": those in the turns the post-processor made, which the final retraining learns from. \"One-object scenes\": the raw answers about scenes of one object, where nothing has to be told from another — a box there is wrong only if the specialist does not read where the object is. Percentages; a share of nothing is a dash.\n");
         }
+    }
+}
+
+/// `a / b` as a percentage with one decimal; a share of nothing (`b == 0`) is a dash.
+fn share(a: usize, b: usize) -> String {
+    if b == 0 {
+        "–".to_string()
+    } else {
+        format!("{:.1}", 100.0 * ratio(a, b))
     }
 }
 
@@ -658,7 +668,8 @@ pub fn write(out: &Path, report: &RunReport) -> Result<(), PipelineError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::shapes::tasks::spatial_answer;
+    use crate::data::shapes::facts::box_facts;
+    use crate::data::shapes::tasks::{grounding_answer, spatial_answer};
     use crate::data::shapes::{SceneConfig, detailed_caption};
     use crate::pipeline::provenance::SpecialistRecord;
     use crate::plugin::records::QaTurn;
@@ -803,5 +814,53 @@ mod tests {
             ..Default::default()
         };
         assert!(report.markdown().contains("| spatial | 2 | 2 |"));
+    }
+
+    #[test]
+    fn specialist_answers_about_one_object_scenes_are_counted_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let scene = |seed, min_objects, max_objects| {
+            let cfg = SceneConfig {
+                min_objects,
+                max_objects,
+                ..SceneConfig::default()
+            };
+            Scene::random(&mut StdRng::seed_from_u64(seed), &cfg)
+        };
+        let scenes: HashMap<String, Scene> = HashMap::from([
+            ("lone".into(), scene(1, 1, 1)),
+            ("many".into(), scene(2, 3, 4)),
+        ]);
+        let lines = ["lone", "many"].map(|k| {
+            let rec = SpecialistRecord {
+                task: "grounding".into(),
+                answer: grounding_answer(&scenes[k]),
+                ..Default::default()
+            };
+            serde_json::json!({"key": k, "record": rec}).to_string()
+        });
+        std::fs::write(dir.path().join("shard-00000.jsonl"), lines.join("\n")).unwrap();
+        let c = SpecialistCheck::of_dir("grounding", dir.path(), &scenes)
+            .unwrap()
+            .unwrap();
+        let lone = box_facts(&grounding_answer(&scenes["lone"]), &scenes["lone"]);
+        assert!(lone.stated >= 1 && lone.correct == lone.stated, "{lone:?}");
+        assert_eq!(c.one_object, lone);
+        assert!(c.answered.stated > lone.stated, "{c:?}");
+        // A report written before the split reads, with nothing counted and dashes shown.
+        let mut old = serde_json::to_value(&c).unwrap();
+        old.as_object_mut().unwrap().remove("one_object");
+        let old: SpecialistCheck = serde_json::from_value(old).unwrap();
+        assert_eq!(old.one_object, FactScore::default());
+        let md = |c: SpecialistCheck| {
+            RunReport {
+                specialists: vec![c],
+                ..Default::default()
+            }
+            .markdown()
+        };
+        let n = lone.stated;
+        assert!(md(c).contains(&format!("| {n} | 100.0 | 100.0 |\n")));
+        assert!(md(old).contains("| 0 | – | – |\n"));
     }
 }
