@@ -45,6 +45,10 @@ pub struct DemoArgs {
 /// (the portal's default preset is the same recipe on a team's dataset).
 pub const MINI_RECIPE: &str = include_str!("demo_mini.toml");
 const FULL: &str = include_str!("demo_full.toml");
+/// The full preset's model spec, written next to its run document (which names it).
+const FULL_MODEL: &str = include_str!("demo_full_model.toml");
+/// File name of [`FULL_MODEL`] in the demo's output folder.
+const FULL_MODEL_FILE: &str = "demo-full-model.toml";
 
 /// Arguments of `vila2 compare`.
 #[derive(Debug, Args)]
@@ -99,20 +103,7 @@ pub fn run_demo(a: DemoArgs) -> anyhow::Result<()> {
 /// One seed of the demo in `out`.
 fn run_seed(out: &std::path::Path, preset: Preset, seed: u64, rounds: u32) -> anyhow::Result<()> {
     let shapes_dir = out.join("shapes");
-    let mut shapes = ShapesConfig {
-        seed,
-        // 1200 SFT images of 6 questions each, not the generator's 300 of 2–3: at the same
-        // 250 SFT steps, +5.0 / +3.1 VQA points and −5.6 / −4.2 hallucination on seeds 1 / 2
-        // (round 0, docs/RESULTS.md).
-        sft: 1200,
-        sft_questions: 6,
-        ..Default::default()
-    };
-    if preset == Preset::Full {
-        shapes.pretrain *= 10;
-        shapes.sft *= 4;
-        shapes.specialist *= 4;
-    }
+    let shapes = shapes_config(preset, seed);
     let stamp = out.join("demo-shapes.json");
     let want = serde_json::to_value(&shapes)?;
     let have: Option<serde_json::Value> = std::fs::read(&stamp)
@@ -131,16 +122,93 @@ fn run_seed(out: &std::path::Path, preset: Preset, seed: u64, rounds: u32) -> an
              at target/wasm32-wasip2/release (or run `make demo`)"
         );
     }
+    let cfg_path = write_documents(out, preset, seed, rounds, &components)?;
+    let cfg = RunConfig::load(&cfg_path)?;
+    run_config(&cfg, &out.join("run"))
+}
+
+/// The ShapesWorld a preset generates.
+fn shapes_config(preset: Preset, seed: u64) -> ShapesConfig {
+    let mut shapes = ShapesConfig {
+        seed,
+        // 1200 SFT images of 6 questions each, not the generator's 300 of 2–3: at the same
+        // 250 SFT steps, +5.0 / +3.1 VQA points and −5.6 / −4.2 hallucination on seeds 1 / 2
+        // (round 0, docs/RESULTS.md).
+        sft: 1200,
+        sft_questions: 6,
+        ..Default::default()
+    };
+    if preset == Preset::Full {
+        shapes.pretrain *= 10;
+        // The SFT set of the 4-layer round 0 that read positions (demo_full.toml's [train] sft).
+        shapes.sft = 40_000;
+        shapes.specialist *= 4;
+    }
+    shapes
+}
+
+/// Writes the preset's run document (and the full preset's model spec) into `out`; returns
+/// the document's path.
+fn write_documents(
+    out: &std::path::Path,
+    preset: Preset,
+    seed: u64,
+    rounds: u32,
+    components: &str,
+) -> anyhow::Result<PathBuf> {
     let doc = match preset {
         Preset::Mini => MINI_RECIPE,
         Preset::Full => FULL,
     }
     .replace("{seed}", &seed.to_string())
     .replace("{rounds}", &rounds.to_string())
-    .replace("{components}", &components);
+    .replace("{components}", components);
     let cfg_path = out.join(format!("demo-{preset:?}.toml").to_lowercase());
     std::fs::create_dir_all(out)?;
+    if preset == Preset::Full {
+        std::fs::write(out.join(FULL_MODEL_FILE), FULL_MODEL)?;
+    }
     std::fs::write(&cfg_path, doc)?;
-    let cfg = RunConfig::load(&cfg_path)?;
-    run_config(&cfg, &out.join("run"))
+    Ok(cfg_path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::Group;
+    use crate::train::init::ModelSpec;
+
+    /// The presets' documents load and check; the full one builds the 4-layer model and
+    /// trains it on the 40 000-image SFT with the tower frozen.
+    #[test]
+    fn both_presets_write_documents_that_load() {
+        let dir = tempfile::tempdir().unwrap();
+        for preset in [Preset::Mini, Preset::Full] {
+            let out = dir.path().join(format!("{preset:?}"));
+            let path = write_documents(&out, preset, 7, 2, "/plugins").unwrap();
+            let cfg = RunConfig::load(&path).unwrap();
+            assert_eq!((cfg.seed, cfg.rounds), (7, 2));
+            let spec = cfg.model.spec.as_deref().unwrap();
+            let layers = match spec {
+                "tiny" => ModelSpec::tiny(),
+                file => ModelSpec::from_file(std::path::Path::new(file)).unwrap(),
+            }
+            .text
+            .num_layers;
+            let shapes = shapes_config(preset, 7);
+            if preset == Preset::Full {
+                assert_eq!(layers, 4);
+                assert_eq!(shapes.sft, 40_000);
+                assert_eq!(cfg.train.sft.steps, 2000);
+                assert_eq!(
+                    cfg.train.sft.train.as_deref(),
+                    Some(&[Group::Projector, Group::Llm][..])
+                );
+                assert!(cfg.recaption.max_new_tokens >= 160);
+            } else {
+                assert_eq!(layers, 2);
+                assert_eq!(shapes.sft, 1200);
+            }
+        }
+    }
 }

@@ -232,6 +232,11 @@ pub fn run_with_store(
                 hallucination = t.hallucination,
                 relations = t.relations.stated,
                 relations_correct = t.relations.correct,
+                placed = t.positions.map_or(0, |p| p.all.stated),
+                placed_about_objects = t.positions.map_or(0, |p| p.all.grounded),
+                placed_right = t.positions.map_or(0, |p| p.all.correct),
+                one_object_placed = t.positions.map_or(0, |p| p.one_object.grounded),
+                one_object_right = t.positions.map_or(0, |p| p.one_object.correct),
                 "training captions against the ground truth"
             );
         }
