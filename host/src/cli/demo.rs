@@ -189,12 +189,7 @@ mod tests {
             let cfg = RunConfig::load(&path).unwrap();
             assert_eq!((cfg.seed, cfg.rounds), (7, 2));
             let spec = cfg.model.spec.as_deref().unwrap();
-            let layers = match spec {
-                "tiny" => ModelSpec::tiny(),
-                file => ModelSpec::from_file(std::path::Path::new(file)).unwrap(),
-            }
-            .text
-            .num_layers;
+            let layers = ModelSpec::named_or_file(spec).unwrap().text.num_layers;
             let shapes = shapes_config(preset, 7);
             if preset == Preset::Full {
                 assert_eq!(layers, 4);

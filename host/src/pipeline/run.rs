@@ -225,6 +225,7 @@ pub fn run_with_store(
         let (new_data, shards) = r.recaption_round(k, &model, &data, &template, &filters)?;
         let data_stats = DatasetStats::of_dir(&new_data.dir, scenes.as_ref())?;
         if let Some(t) = &data_stats.truth {
+            let placed = t.positions.unwrap_or_default();
             tracing::info!(
                 round = k,
                 precision = t.precision,
@@ -232,11 +233,11 @@ pub fn run_with_store(
                 hallucination = t.hallucination,
                 relations = t.relations.stated,
                 relations_correct = t.relations.correct,
-                placed = t.positions.map_or(0, |p| p.all.stated),
-                placed_about_objects = t.positions.map_or(0, |p| p.all.grounded),
-                placed_right = t.positions.map_or(0, |p| p.all.correct),
-                one_object_placed = t.positions.map_or(0, |p| p.one_object.grounded),
-                one_object_right = t.positions.map_or(0, |p| p.one_object.correct),
+                placed = placed.all.stated,
+                placed_about_objects = placed.all.grounded,
+                placed_right = placed.all.correct,
+                one_object_placed = placed.one_object.grounded,
+                one_object_right = placed.one_object.correct,
                 "training captions against the ground truth"
             );
         }
@@ -435,14 +436,11 @@ impl Runner<'_> {
         }));
         self.task("init", &fp, |_| {
             build_dir(&dir, |tmp| {
-                let mut model = if spec == "tiny" {
-                    ModelSpec::tiny()
-                } else {
-                    ModelSpec::from_file(Path::new(&spec)).map_err(|e| PipelineError::Train {
+                let mut model =
+                    ModelSpec::named_or_file(&spec).map_err(|e| PipelineError::Train {
                         task: "init".into(),
                         error: e,
-                    })?
-                };
+                    })?;
                 if let Some(v) = vocab {
                     model.vocab_size = v;
                 }

@@ -154,6 +154,15 @@ impl ModelSpec {
         Self::default()
     }
 
+    /// The spec a run document's `model.spec` names: `tiny`, or a spec file ([`Self::from_file`]).
+    pub fn named_or_file(spec: &str) -> Result<Self, TrainError> {
+        if spec == "tiny" {
+            Ok(Self::tiny())
+        } else {
+            Self::from_file(Path::new(spec))
+        }
+    }
+
     /// Reads a spec from `.json` or `.toml` (top-level keys plus `[text]` and `[vision]`
     /// tables; missing keys take the tiny model's values). Errors name the file and the
     /// field (`text.hidden_size: invalid type ...`, `vision: unknown field ...`).
